@@ -1,0 +1,43 @@
+# wxhub — the two set-up commands are `make run` and `make test`.
+GO      ?= go
+BIN     := bin/wxhub
+PKGS    := ./...
+# Packages with goroutines and the bus: always tested with the race detector.
+RACE_PKGS := ./bus/... ./gateway/... ./router/... ./sender/... ./connectors/... ./wecom/...
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+
+.PHONY: build run test test-go test-race lint bench fuzz chaos clean
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/wxhub
+
+## run: the whole hub on an embedded NATS with the WeCom simulator and sample legacy systems.
+run: build
+	./$(BIN) demo
+
+## test: every test (what CI runs).
+test: lint test-go test-race
+
+test-go:
+	$(GO) test -count=1 -timeout 8m $(PKGS)
+
+test-race:
+	$(GO) test -count=1 -race -timeout 8m $(RACE_PKGS)
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+## bench: load and speed figures, written to docs/benchmarks.md.
+bench: build
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./wecom/... ./sender/... ./bus/...
+
+## fuzz: 60 s per fuzz target (not part of CI).
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecrypt$$' -fuzztime 60s ./wecom
+	$(GO) test -run '^$$' -fuzz '^FuzzParseInbound$$' -fuzztime 60s ./wecom
+
+clean:
+	rm -rf bin data

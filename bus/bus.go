@@ -1,0 +1,358 @@
+// Package bus is wxhub's only contact with NATS: it runs the embedded server (or
+// connects to a cluster), declares the streams and KV buckets, and holds the
+// subject, header and tracing conventions every component shares.
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+)
+
+// ErrConfig wraps every configuration error; the message names the field.
+var ErrConfig = errors.New("bus: invalid config")
+
+// ErrNotReady reports a bus that is disconnected or lacks a stream.
+var ErrNotReady = errors.New("bus: not ready")
+
+// Config says where NATS is and how the streams are declared. The zero value
+// (plus DataDir) runs an embedded server on 127.0.0.1:4222.
+type Config struct {
+	// URL of an existing NATS cluster, comma-separated ("nats://a:4222,nats://b:4222").
+	// Empty: run an embedded server with JetStream file storage in DataDir.
+	URL string `yaml:"url"`
+	// DataDir is the embedded server's JetStream store. Default ./data/nats.
+	DataDir string `yaml:"data_dir"`
+	// Host the embedded server listens on. Default 127.0.0.1: connectors in other
+	// languages and extra processes on this machine connect to it.
+	Host string `yaml:"host"`
+	// Port of the embedded server. 0 means 4222; -1 picks a free port (tests).
+	Port int `yaml:"port"`
+	// Replicas of every stream and bucket. Default 1; 3 on a cluster. The
+	// embedded server is a single node, so it always uses 1.
+	Replicas int `yaml:"replicas"`
+	// Partitions of WXHUB_ROUTE per connector (hash of the user). Default 16.
+	// Changing it while events are in flight may reorder one user's events once.
+	Partitions int `yaml:"partitions"`
+	// Name of the client connection as the server shows it. Default "wxhub".
+	Name string `yaml:"name"`
+	// CredsFile is a NATS .creds file (JWT + nkey) for the cluster.
+	CredsFile string `yaml:"creds_file"`
+	// User and Password for the cluster, if it uses user/password auth.
+	User     string `yaml:"user"`
+	Password string `yaml:"password"`
+	// DuplicateWindow is how long a Nats-Msg-Id is remembered. Default 10m;
+	// WeChat retries within seconds, redeliveries within AckWait × MaxDeliver.
+	DuplicateWindow time.Duration `yaml:"duplicate_window"`
+	// MaxAge of messages in WXHUB_IN, WXHUB_ROUTE and WXHUB_OUT. Default 7 days.
+	MaxAge time.Duration `yaml:"max_age"`
+	// DLQMaxAge: how long dead letters are kept for inspection. Default 30 days.
+	DLQMaxAge time.Duration `yaml:"dlq_max_age"`
+	// StatusTTL of outbound message status entries. Default 7 days.
+	StatusTTL time.Duration `yaml:"status_ttl"`
+	// AuthTTL of scan-to-login challenges. Default 10 minutes.
+	AuthTTL time.Duration `yaml:"auth_ttl"`
+	// ConnectTimeout bounds Open's first connection and the embedded server start. Default 10s.
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+}
+
+func (c Config) withDefaults() Config {
+	if c.DataDir == "" {
+		c.DataDir = filepath.Join("data", "nats")
+	}
+	if c.Host == "" {
+		c.Host = "127.0.0.1"
+	}
+	if c.Port == 0 {
+		c.Port = 4222
+	}
+	if c.Replicas == 0 {
+		c.Replicas = 1
+	}
+	if c.Partitions == 0 {
+		c.Partitions = 16
+	}
+	if c.Name == "" {
+		c.Name = "wxhub"
+	}
+	if c.DuplicateWindow == 0 {
+		c.DuplicateWindow = 10 * time.Minute
+	}
+	if c.MaxAge == 0 {
+		c.MaxAge = 7 * 24 * time.Hour
+	}
+	if c.DLQMaxAge == 0 {
+		c.DLQMaxAge = 30 * 24 * time.Hour
+	}
+	if c.StatusTTL == 0 {
+		c.StatusTTL = 7 * 24 * time.Hour
+	}
+	if c.AuthTTL == 0 {
+		c.AuthTTL = 10 * time.Minute
+	}
+	if c.ConnectTimeout == 0 {
+		c.ConnectTimeout = 10 * time.Second
+	}
+	return c
+}
+
+// Validate checks the config after defaults; errors wrap ErrConfig and name the key.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	switch {
+	case c.Replicas < 1 || c.Replicas > 5:
+		return fmt.Errorf("%w: nats.replicas: %d, want 1..5", ErrConfig, c.Replicas)
+	case c.Partitions < 1 || c.Partitions > 1024:
+		return fmt.Errorf("%w: nats.partitions: %d, want 1..1024", ErrConfig, c.Partitions)
+	case c.Port < -1 || c.Port > 65535:
+		return fmt.Errorf("%w: nats.port: %d, want -1..65535", ErrConfig, c.Port)
+	case c.DuplicateWindow < 0 || c.DuplicateWindow > c.MaxAge:
+		return fmt.Errorf("%w: nats.duplicate_window: %s, want > 0 and <= max_age %s", ErrConfig, c.DuplicateWindow, c.MaxAge)
+	case c.MaxAge < 0 || c.DLQMaxAge < 0 || c.StatusTTL < 0 || c.AuthTTL < 0:
+		return fmt.Errorf("%w: nats: negative max age or ttl", ErrConfig)
+	case c.CredsFile != "" && c.User != "":
+		return fmt.Errorf("%w: nats.creds_file and nats.user are exclusive", ErrConfig)
+	}
+	return nil
+}
+
+// Bus is a connection to NATS with the wxhub streams declared. Safe for
+// concurrent use; Close it once.
+type Bus struct {
+	cfg    Config
+	log    *zap.Logger
+	srv    *server.Server // nil when connected to an external cluster
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	closed chan struct{} // closed by the connection's ClosedHandler
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Open starts the embedded server when cfg.URL is empty (else connects to
+// cfg.URL), then declares streams and KV buckets; declaring is idempotent, so
+// every process may Open at start-up.
+func Open(ctx context.Context, cfg Config, log *zap.Logger) (*Bus, error) {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	b := &Bus{cfg: cfg, log: log.Named("bus"), closed: make(chan struct{})}
+
+	url := cfg.URL
+	if url == "" {
+		if err := b.startEmbedded(); err != nil {
+			return nil, err
+		}
+		url = b.srv.ClientURL()
+		b.cfg.Replicas = 1
+		if cfg.Replicas > 1 {
+			b.log.Warn("embedded server is a single node; using 1 replica", zap.Int("configured", cfg.Replicas))
+		}
+	}
+	if err := b.connect(url); err != nil {
+		b.shutdownServer()
+		return nil, err
+	}
+	if err := b.Declare(ctx); err != nil {
+		_ = b.Close()
+		return nil, err
+	}
+	return b, nil
+}
+
+func (b *Bus) startEmbedded() error {
+	dir, err := filepath.Abs(b.cfg.DataDir)
+	if err != nil {
+		return fmt.Errorf("bus: data dir %q: %w", b.cfg.DataDir, err)
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return fmt.Errorf("bus: data dir: %w", err)
+	}
+	opts := &server.Options{
+		ServerName: "wxhub",
+		Host:       b.cfg.Host,
+		Port:       b.cfg.Port,
+		JetStream:  true,
+		StoreDir:   dir,
+		NoSigs:     true, // the process owns signals, not the embedded server
+	}
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		return fmt.Errorf("bus: embedded server: %w", err)
+	}
+	srv.SetLoggerV2(serverLogger{b.log.Named("nats-server").Sugar()}, false, false, false)
+	srv.Start()
+	if !srv.ReadyForConnections(b.cfg.ConnectTimeout) {
+		srv.Shutdown()
+		srv.WaitForShutdown()
+		return fmt.Errorf("bus: embedded server on %s:%d not ready after %s (port in use?)", b.cfg.Host, b.cfg.Port, b.cfg.ConnectTimeout)
+	}
+	b.srv = srv
+	b.log.Info("embedded NATS server started", zap.String("url", srv.ClientURL()), zap.String("store", dir))
+	return nil
+}
+
+func (b *Bus) connect(url string) error {
+	opts := []nats.Option{
+		nats.Name(b.cfg.Name),
+		nats.Timeout(b.cfg.ConnectTimeout),
+		nats.MaxReconnects(-1), // a hub must come back by itself after a broker outage
+		nats.ReconnectWait(time.Second),
+		nats.RetryOnFailedConnect(false),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				b.log.Warn("NATS disconnected", zap.Error(err))
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			b.log.Info("NATS reconnected", zap.String("url", nc.ConnectedUrlRedacted()))
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			subj := ""
+			if sub != nil {
+				subj = sub.Subject
+			}
+			b.log.Error("NATS async error", zap.String("subject", subj), zap.Error(err))
+		}),
+		nats.ClosedHandler(func(*nats.Conn) { close(b.closed) }),
+	}
+	if b.cfg.CredsFile != "" {
+		opts = append(opts, nats.UserCredentials(b.cfg.CredsFile))
+	}
+	if b.cfg.User != "" {
+		opts = append(opts, nats.UserInfo(b.cfg.User, b.cfg.Password))
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return fmt.Errorf("bus: connect %s: %w", redactURL(url), err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return fmt.Errorf("bus: jetstream: %w", err)
+	}
+	b.nc, b.js = nc, js
+	return nil
+}
+
+// Conn is the underlying connection (shared; do not close it).
+func (b *Bus) Conn() *nats.Conn { return b.nc }
+
+// JS is the JetStream API on Conn.
+func (b *Bus) JS() jetstream.JetStream { return b.js }
+
+// Partitions is the configured number of route partitions per connector.
+func (b *Bus) Partitions() int { return b.cfg.Partitions }
+
+// Config returns the effective config (defaults applied).
+func (b *Bus) Config() Config { return b.cfg }
+
+// Embedded reports whether this Bus runs the NATS server in-process.
+func (b *Bus) Embedded() bool { return b.srv != nil }
+
+// ClientURL is the URL other connections use: the embedded server's, or the
+// configured cluster URL list.
+func (b *Bus) ClientURL() string {
+	if b.srv != nil {
+		return b.srv.ClientURL()
+	}
+	return b.cfg.URL
+}
+
+// KV opens one of the declared buckets.
+func (b *Bus) KV(ctx context.Context, bucket string) (jetstream.KeyValue, error) {
+	kv, err := b.js.KeyValue(ctx, bucket)
+	if err != nil {
+		return nil, fmt.Errorf("bus: kv %s: %w", bucket, err)
+	}
+	return kv, nil
+}
+
+// Ready reports whether the connection is up and every stream and bucket exists.
+func (b *Bus) Ready(ctx context.Context) error {
+	if !b.nc.IsConnected() {
+		return fmt.Errorf("%w: NATS %s", ErrNotReady, b.nc.Status())
+	}
+	for _, s := range []string{StreamIn, StreamRoute, StreamOut, StreamDLQ} {
+		if _, err := b.js.Stream(ctx, s); err != nil {
+			return fmt.Errorf("%w: stream %s: %w", ErrNotReady, s, err)
+		}
+	}
+	for _, k := range []string{BucketTokens, BucketDND, BucketStatus, BucketAuth} {
+		if _, err := b.js.KeyValue(ctx, k); err != nil {
+			return fmt.Errorf("%w: bucket %s: %w", ErrNotReady, k, err)
+		}
+	}
+	return nil
+}
+
+// Close drains the connection (in-flight publishes and acks finish), then stops
+// the embedded server and waits for it. Safe to call more than once.
+func (b *Bus) Close() error {
+	b.closeOnce.Do(func() {
+		if b.nc != nil {
+			if err := b.nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+				b.closeErr = fmt.Errorf("bus: drain: %w", err)
+				b.nc.Close()
+			}
+			select {
+			case <-b.closed:
+			case <-time.After(b.cfg.ConnectTimeout + 30*time.Second): // DrainTimeout is 30s
+				b.nc.Close()
+			}
+		}
+		b.shutdownServer()
+	})
+	return b.closeErr
+}
+
+func (b *Bus) shutdownServer() {
+	if b.srv == nil {
+		return
+	}
+	b.srv.Shutdown()
+	b.srv.WaitForShutdown()
+	b.log.Info("embedded NATS server stopped")
+}
+
+func redactURL(u string) string {
+	// nats URLs may hold user:password@; never log them.
+	parts := strings.Split(u, ",")
+	for i, p := range parts {
+		at := strings.LastIndexByte(p, '@')
+		if at < 0 {
+			continue
+		}
+		scheme := ""
+		if j := strings.Index(p, "://"); j >= 0 && j < at {
+			scheme = p[:j+3]
+		}
+		parts[i] = scheme + "***@" + p[at+1:]
+	}
+	return strings.Join(parts, ",")
+}
+
+// serverLogger sends the embedded server's log lines to zap.
+type serverLogger struct{ s *zap.SugaredLogger }
+
+func (l serverLogger) Noticef(f string, v ...any) { l.s.Debugf(f, v...) }
+func (l serverLogger) Warnf(f string, v ...any)   { l.s.Warnf(f, v...) }
+func (l serverLogger) Fatalf(f string, v ...any)  { l.s.Errorf(f, v...) }
+func (l serverLogger) Errorf(f string, v ...any)  { l.s.Errorf(f, v...) }
+func (l serverLogger) Debugf(f string, v ...any)  { l.s.Debugf(f, v...) }
+func (l serverLogger) Tracef(f string, v ...any)  { l.s.Debugf(f, v...) }

@@ -1,0 +1,204 @@
+package bus_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/wxhub/wxhub/bus"
+	"github.com/wxhub/wxhub/schemas"
+)
+
+func openBus(t *testing.T, dir string) *bus.Bus {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	b, err := bus.Open(ctx, bus.Config{DataDir: dir, Port: -1}, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	return b
+}
+
+func testCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestOpenDeclaresIdempotently(t *testing.T) {
+	b := openBus(t, t.TempDir())
+	defer b.Close()
+	ctx := testCtx(t)
+	if err := b.Declare(ctx); err != nil {
+		t.Fatalf("second Declare: %v", err)
+	}
+	if err := b.Ready(ctx); err != nil {
+		t.Fatalf("Ready: %v", err)
+	}
+	want := map[string]jetstream.RetentionPolicy{
+		bus.StreamIn: jetstream.LimitsPolicy, bus.StreamRoute: jetstream.WorkQueuePolicy,
+		bus.StreamOut: jetstream.LimitsPolicy, bus.StreamDLQ: jetstream.LimitsPolicy,
+	}
+	for name, ret := range want {
+		st, err := b.JS().Stream(ctx, name)
+		if err != nil {
+			t.Fatalf("stream %s: %v", name, err)
+		}
+		cfg := st.CachedInfo().Config
+		if cfg.Retention != ret || cfg.Storage != jetstream.FileStorage || cfg.Duplicates < 2*time.Minute {
+			t.Errorf("%s: retention %v storage %v duplicates %v", name, cfg.Retention, cfg.Storage, cfg.Duplicates)
+		}
+	}
+	for _, name := range []string{bus.BucketTokens, bus.BucketDND, bus.BucketStatus, bus.BucketAuth} {
+		kv, err := b.KV(ctx, name)
+		if err != nil {
+			t.Fatalf("KV %s: %v", name, err)
+		}
+		if _, err := kv.Put(ctx, "k", []byte("v")); err != nil {
+			t.Fatalf("KV %s put: %v", name, err)
+		}
+	}
+	// A second process declaring the same streams against the running server.
+	b2, err := bus.Open(ctx, bus.Config{URL: b.ClientURL(), Name: "second"}, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatalf("second Open via URL: %v", err)
+	}
+	if err := b2.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+}
+
+func TestPublishDedupByMsgID(t *testing.T) {
+	b := openBus(t, t.TempDir())
+	defer b.Close()
+	ctx := testCtx(t)
+	subj := bus.InSubject(schemas.ChannelWeCom, "helpdesk", "text")
+	ev := schemas.Event{ID: "m1", Type: "wxhub.in.text"}
+	a1, err := b.PublishJSON(ctx, subj, "m1", schemas.SchemaEvent, ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a2, err := b.PublishJSON(ctx, subj, "m1", schemas.SchemaEvent, ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a1.Duplicate || !a2.Duplicate || a1.Sequence != a2.Sequence {
+		t.Fatalf("acks: %+v %+v, want second to be a duplicate of the first", a1, a2)
+	}
+	st, _ := b.JS().Stream(ctx, bus.StreamIn)
+	info, _ := st.Info(ctx)
+	if info.State.Msgs != 1 {
+		t.Fatalf("stream holds %d messages, want 1", info.State.Msgs)
+	}
+	if _, err := b.PublishJSON(ctx, subj, "", schemas.SchemaEvent, ev); !errors.Is(err, bus.ErrMsgID) {
+		t.Fatalf("empty msg id: err %v, want ErrMsgID", err)
+	}
+}
+
+func TestPublishHeaders(t *testing.T) {
+	b := openBus(t, t.TempDir())
+	defer b.Close()
+	ctx := testCtx(t)
+	tp := bus.NewTraceParent()
+	ack, err := b.PublishJSON(bus.WithTraceParent(ctx, tp), bus.OutSubject("helpdesk"), "o1", schemas.SchemaOutbound, map[string]string{"a": "b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := b.JS().Stream(ctx, bus.StreamOut)
+	raw, err := st.GetMsg(ctx, ack.Sequence)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, want := range map[string]string{bus.HeaderMsgID: "o1", bus.HeaderSchema: schemas.SchemaOutbound, bus.HeaderTraceParent: tp} {
+		if got := raw.Header.Get(k); got != want {
+			t.Errorf("header %s = %q, want %q", k, got, want)
+		}
+	}
+	// Without a trace in ctx a new valid one is started.
+	ack, _ = b.PublishJSON(ctx, bus.OutSubject("helpdesk"), "o2", schemas.SchemaOutbound, 1)
+	raw, _ = st.GetMsg(ctx, ack.Sequence)
+	if _, err := bus.ParseTraceParent(raw.Header.Get(bus.HeaderTraceParent)); err != nil {
+		t.Errorf("generated traceparent: %v", err)
+	}
+}
+
+func TestRestartKeepsMessages(t *testing.T) {
+	dir := t.TempDir()
+	b := openBus(t, dir)
+	ctx := testCtx(t)
+	ack, err := b.PublishJSON(ctx, bus.RouteSubject("erp", 3), "r1", schemas.SchemaEvent, schemas.Event{ID: "r1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, _ := b.KV(ctx, bus.BucketDND)
+	if _, err := kv.Put(ctx, "zhangsan", []byte("22:00-08:00")); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+
+	b = openBus(t, dir)
+	defer b.Close()
+	st, _ := b.JS().Stream(ctx, bus.StreamRoute)
+	raw, err := st.GetMsg(ctx, ack.Sequence)
+	if err != nil {
+		t.Fatalf("message lost across restart: %v", err)
+	}
+	if raw.Subject != "wxhub.route.erp.3" {
+		t.Fatalf("subject %q", raw.Subject)
+	}
+	kv, _ = b.KV(ctx, bus.BucketDND)
+	e, err := kv.Get(ctx, "zhangsan")
+	if err != nil || string(e.Value()) != "22:00-08:00" {
+		t.Fatalf("kv lost across restart: %v", err)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name    string
+		given   bus.Config
+		wantErr string
+	}{
+		{name: "zero value", given: bus.Config{}},
+		{name: "replicas", given: bus.Config{Replicas: 7}, wantErr: "nats.replicas"},
+		{name: "partitions", given: bus.Config{Partitions: -2}, wantErr: "nats.partitions"},
+		{name: "port", given: bus.Config{Port: 70000}, wantErr: "nats.port"},
+		{name: "dup window past max age", given: bus.Config{DuplicateWindow: time.Hour, MaxAge: time.Minute}, wantErr: "nats.duplicate_window"},
+		{name: "creds and user", given: bus.Config{CredsFile: "x.creds", User: "u"}, wantErr: "exclusive"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.given.Validate()
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("unexpected error %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, bus.ErrConfig) || !contains(err.Error(), tt.wantErr) {
+				t.Fatalf("err %v, want ErrConfig naming %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestOpenFailsClearly(t *testing.T) {
+	ctx := testCtx(t)
+	_, err := bus.Open(ctx, bus.Config{URL: "nats://127.0.0.1:1", ConnectTimeout: time.Second}, zaptest.NewLogger(t))
+	if err == nil || !contains(err.Error(), "connect") {
+		t.Fatalf("err %v, want connect error", err)
+	}
+}
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }

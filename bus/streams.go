@@ -1,0 +1,74 @@
+package bus
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// StreamConfigs returns the declared streams.
+//
+// Retention choices:
+//   - WXHUB_IN: limits (7 days). The router's durable consumer tracks progress;
+//     keeping acked events lets operations replay and inspect a day's traffic.
+//   - WXHUB_ROUTE: work queue. Each connector has exactly one durable consumer on
+//     its own wxhub.route.<connector>.> filter (filters never overlap), and a
+//     message is removed when that consumer acks it. Unlike interest retention,
+//     an event routed to a connector that is not running yet is kept until it
+//     starts, not dropped; unlike limits retention, the stream holds only work not
+//     yet done, so its size is the connectors' backlog. MaxAge still bounds it.
+//   - WXHUB_OUT: limits (7 days), so the sender may use several consumers (per
+//     priority or app) and the dashboard may browse what was sent.
+//   - WXHUB_DLQ: limits (30 days), browsable and replayable; entries are deleted
+//     one by one on replay or drop.
+func (b *Bus) StreamConfigs() []jetstream.StreamConfig {
+	c := b.cfg
+	base := func(name, subj, desc string, ret jetstream.RetentionPolicy, age time.Duration) jetstream.StreamConfig {
+		return jetstream.StreamConfig{
+			Name:        name,
+			Description: desc,
+			Subjects:    []string{subj},
+			Retention:   ret,
+			Storage:     jetstream.FileStorage,
+			Replicas:    c.Replicas,
+			MaxAge:      age,
+			Duplicates:  c.DuplicateWindow,
+			Discard:     jetstream.DiscardOld,
+			AllowDirect: true,
+		}
+	}
+	in := base(StreamIn, SubjectInAll, "wxhub: inbound events from WeChat", jetstream.LimitsPolicy, c.MaxAge)
+	route := base(StreamRoute, SubjectRouteAll, "wxhub: events routed to connectors", jetstream.WorkQueuePolicy, c.MaxAge)
+	out := base(StreamOut, SubjectOutAll, "wxhub: messages to send to WeChat", jetstream.LimitsPolicy, c.MaxAge)
+	dlq := base(StreamDLQ, SubjectDLQAll, "wxhub: dead letters", jetstream.LimitsPolicy, c.DLQMaxAge)
+	return []jetstream.StreamConfig{in, route, out, dlq}
+}
+
+// KVConfigs returns the declared buckets.
+func (b *Bus) KVConfigs() []jetstream.KeyValueConfig {
+	c := b.cfg
+	return []jetstream.KeyValueConfig{
+		{Bucket: BucketTokens, Description: "wxhub: access tokens", History: 1, Storage: jetstream.FileStorage, Replicas: c.Replicas},
+		{Bucket: BucketDND, Description: "wxhub: do-not-disturb windows", History: 1, Storage: jetstream.FileStorage, Replicas: c.Replicas},
+		{Bucket: BucketStatus, Description: "wxhub: outbound message status", History: 1, TTL: c.StatusTTL, Storage: jetstream.FileStorage, Replicas: c.Replicas},
+		{Bucket: BucketAuth, Description: "wxhub: scan-to-login challenges", History: 1, TTL: c.AuthTTL, Storage: jetstream.FileStorage, Replicas: c.Replicas},
+	}
+}
+
+// Declare creates or updates every stream and bucket; safe to repeat and to run
+// from several processes at once.
+func (b *Bus) Declare(ctx context.Context) error {
+	for _, sc := range b.StreamConfigs() {
+		if _, err := b.js.CreateOrUpdateStream(ctx, sc); err != nil {
+			return fmt.Errorf("bus: declare stream %s: %w", sc.Name, err)
+		}
+	}
+	for _, kc := range b.KVConfigs() {
+		if _, err := b.js.CreateOrUpdateKeyValue(ctx, kc); err != nil {
+			return fmt.Errorf("bus: declare bucket %s: %w", kc.Bucket, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,103 @@
+package bus
+
+import (
+	"hash/fnv"
+	"strconv"
+	"strings"
+)
+
+// Stream names.
+const (
+	StreamIn    = "WXHUB_IN"    // inbound events from WeChat: wxhub.in.<channel>.<app>.<type>
+	StreamRoute = "WXHUB_ROUTE" // routed events: wxhub.route.<connector>.<partition>
+	StreamOut   = "WXHUB_OUT"   // messages to send: wxhub.out.<app>
+	StreamDLQ   = "WXHUB_DLQ"   // dead letters: wxhub.dlq.<stage>
+)
+
+// KV bucket names.
+const (
+	BucketTokens = "wxhub_tokens" // access tokens shared by sender replicas
+	BucketDND    = "wxhub_dnd"    // do-not-disturb windows per user
+	BucketStatus = "wxhub_status" // outbound message status (queued, deferred, sent, failed)
+	BucketAuth   = "wxhub_auth"   // scan-to-login challenges
+)
+
+// Subject prefixes and the wildcard each stream captures.
+const (
+	SubjectInPrefix    = "wxhub.in"
+	SubjectRoutePrefix = "wxhub.route"
+	SubjectOutPrefix   = "wxhub.out"
+	SubjectDLQPrefix   = "wxhub.dlq"
+
+	SubjectInAll    = SubjectInPrefix + ".>"
+	SubjectRouteAll = SubjectRoutePrefix + ".>"
+	SubjectOutAll   = SubjectOutPrefix + ".>"
+	SubjectDLQAll   = SubjectDLQPrefix + ".>"
+)
+
+// Token makes s safe as one subject token: '.', '*', '>' and whitespace become
+// '_' and an empty string becomes "_". Dots inside event types (event.click) are
+// kept by InSubject, which splits them into tokens on purpose.
+func Token(s string) string {
+	if s == "" {
+		return "_"
+	}
+	return strings.Map(func(r rune) rune {
+		switch r {
+		case '.', '*', '>', ' ', '\t', '\r', '\n':
+			return '_'
+		}
+		return r
+	}, s)
+}
+
+// InSubject is wxhub.in.<channel>.<app>.<type>. The type may contain dots
+// (event.click), giving subscribers wxhub.in.*.*.event.> for all events.
+func InSubject(channel, app, eventType string) string {
+	parts := strings.Split(eventType, ".")
+	for i, p := range parts {
+		parts[i] = Token(p)
+	}
+	return SubjectInPrefix + "." + Token(channel) + "." + Token(app) + "." + strings.Join(parts, ".")
+}
+
+// RouteSubject is wxhub.route.<connector>.<partition>.
+func RouteSubject(connector string, partition int) string {
+	return SubjectRoutePrefix + "." + Token(connector) + "." + strconv.Itoa(partition)
+}
+
+// RouteFilter is the subject filter of one connector's consumer: wxhub.route.<connector>.>.
+func RouteFilter(connector string) string {
+	return SubjectRoutePrefix + "." + Token(connector) + ".>"
+}
+
+// OutSubject is wxhub.out.<app>.
+func OutSubject(app string) string { return SubjectOutPrefix + "." + Token(app) }
+
+// DLQSubject is wxhub.dlq.<stage>; "connector:erp" stays one token.
+func DLQSubject(stage string) string { return SubjectDLQPrefix + "." + Token(stage) }
+
+// Partition maps a user to [0, partitions) with FNV-1a, so all events of one user
+// share a partition and therefore an ordered lane. partitions < 1 counts as 1.
+func Partition(user string, partitions int) int {
+	if partitions <= 1 {
+		return 0
+	}
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(user))
+	return int(h.Sum32() % uint32(partitions))
+}
+
+// PartitionOf returns the partition token of a route subject
+// (wxhub.route.<connector>.<partition>) and whether the subject has one.
+func PartitionOf(subject string) (int, bool) {
+	i := strings.LastIndexByte(subject, '.')
+	if i < 0 || !strings.HasPrefix(subject, SubjectRoutePrefix+".") {
+		return 0, false
+	}
+	p, err := strconv.Atoi(subject[i+1:])
+	if err != nil || p < 0 {
+		return 0, false
+	}
+	return p, true
+}

@@ -1,0 +1,447 @@
+// Package config loads wxhub.yaml: defaults, ${ENV} secrets, WXHUB_<SECTION>_<KEY>
+// overrides and validation. A bad config stops start-up with one line that names
+// the key and the problem, e.g. "config: wecom.apps[0].encoding_aes_key: must be 43 characters".
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/wxhub/wxhub/bus"
+)
+
+// ErrInvalid is wrapped by every validation error.
+var ErrInvalid = errors.New("config")
+
+// Config is the whole wxhub.yaml. Its zero value plus Defaults() is a valid
+// single-process hub once wecom and api are filled in.
+type Config struct {
+	NATS    bus.Config `yaml:"nats"` // see bus.Config for every key and default
+	Gateway Gateway    `yaml:"gateway"`
+	WeCom   WeCom      `yaml:"wecom"`
+	MP      MP         `yaml:"mp"`
+	API     API        `yaml:"api"`
+	Log     Log        `yaml:"log"`
+}
+
+// Gateway is the HTTP front door.
+type Gateway struct {
+	Listen string `yaml:"listen"` // default 127.0.0.1:8080
+	// MaxBodyBytes caps a callback or API body. Default 1 MiB.
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// TimestampWindow rejects callbacks whose timestamp is further than this from
+	// now (replays). Default 5m; 0 in YAML keeps the default, negative disables.
+	TimestampWindow time.Duration `yaml:"timestamp_window"`
+	// PublishTimeout bounds the wait for JetStream's ack; WeChat gives up at 5 s.
+	// Default 3s.
+	PublishTimeout time.Duration `yaml:"publish_timeout"`
+}
+
+// WeCom is the corp and its apps.
+type WeCom struct {
+	APIBase string `yaml:"api_base"` // default https://qyapi.weixin.qq.com
+	CorpID  string `yaml:"corp_id"`
+	Apps    []App  `yaml:"apps"`
+}
+
+// App is one WeCom self-built app (自建应用).
+type App struct {
+	Name           string `yaml:"name"` // -> /wecom/{name}/callback
+	AgentID        int64  `yaml:"agent_id"`
+	Secret         string `yaml:"secret"`
+	Token          string `yaml:"token"`
+	EncodingAESKey string `yaml:"encoding_aes_key"`
+}
+
+// MP lists the Official Accounts.
+type MP struct {
+	Accounts []Account `yaml:"accounts"`
+}
+
+// Account is one WeChat Official Account (服务号).
+type Account struct {
+	Name           string `yaml:"name"` // -> /mp/{name}/callback
+	AppID          string `yaml:"app_id"`
+	Secret         string `yaml:"secret"`
+	Token          string `yaml:"token"`
+	EncodingAESKey string `yaml:"encoding_aes_key"`
+	// PlainText accepts unencrypted (明文模式) callbacks, signed with token only.
+	PlainText bool `yaml:"plain_text"`
+}
+
+// API holds the keys of push-API and drop-in clients.
+type API struct {
+	Keys []APIKey `yaml:"keys"`
+}
+
+// APIKey is one client of POST /api/v1/messages and of the drop-in /cgi-bin endpoints.
+type APIKey struct {
+	Name string   `yaml:"name"`
+	Key  string   `yaml:"key"`
+	Apps []string `yaml:"apps"` // apps it may send through; "*" for all
+}
+
+// Log configures zap.
+type Log struct {
+	Level  string `yaml:"level"`  // debug, info (default), warn, error
+	Format string `yaml:"format"` // json (default for run) or console
+}
+
+// Defaults fills every zero field with its default.
+func (c *Config) Defaults() {
+	setDefault(&c.NATS.DataDir, "./data/nats")
+	if c.NATS.Partitions == 0 {
+		c.NATS.Partitions = 16
+	}
+	setDefault(&c.Gateway.Listen, "127.0.0.1:8080")
+	if c.Gateway.MaxBodyBytes == 0 {
+		c.Gateway.MaxBodyBytes = 1 << 20
+	}
+	if c.Gateway.TimestampWindow == 0 {
+		c.Gateway.TimestampWindow = 5 * time.Minute
+	}
+	if c.Gateway.PublishTimeout == 0 {
+		c.Gateway.PublishTimeout = 3 * time.Second
+	}
+	setDefault(&c.WeCom.APIBase, "https://qyapi.weixin.qq.com")
+	setDefault(&c.Log.Level, "info")
+	setDefault(&c.Log.Format, "json")
+}
+
+func setDefault(s *string, v string) {
+	if *s == "" {
+		*s = v
+	}
+}
+
+var namePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
+
+// Validate reports the first problem as "config: <key>: <problem>".
+func (c *Config) Validate() error {
+	if err := c.NATS.Validate(); err != nil {
+		return fmt.Errorf("%w: %s", ErrInvalid, strings.TrimPrefix(err.Error(), bus.ErrConfig.Error()+": "))
+	}
+	if c.Gateway.MaxBodyBytes < 1024 {
+		return invalid("gateway.max_body_bytes", "must be at least 1024, got %d", c.Gateway.MaxBodyBytes)
+	}
+	if c.Gateway.PublishTimeout <= 0 || c.Gateway.PublishTimeout > 4*time.Second {
+		return invalid("gateway.publish_timeout", "must be in (0, 4s]: WeChat gives up after 5 s, got %s", c.Gateway.PublishTimeout)
+	}
+	if !strings.HasPrefix(c.WeCom.APIBase, "http://") && !strings.HasPrefix(c.WeCom.APIBase, "https://") {
+		return invalid("wecom.api_base", "must be an http(s) URL, got %q", c.WeCom.APIBase)
+	}
+	if len(c.WeCom.Apps) > 0 && c.WeCom.CorpID == "" {
+		return invalid("wecom.corp_id", "is required when wecom.apps is set")
+	}
+	names := map[string]string{}
+	for i, a := range c.WeCom.Apps {
+		key := fmt.Sprintf("wecom.apps[%d]", i)
+		if err := checkName(key, a.Name, names); err != nil {
+			return err
+		}
+		if a.AgentID <= 0 {
+			return invalid(key+".agent_id", "must be a positive number")
+		}
+		if a.Secret == "" {
+			return invalid(key+".secret", "is required")
+		}
+		if err := checkCallback(key, a.Token, a.EncodingAESKey); err != nil {
+			return err
+		}
+	}
+	for i, a := range c.MP.Accounts {
+		key := fmt.Sprintf("mp.accounts[%d]", i)
+		if err := checkName(key, a.Name, names); err != nil {
+			return err
+		}
+		if a.AppID == "" {
+			return invalid(key+".app_id", "is required")
+		}
+		if a.PlainText && a.EncodingAESKey == "" {
+			if a.Token == "" {
+				return invalid(key+".token", "is required")
+			}
+			continue
+		}
+		if err := checkCallback(key, a.Token, a.EncodingAESKey); err != nil {
+			return err
+		}
+	}
+	keys := map[string]bool{}
+	for i, k := range c.API.Keys {
+		key := fmt.Sprintf("api.keys[%d]", i)
+		if k.Name == "" {
+			return invalid(key+".name", "is required")
+		}
+		if len(k.Key) < 8 {
+			return invalid(key+".key", "must be at least 8 characters")
+		}
+		if keys[k.Key] {
+			return invalid(key+".key", "is used by another key")
+		}
+		keys[k.Key] = true
+		if len(k.Apps) == 0 {
+			return invalid(key+".apps", "must list at least one app (or \"*\")")
+		}
+		for j, app := range k.Apps {
+			if app != "*" && names[app] != "wecom" {
+				return invalid(fmt.Sprintf("%s.apps[%d]", key, j), "no WeCom app named %q", app)
+			}
+		}
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		return invalid("log.level", "must be debug, info, warn or error, got %q", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "json", "console":
+	default:
+		return invalid("log.format", "must be json or console, got %q", c.Log.Format)
+	}
+	return nil
+}
+
+func checkName(key, name string, seen map[string]string) error {
+	if !namePattern.MatchString(name) {
+		return invalid(key+".name", "must be 1-32 of a-z 0-9 _ - (it is part of URLs and NATS subjects), got %q", name)
+	}
+	if seen[name] != "" {
+		return invalid(key+".name", "%q is used twice", name)
+	}
+	if strings.HasPrefix(key, "wecom") {
+		seen[name] = "wecom"
+	} else {
+		seen[name] = "mp"
+	}
+	return nil
+}
+
+func checkCallback(key, token, aesKey string) error {
+	if token == "" {
+		return invalid(key+".token", "is required")
+	}
+	if len(aesKey) != 43 {
+		return invalid(key+".encoding_aes_key", "must be 43 characters, got %d", len(aesKey))
+	}
+	return nil
+}
+
+func invalid(key, format string, args ...any) error {
+	return fmt.Errorf("%w: %s: %s", ErrInvalid, key, fmt.Sprintf(format, args...))
+}
+
+// App returns the WeCom app named name.
+func (c *Config) App(name string) (App, bool) {
+	for _, a := range c.WeCom.Apps {
+		if a.Name == name {
+			return a, true
+		}
+	}
+	return App{}, false
+}
+
+// Load reads path, expands ${ENV}, applies WXHUB_<SECTION>_<KEY> overrides and
+// defaults, and validates.
+func Load(path string) (*Config, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	return Parse(raw, os.LookupEnv)
+}
+
+// Parse is Load on bytes with an injected environment.
+func Parse(raw []byte, lookupEnv func(string) (string, bool)) (*Config, error) {
+	c, err := decode(raw, lookupEnv)
+	if err != nil {
+		return nil, err
+	}
+	if err := applyEnv(reflect.ValueOf(c).Elem(), "WXHUB", lookupEnv); err != nil {
+		return nil, err
+	}
+	c.Defaults()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+
+// decode expands ${ENV} in scalar values (naming the key of an unset variable)
+// and decodes strictly: an unknown key is an error, not silently ignored.
+func decode(raw []byte, lookupEnv func(string) (string, bool)) (*Config, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(raw, &root); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	if err := expandNode(&root, "", lookupEnv); err != nil {
+		return nil, err
+	}
+	c := &Config{}
+	if len(root.Content) == 0 {
+		return c, nil
+	}
+	if err := checkKnown(root.Content[0], reflect.TypeOf(*c), ""); err != nil {
+		return nil, err
+	}
+	if err := root.Decode(c); err != nil {
+		return nil, fmt.Errorf("%w: %s", ErrInvalid, strings.ReplaceAll(strings.TrimPrefix(err.Error(), "yaml: "), "\n", ";"))
+	}
+	return c, nil
+}
+
+// checkKnown rejects keys the config does not have: a misspelt key silently
+// ignored is a setting that silently does not apply.
+func checkKnown(n *yaml.Node, t reflect.Type, path string) error {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch {
+	case n.Kind == yaml.MappingNode && t.Kind() == reflect.Struct && t != reflect.TypeOf(time.Duration(0)):
+		fields := map[string]reflect.Type{}
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			tag := strings.Split(f.Tag.Get("yaml"), ",")[0]
+			if strings.Contains(f.Tag.Get("yaml"), ",inline") {
+				return nil // inlined structs: leave the check to their owner
+			}
+			if tag != "" && tag != "-" {
+				fields[tag] = f.Type
+			}
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i]
+			key := k.Value
+			if path != "" {
+				key = path + "." + k.Value
+			}
+			ft, ok := fields[k.Value]
+			if !ok {
+				return fmt.Errorf("%w: %s: unknown key (line %d)", ErrInvalid, key, k.Line)
+			}
+			if err := checkKnown(n.Content[i+1], ft, key); err != nil {
+				return err
+			}
+		}
+	case n.Kind == yaml.SequenceNode && t.Kind() == reflect.Slice:
+		for i, c := range n.Content {
+			if err := checkKnown(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func expandNode(n *yaml.Node, path string, lookupEnv func(string) (string, bool)) error {
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			if err := expandNode(c, path, lookupEnv); err != nil {
+				return err
+			}
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			key := n.Content[i].Value
+			if path != "" {
+				key = path + "." + key
+			}
+			if err := expandNode(n.Content[i+1], key, lookupEnv); err != nil {
+				return err
+			}
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			if err := expandNode(c, fmt.Sprintf("%s[%d]", path, i), lookupEnv); err != nil {
+				return err
+			}
+		}
+	case yaml.ScalarNode:
+		var missing string
+		n.Value = envRef.ReplaceAllStringFunc(n.Value, func(ref string) string {
+			name := ref[2 : len(ref)-1]
+			v, ok := lookupEnv(name)
+			if !ok && missing == "" {
+				missing = name
+			}
+			return v
+		})
+		if missing != "" {
+			return invalid(path, "environment variable %s is not set", missing)
+		}
+	}
+	return nil
+}
+
+// applyEnv sets scalar fields from WXHUB_<SECTION>_<KEY> (upper-cased yaml names),
+// e.g. WXHUB_NATS_URL, WXHUB_GATEWAY_LISTEN, WXHUB_WECOM_API_BASE.
+func applyEnv(v reflect.Value, prefix string, lookupEnv func(string) (string, bool)) error {
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		tag := strings.Split(f.Tag.Get("yaml"), ",")[0]
+		if tag == "" || tag == "-" {
+			continue
+		}
+		name := prefix + "_" + strings.ToUpper(tag)
+		fv := v.Field(i)
+		if fv.Kind() == reflect.Struct && f.Type != reflect.TypeOf(time.Duration(0)) {
+			if err := applyEnv(fv, name, lookupEnv); err != nil {
+				return err
+			}
+			continue
+		}
+		val, ok := lookupEnv(name)
+		if !ok {
+			continue
+		}
+		if err := setScalar(fv, val); err != nil {
+			return fmt.Errorf("%w: %s: %v", ErrInvalid, name, err)
+		}
+	}
+	return nil
+}
+
+func setScalar(fv reflect.Value, val string) error {
+	switch {
+	case fv.Type() == reflect.TypeOf(time.Duration(0)):
+		d, err := time.ParseDuration(val)
+		if err != nil {
+			return err
+		}
+		fv.SetInt(int64(d))
+	case fv.Kind() == reflect.String:
+		fv.SetString(val)
+	case fv.Kind() == reflect.Bool:
+		b, err := strconv.ParseBool(val)
+		if err != nil {
+			return err
+		}
+		fv.SetBool(b)
+	case fv.CanInt():
+		n, err := strconv.ParseInt(val, 10, 64)
+		if err != nil {
+			return err
+		}
+		fv.SetInt(n)
+	case fv.CanFloat():
+		n, err := strconv.ParseFloat(val, 64)
+		if err != nil {
+			return err
+		}
+		fv.SetFloat(n)
+	}
+	// Lists and nested lists (apps, keys) are set in YAML only.
+	return nil
+}

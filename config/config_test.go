@@ -1,0 +1,87 @@
+package config_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wxhub/wxhub/config"
+)
+
+// smallest is the design's smallest configuration, verbatim.
+const smallest = `
+nats:
+  url: ""                      # empty: embedded server; else e.g. nats://a:4222,nats://b:4222
+  data_dir: ./data/nats        # embedded JetStream storage
+  replicas: 1
+gateway:
+  listen: 127.0.0.1:8080
+wecom:
+  api_base: https://qyapi.weixin.qq.com   # the simulator's address in the demo and tests
+  corp_id: ww0123456789abcdef
+  apps:
+    - name: helpdesk            # -> /wecom/helpdesk/callback
+      agent_id: 1000002
+      secret: ${WXHUB_HELPDESK_SECRET}
+      token: QDG6eK
+      encoding_aes_key: jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C   # 43 characters
+api:
+  keys:                         # clients of the push API and of the drop-in endpoint
+    - name: erp
+      key: ${WXHUB_ERP_KEY}
+      apps: [helpdesk]
+`
+
+func env(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+func TestParseSmallest(t *testing.T) {
+	c, err := config.Parse([]byte(smallest), env(map[string]string{
+		"WXHUB_HELPDESK_SECRET": "s3cret", "WXHUB_ERP_KEY": "erp-key-123",
+		"WXHUB_WECOM_API_BASE": "http://127.0.0.1:9999", "WXHUB_GATEWAY_TIMESTAMP_WINDOW": "1m",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.WeCom.Apps[0].Secret != "s3cret" || c.API.Keys[0].Key != "erp-key-123" {
+		t.Errorf("secrets not expanded: %+v", c)
+	}
+	if c.WeCom.APIBase != "http://127.0.0.1:9999" {
+		t.Errorf("env override: api_base = %q", c.WeCom.APIBase)
+	}
+	if c.Gateway.TimestampWindow != time.Minute || c.Gateway.MaxBodyBytes != 1<<20 || c.NATS.Partitions != 16 {
+		t.Errorf("defaults/overrides: %+v", c.Gateway)
+	}
+}
+
+func TestParseErrorsNameTheKey(t *testing.T) {
+	base := map[string]string{"WXHUB_HELPDESK_SECRET": "s", "WXHUB_ERP_KEY": "erp-key-123"}
+	tests := []struct {
+		name    string
+		yaml    string
+		env     map[string]string
+		wantErr string
+	}{
+		{"unset secret", smallest, map[string]string{"WXHUB_ERP_KEY": "erp-key-123"}, "wecom.apps[0].secret: environment variable WXHUB_HELPDESK_SECRET is not set"},
+		{"short aes key", strings.Replace(smallest, "3ykkR6q2B2C", "3ykkR6q2B2", 1), base, "wecom.apps[0].encoding_aes_key: must be 43 characters, got 42"},
+		{"unknown key", smallest + "bogus: 1\n", base, "bogus: unknown key (line 22)"},
+		{"bad replicas", strings.Replace(smallest, "replicas: 1", "replicas: 9", 1), base, "config: nats.replicas: 9, want 1..5"},
+		{"key names unknown app", strings.Replace(smallest, "apps: [helpdesk]", "apps: [nope]", 1), base, `api.keys[0].apps[0]: no WeCom app named "nope"`},
+		{"bad app name", strings.Replace(smallest, "name: helpdesk", "name: Help Desk", 1), base, "wecom.apps[0].name: must be"},
+		{"bad env override", smallest, map[string]string{"WXHUB_HELPDESK_SECRET": "s", "WXHUB_ERP_KEY": "erp-key-123", "WXHUB_NATS_REPLICAS": "three"}, "WXHUB_NATS_REPLICAS"},
+		{"not yaml", "nats: [", base, "config"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := config.Parse([]byte(tt.yaml), env(tt.env))
+			if err == nil || !errors.Is(err, config.ErrInvalid) || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("err = %v, want it to contain %q", err, tt.wantErr)
+			}
+			if strings.Count(err.Error(), "\n") > 0 {
+				t.Errorf("error must be one line: %q", err)
+			}
+		})
+	}
+}

@@ -1,0 +1,237 @@
+package gateway
+
+import (
+	"context"
+	"crypto/sha1"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"io"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/wxhub/wxhub/bus"
+	"github.com/wxhub/wxhub/schemas"
+	"github.com/wxhub/wxhub/wecom"
+)
+
+// Callback rejections. Each maps to a 4xx: WeChat retries on anything but 200,
+// and a forged or malformed request must never look like a server fault.
+var (
+	errUnknownApp = errors.New("no such app")
+	errStale      = errors.New("timestamp outside the accepted window")
+	errTooLarge   = errors.New("body too large")
+	errMissing    = errors.New("missing query parameter")
+)
+
+func (g *Gateway) callback(kind string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		start := g.now()
+		app := r.PathValue("app")
+		ch := g.channels[kind+"/"+app]
+		var eventType string
+		var err error
+		if ch == nil {
+			err = errUnknownApp
+		} else if r.Method == http.MethodGet {
+			eventType = "verify"
+			err = g.verifyURL(w, r, ch)
+		} else {
+			eventType, err = g.receive(w, r, ch)
+		}
+		result := "ok"
+		if err != nil {
+			status := callbackStatus(err)
+			result = strconv.Itoa(status)
+			// Warn, not error: bad input is the caller's fault and must not page anyone.
+			g.log.Warn("callback rejected", zap.String("channel", kind), zap.String("app", app),
+				zap.Int("status", status), zap.Error(err), zap.String("remote", r.RemoteAddr))
+			http.Error(w, http.StatusText(status)+": "+publicReason(err), status)
+		}
+		if eventType == "" {
+			eventType = "unknown"
+		}
+		g.metrics.callbacks.WithLabelValues(kind, metricApp(ch, app), eventType, result).Inc()
+		g.metrics.callbackSeconds.WithLabelValues(kind).Observe(g.now().Sub(start).Seconds())
+	}
+}
+
+func metricApp(ch *channel, app string) string {
+	if ch == nil {
+		return "unknown" // never a label per attacker-chosen path
+	}
+	return app
+}
+
+func callbackStatus(err error) int {
+	var mb *http.MaxBytesError
+	switch {
+	case errors.Is(err, errUnknownApp):
+		return http.StatusNotFound
+	case errors.As(err, &mb), errors.Is(err, errTooLarge):
+		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, wecom.ErrSignature):
+		return http.StatusUnauthorized
+	case errors.Is(err, wecom.ErrReceiveID):
+		return http.StatusForbidden
+	case errors.Is(err, errPublish):
+		return http.StatusServiceUnavailable // our fault: WeChat's retry will find us back
+	default:
+		return http.StatusBadRequest
+	}
+}
+
+// publicReason is the short reason sent back: which check failed, no internals.
+func publicReason(err error) string {
+	for _, e := range []error{errUnknownApp, errStale, errMissing, wecom.ErrSignature, wecom.ErrReceiveID,
+		wecom.ErrBase64, wecom.ErrPadding, wecom.ErrXML, wecom.ErrLength, errPublish} {
+		if errors.Is(err, e) {
+			return e.Error()
+		}
+	}
+	var mb *http.MaxBytesError
+	if errors.As(err, &mb) {
+		return errTooLarge.Error()
+	}
+	return "bad request"
+}
+
+func (g *Gateway) checkTimestamp(ts string) error {
+	if ts == "" {
+		return errMissing
+	}
+	if g.cfg.Gateway.TimestampWindow < 0 {
+		return nil
+	}
+	sec, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil {
+		return errStale
+	}
+	d := g.now().Sub(time.Unix(sec, 0))
+	if d < 0 {
+		d = -d
+	}
+	if d > g.cfg.Gateway.TimestampWindow {
+		return errStale
+	}
+	return nil
+}
+
+// verifyURL answers WeChat's URL check (GET): the decrypted echostr within 1 s.
+func (g *Gateway) verifyURL(w http.ResponseWriter, r *http.Request, ch *channel) error {
+	q := r.URL.Query()
+	if q.Get("echostr") == "" || q.Get("nonce") == "" {
+		return errMissing
+	}
+	if err := g.checkTimestamp(q.Get("timestamp")); err != nil {
+		return err
+	}
+	var echo []byte
+	if q.Get("msg_signature") == "" && ch.plainText {
+		if err := plainSignatureOK(ch.token, q.Get("signature"), q.Get("timestamp"), q.Get("nonce")); err != nil {
+			return err
+		}
+		echo = []byte(q.Get("echostr"))
+	} else {
+		if ch.crypter == nil {
+			return errMissing
+		}
+		var err error
+		echo, err = ch.crypter.VerifyURL(q.Get("msg_signature"), q.Get("timestamp"), q.Get("nonce"), q.Get("echostr"))
+		if err != nil {
+			return err
+		}
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Write(echo)
+	return nil
+}
+
+// plainSignatureOK checks an Official Account's plain-text-mode signature:
+// SHA1 of the sorted token, timestamp and nonce.
+func plainSignatureOK(token, signature, timestamp, nonce string) error {
+	parts := []string{token, timestamp, nonce}
+	sort.Strings(parts)
+	sum := sha1.Sum([]byte(strings.Join(parts, "")))
+	want := hex.EncodeToString(sum[:])
+	if subtle.ConstantTimeCompare([]byte(want), []byte(signature)) != 1 {
+		return wecom.ErrSignature
+	}
+	return nil
+}
+
+// receive handles a message or event POST: verify, decrypt, normalize, publish,
+// and answer 200 only once JetStream has the event.
+func (g *Gateway) receive(w http.ResponseWriter, r *http.Request, ch *channel) (string, error) {
+	q := r.URL.Query()
+	if err := g.checkTimestamp(q.Get("timestamp")); err != nil {
+		return "", err
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.cfg.Gateway.MaxBodyBytes))
+	if err != nil {
+		return "", err
+	}
+	var plain []byte
+	if q.Get("msg_signature") == "" && ch.plainText {
+		if err := plainSignatureOK(ch.token, q.Get("signature"), q.Get("timestamp"), q.Get("nonce")); err != nil {
+			return "", err
+		}
+		plain = body
+	} else {
+		if ch.crypter == nil || q.Get("msg_signature") == "" {
+			return "", wecom.ErrSignature
+		}
+		plain, err = ch.crypter.Decrypt(q.Get("msg_signature"), q.Get("timestamp"), q.Get("nonce"), body)
+		if err != nil {
+			return "", err
+		}
+	}
+	data, err := wecom.ParseInbound(plain)
+	if err != nil {
+		return "", err
+	}
+	data.Channel = ch.kind
+	data.App = ch.name
+	eventType := wecom.EventType(data)
+	tp := bus.NewTraceParent()
+	ev := schemas.Event{
+		SpecVersion:     schemas.SpecVersion,
+		ID:              ch.kind + "-" + ch.name + "-" + wecom.DedupKey(data, plain),
+		Source:          ch.kind + "/" + ch.name,
+		Type:            "wxhub.in." + eventType,
+		Time:            g.now().UTC(),
+		DataContentType: "application/json",
+		TraceParent:     tp,
+		Data:            data,
+	}
+	if err := g.publish(r.Context(), bus.InSubject(ch.kind, ch.name, eventType), ev.ID, schemas.SchemaEvent, ev, tp); err != nil {
+		return eventType, err
+	}
+	g.log.Debug("callback accepted", zap.String("id", ev.ID), zap.String("type", ev.Type), zap.String("app", ch.name))
+	if ch.kind == schemas.ChannelMP {
+		w.Write([]byte("success")) // Official Accounts: "success" means no passive reply
+	}
+	// WeCom: an empty 200 means no passive reply; answers go out through the sender.
+	return eventType, nil
+}
+
+var errPublish = errors.New("event store unavailable, retry")
+
+// publish waits for JetStream's ack within the configured bound, then returns.
+func (g *Gateway) publish(ctx context.Context, subject, id, schema string, v any, traceParent string) error {
+	ctx, cancel := context.WithTimeout(ctx, g.cfg.Gateway.PublishTimeout)
+	defer cancel()
+	start := g.now()
+	_, err := g.bus.PublishJSON(bus.WithTraceParent(ctx, traceParent), subject, id, schema, v)
+	g.metrics.publishSeconds.Observe(g.now().Sub(start).Seconds())
+	if err != nil {
+		g.log.Error("publish failed", zap.String("subject", subject), zap.String("id", id), zap.Error(err))
+		return errors.Join(errPublish, err)
+	}
+	return nil
+}

@@ -1,0 +1,25 @@
+package schemas
+
+import "time"
+
+// Message statuses, kept in the wxhub_status KV bucket under the outbound id.
+const (
+	StatusQueued   = "queued"   // accepted, waiting for its turn
+	StatusDeferred = "deferred" // held back: quiet hours or a send limit; see DeferredUntil
+	StatusSent     = "sent"     // WeCom accepted it
+	StatusFailed   = "failed"   // given up; Reason says why, the message is in WXHUB_DLQ
+)
+
+// MessageStatus is the record of one outbound message's fate. The gateway writes
+// "queued" when it accepts a push; the sender writes every later state.
+type MessageStatus struct {
+	ID            string     `json:"id"`
+	App           string     `json:"app"`
+	Status        string     `json:"status"`
+	Reason        string     `json:"reason,omitempty"`
+	Attempts      int        `json:"attempts,omitempty"`
+	DeferredUntil *time.Time `json:"deferred_until,omitempty"`
+	WeComMsgID    string     `json:"wecom_msgid,omitempty"`
+	InvalidUsers  string     `json:"invalid_users,omitempty"`
+	UpdatedAt     time.Time  `json:"updated_at"`
+}

@@ -1,0 +1,202 @@
+package sender
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// BucketLimits is the KV bucket holding the send-limit ledgers shared by all
+// sender replicas. The sender declares it itself (TTL 25h: the longest window is
+// the daily quota).
+const BucketLimits = "wxhub_limits"
+
+// limitsTTL outlives the longest window (a calendar day) plus skew.
+const limitsTTL = 25 * time.Hour
+
+// claim asks for n slots under rules on one ledger key. daily claims use the
+// calendar-day counter instead of a sliding log.
+type claim struct {
+	key    string
+	rules  []rule
+	n      int
+	global bool // a corp-wide key: when full, nothing else can be sent either
+	daily  int  // > 0: a calendar-day quota of this many, rules unused
+}
+
+// limiter reserves send slots in KV ledgers with compare-and-set, so that every
+// replica sees every other replica's sends: a slot is written before the call
+// is made, and a write that lost a race is redone on the fresh value.
+//
+// It caches each key's last value and revision: with one replica (or disjoint
+// members) a reservation costs one KV Update per key, with no read.
+type limiter struct {
+	kv     jetstream.KeyValue
+	margin time.Duration
+	loc    *time.Location
+
+	mu    sync.Mutex
+	cache map[string]cachedEntry
+}
+
+type cachedEntry struct {
+	val []byte
+	rev uint64 // 0: key absent
+}
+
+type dailyCount struct {
+	Day string `json:"d"`
+	N   int    `json:"n"`
+}
+
+func newLimiter(kv jetstream.KeyValue, margin time.Duration, loc *time.Location) *limiter {
+	return &limiter{kv: kv, margin: margin, loc: loc, cache: map[string]cachedEntry{}}
+}
+
+// reserve takes every claim's slots or none. It returns wait > 0 and which claim
+// was full when a claim has no room now; the slots already taken for earlier
+// claims are given back.
+func (l *limiter) reserve(ctx context.Context, now time.Time, claims []claim) (time.Duration, *claim, error) {
+	for i := range claims {
+		c := &claims[i]
+		w, err := l.reserveOne(ctx, now, c)
+		if err == nil && w == 0 {
+			continue
+		}
+		for j := i - 1; j >= 0; j-- {
+			if rerr := l.release(ctx, now, &claims[j]); rerr != nil {
+				err = errors.Join(err, rerr)
+			}
+		}
+		return w, c, err
+	}
+	return 0, nil, nil
+}
+
+func (l *limiter) reserveOne(ctx context.Context, now time.Time, c *claim) (time.Duration, error) {
+	var wait time.Duration
+	err := l.update(ctx, c.key, func(cur []byte) ([]byte, error) {
+		if c.daily > 0 {
+			return l.takeDaily(cur, now, c, &wait)
+		}
+		var lg ledger
+		if len(cur) > 0 {
+			if err := json.Unmarshal(cur, &lg); err != nil {
+				lg = ledger{} // a corrupt ledger must not stop sending; it is rewritten
+			}
+		}
+		w, err := lg.wait(now, c.rules, c.n, l.margin)
+		if err != nil || w > 0 {
+			wait = w
+			return nil, err
+		}
+		lg.add(now, c.rules, c.n, l.margin)
+		return json.Marshal(&lg)
+	})
+	return wait, err
+}
+
+func (l *limiter) takeDaily(cur []byte, now time.Time, c *claim, wait *time.Duration) ([]byte, error) {
+	if c.n > c.daily {
+		return nil, fmt.Errorf("%w: %d recipients > daily quota %d", ErrNeverFits, c.n, c.daily)
+	}
+	var d dailyCount
+	if len(cur) > 0 {
+		_ = json.Unmarshal(cur, &d)
+	}
+	today := now.In(l.loc).Format("20060102")
+	if d.Day != today {
+		d = dailyCount{Day: today}
+	}
+	if d.N+c.n > c.daily {
+		lt := now.In(l.loc)
+		y, m, dd := lt.Date()
+		*wait = time.Date(y, m, dd+1, 0, 0, 0, 0, l.loc).Sub(now)
+		return nil, nil
+	}
+	d.N += c.n
+	return json.Marshal(&d)
+}
+
+// release gives back a reservation made at now (best effort: a lost release only
+// makes the window look fuller than it is, never emptier).
+func (l *limiter) release(ctx context.Context, now time.Time, c *claim) error {
+	return l.update(ctx, c.key, func(cur []byte) ([]byte, error) {
+		if len(cur) == 0 {
+			return nil, nil
+		}
+		if c.daily > 0 {
+			var d dailyCount
+			if json.Unmarshal(cur, &d) != nil || d.N < c.n {
+				return nil, nil
+			}
+			d.N -= c.n
+			return json.Marshal(&d)
+		}
+		var lg ledger
+		if json.Unmarshal(cur, &lg) != nil {
+			return nil, nil
+		}
+		lg.remove(now, c.rules, c.n)
+		return json.Marshal(&lg)
+	})
+}
+
+// update runs fn on the key's value and writes the result with compare-and-set,
+// retrying on a lost race. fn returning nil bytes means "no change".
+func (l *limiter) update(ctx context.Context, key string, fn func([]byte) ([]byte, error)) error {
+	l.mu.Lock()
+	ce, ok := l.cache[key]
+	l.mu.Unlock()
+	fresh := false
+	for attempt := 0; attempt < 50; attempt++ {
+		if !ok {
+			e, err := l.kv.Get(ctx, key)
+			switch {
+			case errors.Is(err, jetstream.ErrKeyNotFound):
+				ce = cachedEntry{}
+			case err != nil:
+				return fmt.Errorf("sender: limits get %s: %w", key, err)
+			default:
+				ce = cachedEntry{val: e.Value(), rev: e.Revision()}
+			}
+			ok, fresh = true, true
+		}
+		next, err := fn(ce.val)
+		if err != nil {
+			return err
+		}
+		if next == nil {
+			if !fresh {
+				// Our copy may be stale in the other direction (a release by
+				// another replica); a "full" answer is worth one fresh read.
+				ok = false
+				continue
+			}
+			return nil
+		}
+		var rev uint64
+		if ce.rev == 0 {
+			rev, err = l.kv.Create(ctx, key, next)
+		} else {
+			rev, err = l.kv.Update(ctx, key, next, ce.rev)
+		}
+		if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyNotFound) {
+			ok = false // another replica wrote first: redo on its value
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("sender: limits update %s: %w", key, err)
+		}
+		l.mu.Lock()
+		l.cache[key] = cachedEntry{val: next, rev: rev}
+		l.mu.Unlock()
+		return nil
+	}
+	return fmt.Errorf("sender: limits update %s: too much contention", key)
+}

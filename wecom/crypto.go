@@ -1,0 +1,297 @@
+// Package wecom implements the WeChat side protocol that wxhub speaks: the callback
+// crypto shared by WeCom apps and Official Accounts, the callback XML (parsing into
+// schemas.EventData and building it back, for the simulator), and a client of the
+// WeCom server API. It knows nothing of NATS or of the hub's other packages.
+package wecom
+
+import (
+	"bytes"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"crypto/sha1"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+)
+
+// Sentinel errors of the callback crypto. Every error the Crypter returns wraps
+// exactly one of them, so a caller can tell which check failed with errors.Is.
+var (
+	ErrSignature = errors.New("wecom: signature mismatch")
+	ErrBase64    = errors.New("wecom: invalid base64")
+	ErrPadding   = errors.New("wecom: invalid PKCS#7 padding")
+	ErrReceiveID = errors.New("wecom: receive id is not ours")
+	ErrXML       = errors.New("wecom: malformed XML")
+	ErrLength    = errors.New("wecom: invalid length")
+	ErrKey       = errors.New("wecom: invalid EncodingAESKey")
+	ErrConfig    = errors.New("wecom: invalid crypter configuration")
+)
+
+const (
+	// blockSize is the PKCS#7 block size WeChat pads to: 32 bytes, not AES's 16.
+	blockSize = 32
+	// randomLen is the number of random bytes that open every plain text.
+	randomLen = 16
+	// encodingAESKeyLen is the length of the EncodingAESKey shown in the admin console.
+	encodingAESKeyLen = 43
+)
+
+// Crypter verifies, decrypts and encrypts WeChat callbacks (WeCom apps and
+// Official Accounts use the same scheme). It is safe for concurrent use as long
+// as its random source is (crypto/rand is).
+type Crypter struct {
+	token     string
+	key       []byte
+	block     cipher.Block
+	receiveID string
+	rand      io.Reader
+}
+
+// CrypterOption customizes a Crypter.
+type CrypterOption func(*Crypter)
+
+// WithRand sets the source of the 16 random bytes that open every encrypted
+// message (default crypto/rand). Tests inject a fixed reader to get known ciphertexts.
+func WithRand(r io.Reader) CrypterOption {
+	return func(c *Crypter) { c.rand = r }
+}
+
+// NewCrypter builds a Crypter from an app's callback settings: the token, the
+// 43-character EncodingAESKey and the receive id (the corp id for a WeCom app, the
+// appid for an Official Account). Messages for another receive id are rejected.
+func NewCrypter(token, encodingAESKey, receiveID string, opts ...CrypterOption) (*Crypter, error) {
+	if token == "" {
+		return nil, fmt.Errorf("%w: token is empty", ErrConfig)
+	}
+	if receiveID == "" {
+		return nil, fmt.Errorf("%w: receive id is empty", ErrConfig)
+	}
+	if len(encodingAESKey) != encodingAESKeyLen {
+		return nil, fmt.Errorf("%w: %d characters, want %d", ErrKey, len(encodingAESKey), encodingAESKeyLen)
+	}
+	key, err := base64.StdEncoding.DecodeString(encodingAESKey + "=")
+	if err != nil {
+		// The base64 error names a position, never the key itself.
+		return nil, fmt.Errorf("%w: not base64: %v", ErrKey, err)
+	}
+	if len(key) != 32 {
+		return nil, fmt.Errorf("%w: decodes to %d bytes, want 32", ErrKey, len(key))
+	}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrKey, err)
+	}
+	c := &Crypter{token: token, key: key, block: block, receiveID: receiveID, rand: rand.Reader}
+	for _, o := range opts {
+		o(c)
+	}
+	return c, nil
+}
+
+// ReceiveID is the corp id or appid this Crypter accepts and encrypts for.
+func (c *Crypter) ReceiveID() string { return c.receiveID }
+
+// Signature is the callback signature: the lower-case hex SHA1 of the token,
+// timestamp, nonce and encrypted text, sorted and concatenated.
+func (c *Crypter) Signature(timestamp, nonce, encrypted string) string {
+	parts := []string{c.token, timestamp, nonce, encrypted}
+	sort.Strings(parts)
+	sum := sha1.Sum([]byte(strings.Join(parts, "")))
+	return hex.EncodeToString(sum[:])
+}
+
+// verify compares signatures in constant time so that a forger learns nothing
+// from how long the rejection took.
+func (c *Crypter) verify(msgSignature, timestamp, nonce, encrypted string) error {
+	want := c.Signature(timestamp, nonce, encrypted)
+	if subtle.ConstantTimeCompare([]byte(strings.ToLower(msgSignature)), []byte(want)) != 1 {
+		return ErrSignature
+	}
+	return nil
+}
+
+// VerifyURL answers WeChat's URL-verification GET: it checks the signature,
+// decrypts echostr, checks the receive id and returns the plain echostr, which the
+// handler writes back as the response body.
+func (c *Crypter) VerifyURL(msgSignature, timestamp, nonce, echostr string) ([]byte, error) {
+	if err := c.verify(msgSignature, timestamp, nonce, echostr); err != nil {
+		return nil, fmt.Errorf("wecom: verify url: %w", err)
+	}
+	plain, err := c.decryptOwn(echostr)
+	if err != nil {
+		return nil, fmt.Errorf("wecom: verify url: %w", err)
+	}
+	return plain, nil
+}
+
+// envelope is the encrypted callback body: WeChat posts <xml><ToUserName/>
+// <Encrypt/><AgentID/></xml>; only Encrypt is signed and needed.
+type envelope struct {
+	XMLName xml.Name `xml:"xml"`
+	Encrypt *string  `xml:"Encrypt"`
+}
+
+// Decrypt verifies and decrypts a callback POST body (<xml><Encrypt>..</Encrypt></xml>)
+// and returns the plain XML of the message or event.
+func (c *Crypter) Decrypt(msgSignature, timestamp, nonce string, body []byte) ([]byte, error) {
+	var env envelope
+	if err := xml.Unmarshal(body, &env); err != nil {
+		return nil, fmt.Errorf("wecom: decrypt: %w: %v", ErrXML, err)
+	}
+	if env.Encrypt == nil {
+		return nil, fmt.Errorf("wecom: decrypt: %w: no <Encrypt> element", ErrXML)
+	}
+	encrypted := strings.TrimSpace(*env.Encrypt)
+	if err := c.verify(msgSignature, timestamp, nonce, encrypted); err != nil {
+		return nil, fmt.Errorf("wecom: decrypt: %w", err)
+	}
+	plain, err := c.decryptOwn(encrypted)
+	if err != nil {
+		return nil, fmt.Errorf("wecom: decrypt: %w", err)
+	}
+	return plain, nil
+}
+
+func (c *Crypter) decryptOwn(encrypted string) ([]byte, error) {
+	plain, receiveID, err := c.DecryptText(encrypted)
+	if err != nil {
+		return nil, err
+	}
+	if subtle.ConstantTimeCompare([]byte(receiveID), []byte(c.receiveID)) != 1 {
+		return nil, fmt.Errorf("%w: got %q", ErrReceiveID, receiveID)
+	}
+	return plain, nil
+}
+
+// DecryptText decrypts one base64 ciphertext and returns the message and the
+// receive id it was encrypted for. It checks neither the signature nor the
+// receive id; VerifyURL and Decrypt do both.
+func (c *Crypter) DecryptText(encrypted string) (plain []byte, receiveID string, err error) {
+	ct, err := base64.StdEncoding.DecodeString(encrypted)
+	if err != nil {
+		return nil, "", fmt.Errorf("%w: %v", ErrBase64, err)
+	}
+	if len(ct) == 0 || len(ct)%aes.BlockSize != 0 {
+		return nil, "", fmt.Errorf("%w: ciphertext of %d bytes is not a positive multiple of %d", ErrLength, len(ct), aes.BlockSize)
+	}
+	buf := make([]byte, len(ct))
+	cipher.NewCBCDecrypter(c.block, c.key[:aes.BlockSize]).CryptBlocks(buf, ct)
+	buf, err = unpad(buf)
+	if err != nil {
+		return nil, "", err
+	}
+	if len(buf) < randomLen+4 {
+		return nil, "", fmt.Errorf("%w: plain text of %d bytes is shorter than its %d-byte header", ErrLength, len(buf), randomLen+4)
+	}
+	n := binary.BigEndian.Uint32(buf[randomLen : randomLen+4])
+	rest := buf[randomLen+4:]
+	if uint64(n) > uint64(len(rest)) {
+		return nil, "", fmt.Errorf("%w: message length %d exceeds the %d bytes present", ErrLength, n, len(rest))
+	}
+	return rest[:n], string(rest[n:]), nil
+}
+
+// unpad removes WeChat's PKCS#7 padding (1..32 bytes, each holding the pad length).
+func unpad(b []byte) ([]byte, error) {
+	p := int(b[len(b)-1])
+	if p < 1 || p > blockSize || p > len(b) {
+		return nil, fmt.Errorf("%w: pad length %d", ErrPadding, p)
+	}
+	for _, v := range b[len(b)-p:] {
+		if int(v) != p {
+			return nil, fmt.Errorf("%w: inconsistent pad bytes", ErrPadding)
+		}
+	}
+	return b[:len(b)-p], nil
+}
+
+func pad(b []byte) []byte {
+	p := blockSize - len(b)%blockSize
+	return append(b, bytes.Repeat([]byte{byte(p)}, p)...)
+}
+
+// Encrypt encrypts a message for this Crypter's receive id and returns the base64
+// ciphertext: AES-256-CBC (IV = key[:16]) of 16 random bytes, the 4-byte big-endian
+// message length, the message and the receive id, PKCS#7-padded to 32 bytes.
+func (c *Crypter) Encrypt(plain []byte) (string, error) {
+	if uint64(len(plain)) > uint64(^uint32(0)) {
+		return "", fmt.Errorf("wecom: encrypt: %w: message of %d bytes", ErrLength, len(plain))
+	}
+	buf := make([]byte, randomLen+4, randomLen+4+len(plain)+len(c.receiveID)+blockSize)
+	if _, err := io.ReadFull(c.rand, buf[:randomLen]); err != nil {
+		return "", fmt.Errorf("wecom: encrypt: random bytes: %w", err)
+	}
+	binary.BigEndian.PutUint32(buf[randomLen:], uint32(len(plain)))
+	buf = append(buf, plain...)
+	buf = append(buf, c.receiveID...)
+	buf = pad(buf)
+	cipher.NewCBCEncrypter(c.block, c.key[:aes.BlockSize]).CryptBlocks(buf, buf)
+	return base64.StdEncoding.EncodeToString(buf), nil
+}
+
+// EncryptReply encrypts a passive reply (the plain reply XML) into the body the
+// callback handler answers with:
+// <xml><Encrypt/><MsgSignature/><TimeStamp/><Nonce/></xml>.
+func (c *Crypter) EncryptReply(plain []byte, timestamp, nonce string) ([]byte, error) {
+	enc, err := c.Encrypt(plain)
+	if err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	b.WriteString("<xml><Encrypt>")
+	writeCDATA(&b, enc)
+	b.WriteString("</Encrypt><MsgSignature>")
+	writeCDATA(&b, c.Signature(timestamp, nonce, enc))
+	b.WriteString("</MsgSignature><TimeStamp>")
+	_ = xml.EscapeText(&b, []byte(timestamp))
+	b.WriteString("</TimeStamp><Nonce>")
+	writeCDATA(&b, nonce)
+	b.WriteString("</Nonce></xml>")
+	return b.Bytes(), nil
+}
+
+// EncryptCallback builds what WeChat posts to a callback URL,
+// <xml><ToUserName/><Encrypt/></xml>, and the msg_signature query parameter that
+// goes with it. The simulator uses it to play WeChat's side.
+func (c *Crypter) EncryptCallback(plain []byte, timestamp, nonce string) (body []byte, msgSignature string, err error) {
+	return c.EncryptCallbackAgent(plain, timestamp, nonce, "")
+}
+
+// EncryptCallbackAgent is EncryptCallback with the <AgentID> element that WeCom
+// adds to an app's callback envelope; an empty agentID leaves it out (Official Accounts).
+func (c *Crypter) EncryptCallbackAgent(plain []byte, timestamp, nonce, agentID string) (body []byte, msgSignature string, err error) {
+	enc, err := c.Encrypt(plain)
+	if err != nil {
+		return nil, "", err
+	}
+	sig := c.Signature(timestamp, nonce, enc)
+	var b bytes.Buffer
+	b.WriteString("<xml><ToUserName>")
+	writeCDATA(&b, c.receiveID)
+	b.WriteString("</ToUserName><Encrypt>")
+	writeCDATA(&b, enc)
+	b.WriteString("</Encrypt>")
+	if agentID != "" {
+		b.WriteString("<AgentID>")
+		writeCDATA(&b, agentID)
+		b.WriteString("</AgentID>")
+	}
+	b.WriteString("</xml>")
+	return b.Bytes(), sig, nil
+}
+
+// writeCDATA writes s as CDATA; a "]]>" inside s is split across two sections
+// so that no input can close the section early.
+func writeCDATA(b *bytes.Buffer, s string) {
+	b.WriteString("<![CDATA[")
+	b.WriteString(strings.ReplaceAll(s, "]]>", "]]]]><![CDATA[>"))
+	b.WriteString("]]>")
+}

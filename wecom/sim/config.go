@@ -1,0 +1,268 @@
+package sim
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+)
+
+// ErrConfig is wrapped by every configuration error; the message names the field at fault.
+var ErrConfig = errors.New("sim: invalid config")
+
+// Config describes the simulated corp: its apps, Official Accounts, members and limits.
+// Zero values take the documented defaults (see WithDefaults); a negative limit disables it.
+type Config struct {
+	// Listen is the address Serve listens on. Default 127.0.0.1:8090.
+	Listen string `yaml:"listen"`
+	// CorpID is the corp id (receive id of WeCom callbacks). Default ww0123456789abcdef.
+	CorpID string `yaml:"corp_id"`
+	// GatewayURL is the base URL callbacks are posted to when an app or account has no
+	// CallbackURL: {GatewayURL}/wecom/{app}/callback and {GatewayURL}/mp/{account}/callback.
+	GatewayURL string `yaml:"gateway_url"`
+	// Apps are the corp's self-built apps.
+	Apps []App `yaml:"apps"`
+	// Accounts are Official Accounts (服务号) whose callbacks the simulator plays.
+	Accounts []Account `yaml:"accounts"`
+	// Users are the corp's members (the address book). Unknown userids are reported
+	// as invaliduser by message/send, as WeCom does.
+	Users []User `yaml:"users"`
+	// TokenLifetime is how long an access_token lives. Default 7200s, as WeCom.
+	TokenLifetime time.Duration `yaml:"token_lifetime"`
+	// Limits are WeCom's send limits; defaults are WeCom's documented values.
+	Limits Limits `yaml:"limits"`
+	// Callback tunes how the simulator plays WeChat's side of callbacks.
+	Callback CallbackConfig `yaml:"callback"`
+}
+
+// App is a WeCom self-built app.
+type App struct {
+	Name           string `yaml:"name"`             // the app's name in wxhub's config (used in /wecom/{name}/callback)
+	AgentID        int64  `yaml:"agent_id"`         // AgentId
+	Secret         string `yaml:"secret"`           // corpsecret for gettoken
+	Token          string `yaml:"token"`            // callback Token
+	EncodingAESKey string `yaml:"encoding_aes_key"` // callback EncodingAESKey, 43 characters
+	CallbackURL    string `yaml:"callback_url"`     // overrides GatewayURL + /wecom/{name}/callback
+}
+
+// Account is a WeChat Official Account. Its callbacks use the AppID as receive id and
+// carry openids as FromUserName; voice messages carry Recognition when Recognition is on.
+type Account struct {
+	Name           string `yaml:"name"`             // the account's name in wxhub's config (/mp/{name}/callback)
+	AppID          string `yaml:"app_id"`           // appid: the receive id of its callbacks
+	OriginalID     string `yaml:"original_id"`      // gh_... : ToUserName of its callbacks. Default "gh_" + name.
+	Token          string `yaml:"token"`            // callback Token
+	EncodingAESKey string `yaml:"encoding_aes_key"` // callback EncodingAESKey, 43 characters
+	CallbackURL    string `yaml:"callback_url"`     // overrides GatewayURL + /mp/{name}/callback
+	Recognition    bool   `yaml:"recognition"`      // voice recognition on: voice messages carry Recognition
+}
+
+// User is a member of the corp's address book.
+type User struct {
+	UserID     string  `yaml:"userid" json:"userid"`
+	Name       string  `yaml:"name" json:"name"`
+	Department []int64 `yaml:"department" json:"department"`
+	Tags       []int64 `yaml:"tags" json:"tags,omitempty"`
+	Position   string  `yaml:"position" json:"position,omitempty"`
+	Mobile     string  `yaml:"mobile" json:"mobile,omitempty"`
+	Email      string  `yaml:"email" json:"email,omitempty"`
+	Gender     string  `yaml:"gender" json:"gender,omitempty"` // "1" male, "2" female, as WeCom
+}
+
+// Limits are the send limits the simulator enforces. Zero means the default, negative
+// means no limit.
+type Limits struct {
+	// MemberPerMinute: messages one app may deliver to one member in any 60 s window.
+	// Past it WeCom answers errcode 0 and silently drops the message. Default 30.
+	MemberPerMinute int `yaml:"member_per_minute"`
+	// MemberPerHour: the same over any 3600 s window. Default 1000.
+	MemberPerHour int `yaml:"member_per_hour"`
+	// ChatMemberPerMinute: group chat (appchat) messages a member receives in any 60 s
+	// window; the excess is silently dropped. Default 200.
+	ChatMemberPerMinute int `yaml:"chat_member_per_minute"`
+	// APIPerMinute: calls per API per corp in any 60 s window; past it 45009. Default 10000.
+	APIPerMinute int `yaml:"api_per_minute"`
+	// APIPerHour: calls per API per corp in any 3600 s window; past it 45009. Default 150000.
+	APIPerHour int `yaml:"api_per_hour"`
+	// AppDailyRecipients: recipients (人次) one app may send to per day (UTC+8 calendar
+	// day). WeCom allows 200 x the corp's seat limit; past it 45009. Default 100000.
+	AppDailyRecipients int `yaml:"app_daily_recipients"`
+}
+
+// CallbackConfig tunes the WeChat side of callbacks.
+type CallbackConfig struct {
+	// Timeout is how long the simulator waits for the gateway's answer before it
+	// counts the attempt as failed. Default 5s, as WeChat.
+	Timeout time.Duration `yaml:"timeout"`
+	// Attempts is the number of tries in all (WeChat: 1 + 2 retries). Default 3.
+	Attempts int `yaml:"attempts"`
+	// VerifyTimeout bounds the URL-verification GET. Default 1s, as WeCom.
+	VerifyTimeout time.Duration `yaml:"verify_timeout"`
+}
+
+// Defaults.
+const (
+	DefaultListen              = "127.0.0.1:8090"
+	DefaultCorpID              = "ww0123456789abcdef"
+	DefaultTokenLifetime       = 7200 * time.Second
+	DefaultMemberPerMinute     = 30
+	DefaultMemberPerHour       = 1000
+	DefaultChatMemberPerMinute = 200
+	DefaultAPIPerMinute        = 10000
+	DefaultAPIPerHour          = 150000
+	DefaultAppDailyRecipients  = 100000
+	DefaultCallbackTimeout     = 5 * time.Second
+	DefaultCallbackAttempts    = 3
+	DefaultVerifyTimeout       = time.Second
+)
+
+// WithDefaults returns a copy of c with every zero value replaced by its default.
+func (c Config) WithDefaults() Config {
+	if c.Listen == "" {
+		c.Listen = DefaultListen
+	}
+	if c.CorpID == "" {
+		c.CorpID = DefaultCorpID
+	}
+	if c.TokenLifetime == 0 {
+		c.TokenLifetime = DefaultTokenLifetime
+	}
+	l := &c.Limits
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&l.MemberPerMinute, DefaultMemberPerMinute)
+	def(&l.MemberPerHour, DefaultMemberPerHour)
+	def(&l.ChatMemberPerMinute, DefaultChatMemberPerMinute)
+	def(&l.APIPerMinute, DefaultAPIPerMinute)
+	def(&l.APIPerHour, DefaultAPIPerHour)
+	def(&l.AppDailyRecipients, DefaultAppDailyRecipients)
+	if c.Callback.Timeout == 0 {
+		c.Callback.Timeout = DefaultCallbackTimeout
+	}
+	if c.Callback.Attempts == 0 {
+		c.Callback.Attempts = DefaultCallbackAttempts
+	}
+	if c.Callback.VerifyTimeout == 0 {
+		c.Callback.VerifyTimeout = DefaultVerifyTimeout
+	}
+	c.Apps = append([]App(nil), c.Apps...)
+	c.Accounts = append([]Account(nil), c.Accounts...)
+	for i := range c.Accounts {
+		if c.Accounts[i].OriginalID == "" {
+			c.Accounts[i].OriginalID = "gh_" + c.Accounts[i].Name
+		}
+	}
+	c.Users = append([]User(nil), c.Users...)
+	return c
+}
+
+var userIDRe = regexp.MustCompile(`^[0-9A-Za-z_.@-]{1,64}$`)
+
+// Validate reports the first invalid field, wrapping ErrConfig.
+func (c Config) Validate() error {
+	bad := func(field, format string, a ...any) error {
+		return fmt.Errorf("%w: %s: %s", ErrConfig, field, fmt.Sprintf(format, a...))
+	}
+	if c.CorpID == "" {
+		return bad("corp_id", "empty")
+	}
+	if c.TokenLifetime < 0 {
+		return bad("token_lifetime", "negative")
+	}
+	if c.Callback.Timeout < 0 || c.Callback.VerifyTimeout < 0 {
+		return bad("callback.timeout", "negative")
+	}
+	if c.Callback.Attempts < 0 {
+		return bad("callback.attempts", "negative")
+	}
+	names := map[string]string{}
+	agents := map[int64]bool{}
+	secrets := map[string]bool{}
+	for i, a := range c.Apps {
+		f := fmt.Sprintf("apps[%d]", i)
+		switch {
+		case a.Name == "":
+			return bad(f+".name", "empty")
+		case names[a.Name] != "":
+			return bad(f+".name", "%q used twice", a.Name)
+		case a.AgentID <= 0:
+			return bad(f+".agent_id", "must be a positive number")
+		case agents[a.AgentID]:
+			return bad(f+".agent_id", "%d used twice", a.AgentID)
+		case a.Secret == "":
+			return bad(f+".secret", "empty")
+		case secrets[a.Secret]:
+			return bad(f+".secret", "shared with another app (WeCom gives each app its own)")
+		}
+		if a.EncodingAESKey != "" && len(a.EncodingAESKey) != 43 {
+			return bad(f+".encoding_aes_key", "must be 43 characters, got %d", len(a.EncodingAESKey))
+		}
+		names[a.Name] = "app"
+		agents[a.AgentID] = true
+		secrets[a.Secret] = true
+	}
+	for i, a := range c.Accounts {
+		f := fmt.Sprintf("accounts[%d]", i)
+		switch {
+		case a.Name == "":
+			return bad(f+".name", "empty")
+		case names[a.Name] != "":
+			return bad(f+".name", "%q already names an app or account", a.Name)
+		case a.AppID == "":
+			return bad(f+".app_id", "empty")
+		case len(a.EncodingAESKey) != 43:
+			return bad(f+".encoding_aes_key", "must be 43 characters, got %d", len(a.EncodingAESKey))
+		case a.Token == "":
+			return bad(f+".token", "empty")
+		}
+		names[a.Name] = "account"
+	}
+	users := map[string]bool{}
+	for i, u := range c.Users {
+		f := fmt.Sprintf("users[%d].userid", i)
+		if !userIDRe.MatchString(u.UserID) {
+			return bad(f, "%q is not a valid userid (1-64 of 0-9 A-Z a-z _ . @ -)", u.UserID)
+		}
+		k := lower(u.UserID)
+		if users[k] {
+			return bad(f, "%q used twice (userids are case-insensitive)", u.UserID)
+		}
+		users[k] = true
+	}
+	return nil
+}
+
+// DemoConfig is the demo corp that `wxhub demo` and the examples use: corp
+// ww0123456789abcdef, app "helpdesk" (agent 1000002) and a handful of members.
+func DemoConfig() Config {
+	return Config{
+		CorpID:     DefaultCorpID,
+		GatewayURL: "http://127.0.0.1:8080",
+		Apps: []App{{
+			Name:           "helpdesk",
+			AgentID:        1000002,
+			Secret:         "helpdesk-demo-secret",
+			Token:          "QDG6eK",
+			EncodingAESKey: "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C",
+		}},
+		Accounts: []Account{{
+			Name:           "service",
+			AppID:          "wx5823bf96d3bd56c7",
+			OriginalID:     "gh_0123456789ab",
+			Token:          "QDG6eK",
+			EncodingAESKey: "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C",
+			Recognition:    true,
+		}},
+		Users: []User{
+			{UserID: "zhangsan", Name: "张三", Department: []int64{1, 2}, Position: "销售经理", Gender: "1", Tags: []int64{1}},
+			{UserID: "lisi", Name: "李四", Department: []int64{1, 3}, Position: "财务", Gender: "1"},
+			{UserID: "wangwu", Name: "王五", Department: []int64{1, 2}, Position: "设计师", Gender: "1", Tags: []int64{1}},
+			{UserID: "zhaoliu", Name: "赵六", Department: []int64{1, 4}, Position: "人事", Gender: "2"},
+			{UserID: "sunqi", Name: "孙七", Department: []int64{1, 3}, Position: "出纳", Gender: "2"},
+			{UserID: "zhouba", Name: "周八", Department: []int64{1, 4}, Position: "IT 支持", Gender: "1"},
+		},
+	}
+}
