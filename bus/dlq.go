@@ -196,10 +196,15 @@ func (b *Bus) DropDLQ(ctx context.Context, seq uint64) error {
 	if err != nil {
 		return fmt.Errorf("bus: dlq: %w", err)
 	}
-	if err := st.DeleteMsg(ctx, seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
-		return fmt.Errorf("bus: dlq drop %d: %w", seq, err)
+	err = st.DeleteMsg(ctx, seq)
+	if err == nil {
+		return nil
 	}
-	return nil
+	// The delete error of a missing message is not typed; ask whether it is gone.
+	if _, gerr := st.GetMsg(ctx, seq); errors.Is(gerr, jetstream.ErrMsgNotFound) {
+		return nil
+	}
+	return fmt.Errorf("bus: dlq drop %d: %w", seq, err)
 }
 
 func decodeDLQ(raw *jetstream.RawStreamMsg) (DLQEntry, error) {

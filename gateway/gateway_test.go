@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -33,6 +34,7 @@ const (
 var fixedNow = time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
 
 type env struct {
+	now *atomic.Int64 // unix nanoseconds; tests move it
 	srv *httptest.Server
 	bus *bus.Bus
 	cfg *config.Config
@@ -72,7 +74,9 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { b.Close() })
-	g, err := gateway.New(cfg, b, zap.NewNop(), gateway.WithClock(func() time.Time { return fixedNow }),
+	now := &atomic.Int64{}
+	now.Store(fixedNow.UnixNano())
+	g, err := gateway.New(cfg, b, zap.NewNop(), gateway.WithClock(func() time.Time { return time.Unix(0, now.Load()) }),
 		gateway.WithRegistry(prometheus.NewRegistry()))
 	if err != nil {
 		t.Fatal(err)
@@ -83,7 +87,7 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{srv: srv, bus: b, cfg: cfg, cr: cr}
+	return &env{now: now, srv: srv, bus: b, cfg: cfg, cr: cr}
 }
 
 func (e *env) streamMsgs(t *testing.T, stream string) uint64 {

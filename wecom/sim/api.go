@@ -321,22 +321,30 @@ func contains(xs []int64, x int64) bool {
 	return false
 }
 
+// Which per-member limit a delivery counts against.
+const (
+	limitNone   = iota // card updates
+	limitMember        // message/send: Limits.MemberPerMinute and MemberPerHour
+	limitChat          // appchat/send: Limits.ChatMemberPerMinute
+)
+
 // deliverLocked records base for each user unless a per-member limit drops it.
-func (s *Server) deliverLocked(base SentMessage, users []string, chat bool) {
+func (s *Server) deliverLocked(base SentMessage, users []string, limit int) {
 	now := base.Time
 	l := s.cfg.Limits
 	for _, u := range users {
 		m := base
 		m.User = u
 		reason := ""
-		if chat {
+		switch limit {
+		case limitChat:
 			w := win(s.chatMem, lower(u))
 			if w.over(now, time.Minute, l.ChatMemberPerMinute) {
 				reason = DropChatMemberMinute
 			} else {
 				w.add(now, time.Minute)
 			}
-		} else {
+		case limitMember:
 			w := win(s.member, base.App+"|"+lower(u))
 			switch {
 			case w.over(now, time.Minute, l.MemberPerMinute):

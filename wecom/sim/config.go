@@ -3,8 +3,12 @@ package sim
 import (
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"regexp"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // ErrConfig is wrapped by every configuration error; the message names the field at fault.
@@ -265,4 +269,28 @@ func DemoConfig() Config {
 			{UserID: "zhouba", Name: "周八", Department: []int64{1, 4}, Position: "IT 支持", Gender: "1"},
 		},
 	}
+}
+
+// LoadConfig reads a simulator config from a YAML file (unknown keys are errors);
+// an empty path gives DemoConfig. Defaults are applied and the result validated.
+func LoadConfig(path string) (Config, error) {
+	if path == "" {
+		return DemoConfig().WithDefaults(), nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("sim: config: %w", err)
+	}
+	defer f.Close()
+	var c Config
+	dec := yaml.NewDecoder(f)
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		return Config{}, fmt.Errorf("%w: %s: %w", ErrConfig, path, err)
+	}
+	c = c.WithDefaults()
+	if err := c.Validate(); err != nil {
+		return Config{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
 }

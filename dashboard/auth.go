@@ -1,0 +1,109 @@
+package dashboard
+
+import (
+	"html/template"
+	"net/http"
+	"net/url"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+var loginTmpl = template.Must(template.ParseFS(webFS, "web/login.html"))
+
+type loginView struct {
+	Error string
+}
+
+func (d *Dashboard) loginPage(w http.ResponseWriter, r *http.Request) {
+	if _, err := d.session(r); err == nil {
+		http.Redirect(w, r, Prefix, http.StatusSeeOther)
+		return
+	}
+	d.renderLogin(w, http.StatusOK, "")
+}
+
+func (d *Dashboard) renderLogin(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(code)
+	if err := loginTmpl.Execute(w, loginView{Error: msg}); err != nil {
+		d.log.Debug("login page", zap.Error(err))
+	}
+}
+
+// sameOrigin rejects a cross-site form post (login CSRF: logging the victim into
+// the attacker's session). Browsers send Origin on POST; Sec-Fetch-Site where
+// supported. A request with neither (curl, scripts) has no ambient cookie to abuse.
+func sameOrigin(r *http.Request) bool {
+	if s := r.Header.Get("Sec-Fetch-Site"); s != "" && s != "same-origin" && s != "none" {
+		return false
+	}
+	o := r.Header.Get("Origin")
+	if o == "" {
+		return true
+	}
+	u, err := url.Parse(o)
+	return err == nil && u.Host == r.Host
+}
+
+func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
+	if !sameOrigin(r) {
+		d.renderLogin(w, http.StatusForbidden, "Cross-site login refused.")
+		return
+	}
+	lim := d.allowLogin(r)
+	now := d.now()
+	if lim.TokensAt(now) < 1 {
+		d.renderLogin(w, http.StatusTooManyRequests, "Too many failed attempts; wait a minute.")
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 8<<10)
+	if err := r.ParseForm(); err != nil {
+		d.renderLogin(w, http.StatusBadRequest, "Bad form.")
+		return
+	}
+	u, ok := findUser(d.userList, r.PostForm.Get("token"))
+	if !ok {
+		lim.AllowN(now, 1)
+		d.log.Warn("dashboard login failed", zap.String("remote", r.RemoteAddr))
+		d.renderLogin(w, http.StatusUnauthorized, "Wrong token.")
+		return
+	}
+	value, s := d.sess.issue(u)
+	http.SetCookie(w, &http.Cookie{
+		Name:     sessionCookie,
+		Value:    value,
+		Path:     Prefix,
+		Expires:  time.Unix(s.Expires, 0),
+		MaxAge:   int(d.cfg.SessionTTL.Seconds()),
+		HttpOnly: true,
+		Secure:   d.cfg.SecureCookie,
+		SameSite: http.SameSiteStrictMode,
+	})
+	d.log.Info("dashboard login", zap.String("user", u.Name), zap.String("role", u.Role))
+	http.Redirect(w, r, Prefix, http.StatusSeeOther)
+}
+
+func (d *Dashboard) logout(w http.ResponseWriter, _ *http.Request, s session) {
+	http.SetCookie(w, &http.Cookie{
+		Name: sessionCookie, Value: "", Path: Prefix, MaxAge: -1,
+		HttpOnly: true, Secure: d.cfg.SecureCookie, SameSite: http.SameSiteStrictMode,
+	})
+	d.log.Info("dashboard logout", zap.String("user", s.User))
+	writeJSON(w, http.StatusOK, map[string]string{"status": "logged out"})
+}
+
+type meView struct {
+	User    string    `json:"user"`
+	Role    string    `json:"role"`
+	CSRF    string    `json:"csrf"`
+	Expires time.Time `json:"expires"`
+	Refresh float64   `json:"refresh_seconds"`
+}
+
+func (d *Dashboard) me(w http.ResponseWriter, _ *http.Request, s session) {
+	writeJSON(w, http.StatusOK, meView{
+		User: s.User, Role: s.Role, CSRF: d.sess.csrf(s),
+		Expires: time.Unix(s.Expires, 0).UTC(), Refresh: d.cfg.Refresh.Seconds(),
+	})
+}

@@ -1,0 +1,215 @@
+package dashboard
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wxhub/wxhub/bus"
+)
+
+// collectTimeout bounds one scrape's JetStream requests; a stuck broker must
+// not hang Prometheus, it shows as wxhub_bus_up 0.
+const collectTimeout = 5 * time.Second
+
+var (
+	descUp = prometheus.NewDesc("wxhub_bus_up",
+		"1 when the last scrape could read JetStream state, else 0.", nil, nil)
+	descStreamMsgs = prometheus.NewDesc("wxhub_stream_messages",
+		"Messages stored in a stream (WXHUB_ROUTE: work not yet acked by its connector).", []string{"stream"}, nil)
+	descStreamBytes = prometheus.NewDesc("wxhub_stream_bytes",
+		"Bytes stored in a stream.", []string{"stream"}, nil)
+	descStreamLastSeq = prometheus.NewDesc("wxhub_stream_last_sequence",
+		"Last sequence of a stream: its rate is the stream's publish rate.", []string{"stream"}, nil)
+	descPending = prometheus.NewDesc("wxhub_consumer_pending",
+		"Messages matching a consumer's filter not yet delivered to it (its lag).", []string{"stream", "consumer"}, nil)
+	descAckPending = prometheus.NewDesc("wxhub_consumer_ack_pending",
+		"Messages delivered to a consumer and not yet acked (in flight).", []string{"stream", "consumer"}, nil)
+	descRedelivered = prometheus.NewDesc("wxhub_consumer_redelivered",
+		"Messages redelivered to a consumer and not yet acked.", []string{"stream", "consumer"}, nil)
+	descWaiting = prometheus.NewDesc("wxhub_consumer_waiting",
+		"Pull requests waiting on a consumer: above 0 means workers are connected and idle.", []string{"stream", "consumer"}, nil)
+	descLastActive = prometheus.NewDesc("wxhub_consumer_last_active_timestamp_seconds",
+		"Unix time of a consumer's last delivery or ack.", []string{"stream", "consumer"}, nil)
+	descDLQ = prometheus.NewDesc("wxhub_dlq_messages",
+		"Dead letters in WXHUB_DLQ by stage.", []string{"stage"}, nil)
+)
+
+// BusCollector exports stream depths, consumer lag and the DLQ size, read
+// from JetStream at scrape time so the numbers are never stale.
+type BusCollector struct {
+	b *bus.Bus
+}
+
+// NewBusCollector returns a collector for b; register it once.
+func NewBusCollector(b *bus.Bus) *BusCollector { return &BusCollector{b: b} }
+
+// Describe implements prometheus.Collector.
+func (c *BusCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descUp, descStreamMsgs, descStreamBytes, descStreamLastSeq,
+		descPending, descAckPending, descRedelivered, descWaiting, descLastActive, descDLQ} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *BusCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), collectTimeout)
+	defer cancel()
+	st, err := readBusState(ctx, c.b)
+	up := 1.0
+	if err != nil {
+		up = 0
+	}
+	ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, up)
+	for _, s := range st.Streams {
+		ch <- prometheus.MustNewConstMetric(descStreamMsgs, prometheus.GaugeValue, float64(s.Messages), s.Name)
+		ch <- prometheus.MustNewConstMetric(descStreamBytes, prometheus.GaugeValue, float64(s.Bytes), s.Name)
+		ch <- prometheus.MustNewConstMetric(descStreamLastSeq, prometheus.CounterValue, float64(s.LastSeq), s.Name)
+	}
+	for _, cs := range st.Consumers {
+		ch <- prometheus.MustNewConstMetric(descPending, prometheus.GaugeValue, float64(cs.Pending), cs.Stream, cs.Name)
+		ch <- prometheus.MustNewConstMetric(descAckPending, prometheus.GaugeValue, float64(cs.AckPending), cs.Stream, cs.Name)
+		ch <- prometheus.MustNewConstMetric(descRedelivered, prometheus.GaugeValue, float64(cs.Redelivered), cs.Stream, cs.Name)
+		ch <- prometheus.MustNewConstMetric(descWaiting, prometheus.GaugeValue, float64(cs.Waiting), cs.Stream, cs.Name)
+		if cs.LastActive != nil {
+			ch <- prometheus.MustNewConstMetric(descLastActive, prometheus.GaugeValue, float64(cs.LastActive.UnixMilli())/1000, cs.Stream, cs.Name)
+		}
+	}
+	for stage, n := range st.DLQ.ByStage {
+		ch <- prometheus.MustNewConstMetric(descDLQ, prometheus.GaugeValue, float64(n), stage)
+	}
+}
+
+// StreamState is one stream's size.
+type StreamState struct {
+	Name      string    `json:"name"`
+	Messages  uint64    `json:"messages"`
+	Bytes     uint64    `json:"bytes"`
+	FirstSeq  uint64    `json:"first_seq"`
+	LastSeq   uint64    `json:"last_seq"`
+	FirstTime time.Time `json:"first_time"`
+	LastTime  time.Time `json:"last_time"`
+	Consumers int       `json:"consumers"`
+}
+
+// ConsumerState is one durable consumer: a connector, the router or the sender.
+type ConsumerState struct {
+	Stream      string     `json:"stream"`
+	Name        string     `json:"name"`
+	Filter      string     `json:"filter,omitempty"`
+	Connector   string     `json:"connector,omitempty"` // for WXHUB_ROUTE consumers: from the filter
+	Pending     uint64     `json:"pending"`             // not yet delivered (lag)
+	AckPending  int        `json:"ack_pending"`         // delivered, not acked (in flight)
+	Redelivered int        `json:"redelivered"`
+	Waiting     int        `json:"waiting"` // pull requests waiting: workers online and idle
+	MaxAck      int        `json:"max_ack_pending"`
+	LastActive  *time.Time `json:"last_active,omitempty"`
+	Health      string     `json:"health"` // online, idle, stalled, never
+}
+
+// DLQState counts dead letters.
+type DLQState struct {
+	Total   uint64            `json:"total"`
+	ByStage map[string]uint64 `json:"by_stage"`
+}
+
+// BusState is what JetStream says about the hub's queues.
+type BusState struct {
+	Streams   []StreamState   `json:"streams"`
+	Consumers []ConsumerState `json:"consumers"`
+	DLQ       DLQState        `json:"dlq"`
+}
+
+var streamNames = []string{bus.StreamIn, bus.StreamRoute, bus.StreamOut, bus.StreamDLQ}
+
+// stalledAfter: a consumer with work and no activity for this long is stalled.
+const stalledAfter = time.Minute
+
+// readBusState reads every stream and consumer. It returns what it could read
+// together with the first error, so one missing stream does not blank the rest.
+func readBusState(ctx context.Context, b *bus.Bus) (BusState, error) {
+	st := BusState{DLQ: DLQState{ByStage: map[string]uint64{}}}
+	var firstErr error
+	keep := func(err error) {
+		if firstErr == nil {
+			firstErr = err
+		}
+	}
+	now := time.Now()
+	for _, name := range streamNames {
+		s, err := b.JS().Stream(ctx, name)
+		if err != nil {
+			keep(err)
+			continue
+		}
+		var opts []jetstream.StreamInfoOpt
+		if name == bus.StreamDLQ {
+			opts = append(opts, jetstream.WithSubjectFilter(bus.SubjectDLQAll))
+		}
+		info, err := s.Info(ctx, opts...)
+		if err != nil {
+			keep(err)
+			continue
+		}
+		ss := info.State
+		st.Streams = append(st.Streams, StreamState{
+			Name: name, Messages: ss.Msgs, Bytes: ss.Bytes, FirstSeq: ss.FirstSeq, LastSeq: ss.LastSeq,
+			FirstTime: ss.FirstTime, LastTime: ss.LastTime, Consumers: ss.Consumers,
+		})
+		if name == bus.StreamDLQ {
+			st.DLQ.Total = ss.Msgs
+			for subj, n := range ss.Subjects {
+				st.DLQ.ByStage[strings.TrimPrefix(subj, bus.SubjectDLQPrefix+".")] += n
+			}
+		}
+		lister := s.ListConsumers(ctx)
+		for ci := range lister.Info() {
+			st.Consumers = append(st.Consumers, consumerState(name, ci, now))
+		}
+		if err := lister.Err(); err != nil {
+			keep(err)
+		}
+	}
+	return st, firstErr
+}
+
+func consumerState(stream string, ci *jetstream.ConsumerInfo, now time.Time) ConsumerState {
+	cs := ConsumerState{
+		Stream: stream, Name: ci.Name, Filter: ci.Config.FilterSubject,
+		Pending: ci.NumPending, AckPending: ci.NumAckPending, Redelivered: ci.NumRedelivered,
+		Waiting: ci.NumWaiting, MaxAck: ci.Config.MaxAckPending,
+	}
+	if cs.Filter == "" && len(ci.Config.FilterSubjects) == 1 {
+		cs.Filter = ci.Config.FilterSubjects[0]
+	}
+	if stream == bus.StreamRoute && strings.HasPrefix(cs.Filter, bus.SubjectRoutePrefix+".") {
+		cs.Connector = strings.SplitN(strings.TrimPrefix(cs.Filter, bus.SubjectRoutePrefix+"."), ".", 2)[0]
+	}
+	for _, t := range []*time.Time{ci.Delivered.Last, ci.AckFloor.Last} {
+		if t != nil && (cs.LastActive == nil || t.After(*cs.LastActive)) {
+			cs.LastActive = t
+		}
+	}
+	cs.Health = health(cs, now)
+	return cs
+}
+
+// health: online when workers are pulling or were active within stalledAfter;
+// stalled when work waits and nobody has touched it for longer; else idle.
+func health(cs ConsumerState, now time.Time) string {
+	recent := cs.LastActive != nil && now.Sub(*cs.LastActive) < stalledAfter
+	switch {
+	case cs.Waiting > 0 || recent:
+		return "online"
+	case cs.Pending > 0 || cs.AckPending > 0:
+		return "stalled"
+	case cs.LastActive == nil:
+		return "never"
+	default:
+		return "idle"
+	}
+}

@@ -1,0 +1,781 @@
+// Package sender is the outbound queue: the only component that calls WeCom's
+// send APIs. It consumes WXHUB_OUT, keeps WeCom's send limits across replicas
+// (sliding-window ledgers in the wxhub_limits KV bucket), sends urgent before
+// normal before bulk with round-robin fairness between recipients, holds
+// non-urgent messages back during a member's quiet hours, shares one access
+// token per app between replicas, retries with backoff and jitter, records each
+// message's status in wxhub_status and dead-letters what cannot be sent.
+// See docs/outbound.md.
+package sender
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"github.com/wxhub/wxhub/bus"
+	"github.com/wxhub/wxhub/schemas"
+	"github.com/wxhub/wxhub/sender/dnd"
+	"github.com/wxhub/wxhub/wecom"
+)
+
+// Errors a message can fail with before any call to WeCom (bad input). Such a
+// message goes straight to WXHUB_DLQ with the reason.
+var (
+	ErrBadMessage = errors.New("sender: bad outbound message")
+	ErrUnknownApp = errors.New("sender: unknown app")
+)
+
+// DLQStage is the stage name of the sender's dead letters (wxhub.dlq.sender).
+const DLQStage = "sender"
+
+// Option tunes New.
+type Option func(*Sender)
+
+// WithClock sets the business clock (send windows, quiet hours, backoff, token
+// expiry). Default: the system clock.
+func WithClock(c Clock) Option { return func(s *Sender) { s.clock = c } }
+
+// WithRand sets the jitter source (tests: a constant). Default math/rand/v2.
+func WithRand(f func() float64) Option { return func(s *Sender) { s.rnd = f } }
+
+// Sender consumes WXHUB_OUT and sends to WeCom. Create with New, start with Run.
+type Sender struct {
+	cfg    Config
+	bus    *bus.Bus
+	api    wecomAPI
+	log    *zap.Logger
+	clock  Clock
+	rnd    func() float64
+	loc    *time.Location
+	defDND *dnd.Window
+
+	status *StatusStore
+	dnd    *dnd.Store
+	dndKV  jetstream.KeyValue
+	tokens *tokens
+	lim    *limiter
+
+	memberRules, chatRules, corpRules []rule
+
+	mu       sync.Mutex
+	sched    *scheduler
+	held     map[*job]struct{} // every message not yet acked or handed back
+	dndCache map[string]dnd.Setting
+	freqHits int // consecutive 45009 answers, for the global pause
+	wake     chan struct{}
+}
+
+// job is one WXHUB_OUT message in the sender's hands.
+type job struct {
+	msg      jetstream.Msg
+	out      schemas.Outbound
+	app      App
+	body     map[string]json.RawMessage
+	users    []string // touser split; nil for @all
+	wide     bool     // @all, toparty or totag: recipients unknown here
+	chatID   string
+	cls      int
+	attempts int
+	lastErr  string
+	quietAt  time.Time // deferral already recorded in status until this
+	inFlight bool
+}
+
+// New checks cfg and prepares the sender; it does not consume until Run.
+// client is a *wecom.Client pointed at WeCom (or the simulator).
+func New(cfg Config, b *bus.Bus, client *wecom.Client, log *zap.Logger, opts ...Option) (*Sender, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if b == nil || client == nil {
+		return nil, fmt.Errorf("%w: bus and WeCom client are required", ErrConfig)
+	}
+	if log == nil {
+		log = zap.NewNop()
+	}
+	cfg = cfg.WithDefaults()
+	s := &Sender{
+		cfg:      cfg,
+		bus:      b,
+		api:      wecomClient{client},
+		log:      log.Named("sender"),
+		clock:    SystemClock{},
+		sched:    newScheduler(),
+		held:     map[*job]struct{}{},
+		dndCache: map[string]dnd.Setting{},
+		wake:     make(chan struct{}, 1),
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	s.loc, _ = time.LoadLocation(cfg.TimeZone) // checked by Validate
+	if cfg.QuietHours != "" {
+		w, _ := dnd.ParseWindow(cfg.QuietHours)
+		s.defDND = &w
+	}
+	l := cfg.Limits
+	s.memberRules = []rule{
+		{Name: "m", Limit: l.PerMemberMinute, Span: time.Minute},
+		{Name: "h", Limit: l.PerMemberHour, Span: time.Hour, Res: time.Minute},
+	}
+	s.chatRules = []rule{{Name: "m", Limit: l.ChatPerMinute, Span: time.Minute}}
+	s.corpRules = []rule{
+		{Name: "m", Limit: l.CorpAPIMinute, Span: time.Minute, Res: time.Second},
+		{Name: "h", Limit: l.CorpAPIHour, Span: time.Hour, Res: time.Minute},
+	}
+	return s, nil
+}
+
+// Run consumes WXHUB_OUT until ctx is cancelled, then lets the calls in flight
+// finish, hands the held messages back to JetStream and returns nil. Messages
+// are acked only after WeCom accepted them (or they reached WXHUB_DLQ), so a
+// killed process loses nothing: its un-acked messages are redelivered.
+func (s *Sender) Run(ctx context.Context) error {
+	if err := s.open(ctx); err != nil {
+		return err
+	}
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	if err := s.watchDND(watchCtx); err != nil {
+		return err
+	}
+	cons, err := s.bus.JS().CreateOrUpdateConsumer(ctx, bus.StreamOut, jetstream.ConsumerConfig{
+		Durable:       s.cfg.Consumer,
+		Description:   "wxhub sender: messages to WeCom",
+		FilterSubject: bus.SubjectOutAll,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       s.cfg.AckWait,
+		MaxAckPending: s.cfg.MaxPending,
+		// Retries are counted by the sender (quiet-hours deferrals must not use
+		// them up); JetStream redelivers for ever until acked.
+		MaxDeliver: -1,
+	})
+	if err != nil {
+		return fmt.Errorf("sender: consumer %s: %w", s.cfg.Consumer, err)
+	}
+	cc, err := cons.Consume(s.accept, jetstream.PullMaxMessages(s.cfg.FetchBatch),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			if !errors.Is(err, jetstream.ErrNoHeartbeat) {
+				s.log.Warn("consume", zap.Error(err))
+			}
+		}))
+	if err != nil {
+		return fmt.Errorf("sender: consume: %w", err)
+	}
+	s.log.Info("sender running", zap.String("consumer", s.cfg.Consumer), zap.Int("workers", s.cfg.Workers))
+
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); s.heartbeat(ctx) }()
+	s.dispatch(ctx) // returns on ctx cancel, after the workers finished
+	cc.Stop()
+	<-cc.Closed()
+	wg.Wait()
+	s.handBack()
+	s.log.Info("sender stopped")
+	return nil
+}
+
+func (s *Sender) open(ctx context.Context) error {
+	js := s.bus.JS()
+	kvL, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      BucketLimits,
+		Description: "wxhub: send-limit ledgers shared by sender replicas",
+		History:     1,
+		TTL:         limitsTTL,
+		Storage:     jetstream.FileStorage,
+		Replicas:    s.bus.Config().Replicas,
+	})
+	if err != nil {
+		return fmt.Errorf("sender: bucket %s: %w", BucketLimits, err)
+	}
+	kvT, err := s.bus.KV(ctx, bus.BucketTokens)
+	if err != nil {
+		return err
+	}
+	kvS, err := s.bus.KV(ctx, bus.BucketStatus)
+	if err != nil {
+		return err
+	}
+	kvD, err := s.bus.KV(ctx, bus.BucketDND)
+	if err != nil {
+		return err
+	}
+	s.lim = newLimiter(kvL, s.cfg.Limits.Margin, s.loc)
+	s.tokens = newTokens(kvT, s.cfg.CorpID, s.api.GetToken, s.api.badSecret, s.clock, s.log)
+	s.status = NewStatusStore(kvS)
+	s.dnd = dnd.NewStore(kvD)
+	s.dndKV = kvD
+	return nil
+}
+
+// Status is the store of message statuses (for the push API's GET).
+func (s *Sender) Status() *StatusStore { return s.status }
+
+// DND is the store of members' quiet hours (for the "dnd" connector).
+func (s *Sender) DND() *dnd.Store { return s.dnd }
+
+// watchDND mirrors wxhub_dnd in memory, so that checking quiet hours costs no
+// KV read per message (the bucket holds one small entry per member who set one).
+func (s *Sender) watchDND(ctx context.Context) error {
+	w, err := s.dndKV.WatchAll(ctx)
+	if err != nil {
+		return fmt.Errorf("sender: watch %s: %w", bus.BucketDND, err)
+	}
+	apply := func(e jetstream.KeyValueEntry) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if e.Operation() != jetstream.KeyValuePut {
+			delete(s.dndCache, e.Key())
+			return
+		}
+		var st dnd.Setting
+		if json.Unmarshal(e.Value(), &st) == nil {
+			s.dndCache[e.Key()] = st
+		}
+	}
+	for e := range w.Updates() { // initial values, then a nil marker
+		if e == nil {
+			break
+		}
+		apply(e)
+	}
+	go func() {
+		defer func() { _ = w.Stop() }()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case e, ok := <-w.Updates():
+				if !ok {
+					return
+				}
+				if e != nil {
+					apply(e)
+				}
+			}
+		}
+	}()
+	return nil
+}
+
+// accept decodes one delivery and hands it to the scheduler. It is kept cheap
+// (no KV access) so that an urgent message behind a long bulk backlog is seen
+// within milliseconds.
+func (s *Sender) accept(msg jetstream.Msg) {
+	j, err := s.decode(msg)
+	if err != nil {
+		s.log.Warn("bad outbound message", zap.String("subject", msg.Subject()), zap.Error(err))
+		s.deadLetter(context.Background(), j, err.Error())
+		return
+	}
+	t := &task{lane: j.lane(), cls: j.cls, job: j}
+	s.mu.Lock()
+	s.held[j] = struct{}{}
+	s.sched.push(t, s.clock.Now())
+	s.mu.Unlock()
+	s.kick()
+}
+
+func (s *Sender) decode(msg jetstream.Msg) (*job, error) {
+	j := &job{msg: msg}
+	if err := json.Unmarshal(msg.Data(), &j.out); err != nil {
+		return j, fmt.Errorf("%w: not an outbound envelope: %w", ErrBadMessage, err)
+	}
+	d := j.out.Data
+	if j.out.ID == "" {
+		return j, fmt.Errorf("%w: id: empty", ErrBadMessage)
+	}
+	app, ok := s.cfg.app(d.App)
+	if !ok {
+		return j, fmt.Errorf("%w: data.app: %q", ErrUnknownApp, d.App)
+	}
+	j.app = app
+	switch d.Priority {
+	case schemas.PriorityUrgent:
+		j.cls = classUrgent
+	case "", schemas.PriorityNormal:
+		j.cls = classNormal
+	case schemas.PriorityBulk:
+		j.cls = classBulk
+	default:
+		return j, fmt.Errorf("%w: data.priority: %q, want urgent, normal or bulk", ErrBadMessage, d.Priority)
+	}
+	if err := json.Unmarshal(d.Body, &j.body); err != nil || j.body == nil {
+		return j, fmt.Errorf("%w: data.body: not a JSON object", ErrBadMessage)
+	}
+	str := func(k string) string {
+		var v string
+		if raw, ok := j.body[k]; ok {
+			_ = json.Unmarshal(raw, &v)
+		}
+		return v
+	}
+	switch d.Kind {
+	case "", schemas.KindMessage:
+		j.out.Data.Kind = schemas.KindMessage
+		if str("msgtype") == "" {
+			return j, fmt.Errorf("%w: data.body.msgtype: empty", ErrBadMessage)
+		}
+		touser, toparty, totag := str("touser"), str("toparty"), str("totag")
+		if touser == "" && toparty == "" && totag == "" {
+			return j, fmt.Errorf("%w: data.body: no touser, toparty or totag", ErrBadMessage)
+		}
+		j.wide = touser == "@all" || toparty != "" || totag != ""
+		if touser != "" && touser != "@all" {
+			j.users = splitUsers(touser)
+		}
+	case schemas.KindAppChat:
+		if j.chatID = str("chatid"); j.chatID == "" {
+			return j, fmt.Errorf("%w: data.body.chatid: empty", ErrBadMessage)
+		}
+	case schemas.KindCardUpdate:
+		if str("response_code") == "" {
+			return j, fmt.Errorf("%w: data.body.response_code: empty", ErrBadMessage)
+		}
+	default:
+		return j, fmt.Errorf("%w: data.kind: %q", ErrBadMessage, d.Kind)
+	}
+	return j, nil
+}
+
+func splitUsers(s string) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, u := range strings.Split(s, "|") {
+		if u = strings.TrimSpace(u); u != "" && !seen[u] {
+			seen[u] = true
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// lane is the fairness key: one lane per class, app and recipient set.
+func (j *job) lane() string {
+	var b strings.Builder
+	b.WriteString(strconv.Itoa(j.cls))
+	b.WriteByte(0)
+	b.WriteString(j.app.Name)
+	b.WriteByte(0)
+	b.WriteString(j.out.Data.Kind)
+	b.WriteByte(0)
+	switch {
+	case j.chatID != "":
+		b.WriteString(j.chatID)
+	default:
+		for _, k := range []string{"touser", "toparty", "totag"} {
+			b.Write(j.body[k])
+			b.WriteByte(0)
+		}
+	}
+	return b.String()
+}
+
+func (s *Sender) kick() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// dispatch is the one goroutine that picks messages and reserves their send
+// slots; calls run on up to Workers goroutines. Returns when ctx is done and the
+// workers have finished.
+func (s *Sender) dispatch(ctx context.Context) {
+	slots := make(chan struct{}, s.cfg.Workers)
+	var workers sync.WaitGroup
+	defer workers.Wait()
+	// Calls in flight finish on shutdown: cutting them would leave WeCom's answer unknown.
+	callCtx, cancelCalls := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelCalls()
+	var armed time.Time
+	var timer <-chan time.Time
+	for {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		var t *task
+		for t == nil {
+			if ctx.Err() != nil {
+				return
+			}
+			now := s.clock.Now()
+			s.mu.Lock()
+			var wake time.Time
+			t, wake = s.sched.pick(now)
+			if t != nil {
+				t.job.inFlight = true
+			}
+			s.mu.Unlock()
+			if t != nil {
+				break
+			}
+			if !wake.IsZero() && !wake.Equal(armed) {
+				armed, timer = wake, s.clock.After(wake.Sub(now))
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-s.wake:
+			case <-timer:
+				armed, timer = time.Time{}, nil
+			}
+		}
+		if !s.admit(ctx, t) {
+			<-slots
+			continue
+		}
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			defer func() { <-slots }()
+			s.send(callCtx, t)
+		}()
+	}
+}
+
+// admit applies quiet hours and reserves send slots. false: the task was put
+// back (deferred) or finished; true: send it now.
+func (s *Sender) admit(ctx context.Context, t *task) bool {
+	j := t.job
+	now := s.clock.Now()
+	if j.cls != classUrgent {
+		if until, ok := s.quiet(ctx, j, now); !ok {
+			return false
+		} else if until.After(now) {
+			s.deferQuiet(ctx, t, until, now)
+			return false
+		}
+	}
+	wait, full, err := s.lim.reserve(ctx, now, s.claims(j))
+	switch {
+	case errors.Is(err, ErrNeverFits):
+		s.fail(ctx, t, err.Error())
+		return false
+	case err != nil:
+		// KV trouble: do not send without a reservation; try again shortly.
+		s.log.Warn("limit reservation failed", zap.String("id", j.out.ID), zap.Error(err))
+		s.putBack(t, now.Add(backoff(1, s.cfg.Retry.Base, s.cfg.Retry.Max, s.rnd)))
+		return false
+	case wait > 0:
+		s.mu.Lock()
+		if full.global {
+			s.sched.pause(now.Add(wait))
+		}
+		s.mu.Unlock()
+		s.putBack(t, now.Add(wait))
+		return false
+	}
+	return true
+}
+
+// claims lists the send slots j needs. Members named in touser take a slot in
+// their own per-member windows; @all, toparty and totag cannot be counted per
+// member here (WeCom expands them), so they count against the corp API limits
+// only — see docs/outbound.md.
+func (s *Sender) claims(j *job) []claim {
+	app := dnd.Key(j.app.Name)
+	switch j.out.Data.Kind {
+	case schemas.KindAppChat:
+		return []claim{
+			{key: "corp.appchat_send", rules: s.corpRules, n: 1, global: true},
+			{key: "chat." + app + "." + dnd.Key(j.chatID), rules: s.chatRules, n: 1},
+		}
+	case schemas.KindCardUpdate:
+		return []claim{{key: "corp.update_template_card", rules: s.corpRules, n: 1, global: true}}
+	}
+	cs := []claim{{key: "corp.message_send", rules: s.corpRules, n: 1, global: true}}
+	for _, u := range j.users {
+		cs = append(cs, claim{key: "member." + app + "." + dnd.Key(u), rules: s.memberRules, n: 1})
+	}
+	if q := s.cfg.Limits.AppDailyRecipients; q > 0 && len(j.users) > 0 {
+		cs = append(cs, claim{key: "daily." + app, n: len(j.users), daily: q})
+	}
+	return cs
+}
+
+// quiet returns when j may be sent regarding quiet hours (now: at once). When
+// only some recipients are quiet, their share is split off into a new message
+// (id + "-dnd") that waits on its own, and j goes to the others now; ok=false
+// means j was dealt with (put back after a failed split).
+func (s *Sender) quiet(ctx context.Context, j *job, now time.Time) (time.Time, bool) {
+	if j.out.Data.Kind != schemas.KindMessage {
+		return now, true // chats and card updates answer an action; no quiet hours
+	}
+	s.mu.Lock()
+	var quietUsers, loud []string
+	until := time.Time{}
+	for _, u := range j.users {
+		st, found := s.dndCache[dnd.Key(u)]
+		w, on := dnd.Effective(st, found, s.defDND)
+		if on && w.Quiet(now, s.loc) {
+			quietUsers = append(quietUsers, u)
+			if e := w.Until(now, s.loc); until.IsZero() || e.Before(until) {
+				until = e
+			}
+		} else {
+			loud = append(loud, u)
+		}
+	}
+	s.mu.Unlock()
+	if j.wide && s.defDND != nil && s.defDND.Quiet(now, s.loc) {
+		// Members behind @all/toparty/totag are unknown here: the company default applies.
+		return s.defDND.Until(now, s.loc), true
+	}
+	if len(quietUsers) == 0 {
+		return now, true
+	}
+	if len(loud) == 0 && !j.wide {
+		return until, true
+	}
+	if err := s.split(ctx, j, quietUsers); err != nil {
+		s.log.Warn("quiet-hours split failed", zap.String("id", j.out.ID), zap.Error(err))
+		s.putBack(&task{lane: j.lane(), cls: j.cls, job: j}, now.Add(backoff(1, s.cfg.Retry.Base, s.cfg.Retry.Max, s.rnd)))
+		return now, false
+	}
+	j.users = loud
+	if len(loud) > 0 {
+		j.body["touser"], _ = json.Marshal(strings.Join(loud, "|"))
+	} else {
+		delete(j.body, "touser")
+	}
+	return now, true
+}
+
+// split publishes a copy of j addressed to users only. Its id is derived from
+// j's, so a retried split is de-duplicated by JetStream.
+func (s *Sender) split(ctx context.Context, j *job, users []string) error {
+	body := make(map[string]json.RawMessage, len(j.body))
+	for k, v := range j.body {
+		if k != "toparty" && k != "totag" {
+			body[k] = v
+		}
+	}
+	body["touser"], _ = json.Marshal(strings.Join(users, "|"))
+	out := j.out
+	out.ID = j.out.ID + "-dnd"
+	out.Time = s.clock.Now()
+	raw, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+	out.Data.Body = raw
+	if _, err := s.bus.PublishJSON(ctx, j.msg.Subject(), out.ID, schemas.SchemaOutbound, out); err != nil {
+		return err
+	}
+	s.putStatus(ctx, j, schemas.StatusQueued, fmt.Sprintf("%d recipients in quiet hours split off as %s", len(users), out.ID), nil)
+	return nil
+}
+
+// deferQuiet holds t until its quiet window ends: in memory when that is near,
+// else handed back to JetStream with NakWithDelay (nothing is lost, no worker
+// waits, and a night of deferred bulk does not fill MaxPending).
+func (s *Sender) deferQuiet(ctx context.Context, t *task, until, now time.Time) {
+	j := t.job
+	if !j.quietAt.Equal(until) {
+		j.quietAt = until
+		s.putStatus(ctx, j, schemas.StatusDeferred, "quiet hours", &until)
+	}
+	if d := until.Sub(now); d > s.cfg.HoldMax {
+		if err := j.msg.NakWithDelay(d); err != nil {
+			s.log.Warn("nak with delay failed; holding in memory", zap.String("id", j.out.ID), zap.Error(err))
+		} else {
+			s.finish(t)
+			return
+		}
+	}
+	s.putBack(t, until)
+}
+
+func (s *Sender) putBack(t *task, at time.Time) {
+	s.mu.Lock()
+	t.job.inFlight = false
+	s.sched.defer_(t, at, s.clock.Now())
+	s.mu.Unlock()
+	s.kick()
+}
+
+// finish removes t: acked, dead-lettered or handed back.
+func (s *Sender) finish(t *task) {
+	s.mu.Lock()
+	delete(s.held, t.job)
+	s.sched.done(t, s.clock.Now())
+	s.mu.Unlock()
+	s.kick()
+}
+
+// send makes the call and decides the message's fate.
+func (s *Sender) send(ctx context.Context, t *task) {
+	j := t.job
+	tok, err := s.tokens.Token(ctx, j.app)
+	if err != nil {
+		j.attempts++
+		s.retry(ctx, t, err, errors.Is(err, ErrBadSecret))
+		return
+	}
+	body := s.requestBody(j)
+	res, err := s.api.send(ctx, j.out.Data.Kind, tok, body)
+	if err == nil {
+		s.sent(ctx, t, res)
+		return
+	}
+	j.attempts++
+	switch s.api.classify(err) {
+	case errToken:
+		if ierr := s.tokens.Invalidate(ctx, j.app, tok); ierr != nil {
+			s.log.Warn("token invalidate", zap.Error(ierr))
+		}
+		if j.attempts < s.cfg.Retry.MaxAttempts {
+			j.lastErr = err.Error()
+			s.putBack(t, s.clock.Now()) // at once, with the fresh token
+			return
+		}
+		s.retry(ctx, t, err, false)
+	case errFrequency:
+		s.mu.Lock()
+		s.freqHits++
+		pause := backoff(s.freqHits, s.cfg.Retry.Base, s.cfg.Retry.Max, s.rnd)
+		s.sched.pause(s.clock.Now().Add(pause))
+		s.mu.Unlock()
+		s.log.Warn("WeCom frequency limit (45009); pausing sends", zap.Duration("pause", pause), zap.String("app", j.app.Name))
+		s.retry(ctx, t, err, false)
+	case errPermanent:
+		s.fail(ctx, t, err.Error())
+	default:
+		s.retry(ctx, t, err, false)
+	}
+}
+
+func (s *Sender) requestBody(j *job) map[string]json.RawMessage {
+	b := make(map[string]json.RawMessage, len(j.body)+3)
+	for k, v := range j.body {
+		b[k] = v
+	}
+	switch j.out.Data.Kind {
+	case schemas.KindMessage:
+		b["agentid"] = json.RawMessage(strconv.FormatInt(j.app.AgentID, 10))
+		b["enable_duplicate_check"] = json.RawMessage("1")
+		b["duplicate_check_interval"] = json.RawMessage(strconv.Itoa(int(s.cfg.DuplicateCheckInterval / time.Second)))
+	case schemas.KindCardUpdate:
+		b["agentid"] = json.RawMessage(strconv.FormatInt(j.app.AgentID, 10))
+	}
+	return b
+}
+
+func (s *Sender) retry(ctx context.Context, t *task, err error, slow bool) {
+	j := t.job
+	j.lastErr = err.Error()
+	if j.attempts >= s.cfg.Retry.MaxAttempts {
+		s.fail(ctx, t, fmt.Sprintf("after %d attempts: %s", j.attempts, j.lastErr))
+		return
+	}
+	d := backoff(j.attempts, s.cfg.Retry.Base, s.cfg.Retry.Max, s.rnd)
+	if slow && d < badSecretPause {
+		d = badSecretPause
+	}
+	at := s.clock.Now().Add(d)
+	s.log.Info("send failed; will retry", zap.String("id", j.out.ID), zap.Int("attempt", j.attempts), zap.Duration("backoff", d), zap.Error(err))
+	s.putStatus(ctx, j, schemas.StatusQueued, "retrying: "+j.lastErr, nil)
+	s.putBack(t, at)
+}
+
+func (s *Sender) sent(ctx context.Context, t *task, res sendResult) {
+	j := t.job
+	s.mu.Lock()
+	s.freqHits = 0
+	s.mu.Unlock()
+	st := s.newStatus(j, schemas.StatusSent, "")
+	st.WeComMsgID = res.MsgID
+	st.InvalidUsers = res.InvalidUser
+	if res.InvalidParty != "" || res.InvalidTag != "" {
+		st.Reason = strings.TrimSpace("invalid party: " + res.InvalidParty + " invalid tag: " + res.InvalidTag)
+	}
+	if err := s.status.Put(ctx, st); err != nil {
+		s.log.Warn("status put", zap.String("id", j.out.ID), zap.Error(err))
+	}
+	if err := j.msg.DoubleAck(ctx); err != nil {
+		// WeCom has it; a redelivery is caught by enable_duplicate_check.
+		s.log.Warn("ack after send failed", zap.String("id", j.out.ID), zap.Error(err))
+	}
+	s.finish(t)
+}
+
+// fail dead-letters the message, records the reason and acks it.
+func (s *Sender) fail(ctx context.Context, t *task, reason string) {
+	s.deadLetter(ctx, t.job, reason)
+	s.finish(t)
+}
+
+func (s *Sender) deadLetter(ctx context.Context, j *job, reason string) {
+	if err := s.bus.DeadLetter(ctx, DLQStage, j.msg, reason, j.attempts); err != nil {
+		// Not in the DLQ: leave it un-acked so JetStream redelivers it.
+		s.log.Error("dead letter failed; message left for redelivery", zap.Error(err))
+		_ = j.msg.NakWithDelay(s.cfg.Retry.Max)
+		return
+	}
+	if j.out.ID != "" {
+		s.putStatus(ctx, j, schemas.StatusFailed, reason, nil)
+	}
+	s.log.Warn("message dead-lettered", zap.String("id", j.out.ID), zap.String("app", j.out.Data.App), zap.Int("attempts", j.attempts), zap.String("reason", reason))
+	if err := j.msg.Term(); err != nil {
+		s.log.Warn("term after dead letter failed", zap.Error(err))
+	}
+}
+
+func (s *Sender) newStatus(j *job, status, reason string) schemas.MessageStatus {
+	return schemas.MessageStatus{ID: j.out.ID, App: j.out.Data.App, Status: status, Reason: reason, Attempts: j.attempts, UpdatedAt: s.clock.Now()}
+}
+
+func (s *Sender) putStatus(ctx context.Context, j *job, status, reason string, until *time.Time) {
+	st := s.newStatus(j, status, reason)
+	st.DeferredUntil = until
+	if err := s.status.Put(ctx, st); err != nil {
+		s.log.Warn("status put", zap.String("id", j.out.ID), zap.Error(err))
+	}
+}
+
+// heartbeat keeps every held message's AckWait from running out (wall clock:
+// this is NATS time, not business time).
+func (s *Sender) heartbeat(ctx context.Context) {
+	tick := time.NewTicker(s.cfg.AckWait / 3)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		s.mu.Lock()
+		msgs := make([]jetstream.Msg, 0, len(s.held))
+		for j := range s.held {
+			msgs = append(msgs, j.msg)
+		}
+		s.mu.Unlock()
+		for _, m := range msgs {
+			_ = m.InProgress() // an error means it was acked or the connection is down: redelivery covers it
+		}
+	}
+}
+
+// handBack returns the held, not-in-flight messages to JetStream at shutdown so
+// another replica takes them at once instead of after AckWait.
+func (s *Sender) handBack() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for j := range s.held {
+		_ = j.msg.Nak()
+		delete(s.held, j)
+	}
+}

@@ -1,0 +1,70 @@
+package sender
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/wxhub/wxhub/schemas"
+	"github.com/wxhub/wxhub/sender/dnd"
+)
+
+// ErrNoStatus reports an outbound id with no status record (never accepted, or
+// older than the bucket's TTL).
+var ErrNoStatus = errors.New("sender: no status for this message")
+
+// StatusStore keeps one schemas.MessageStatus per outbound message in the
+// wxhub_status bucket, under StatusKey(id). The gateway writes "queued" when it
+// accepts a push; the sender writes every later state. Safe for concurrent use.
+type StatusStore struct {
+	kv jetstream.KeyValue
+}
+
+// NewStatusStore wraps the wxhub_status bucket.
+func NewStatusStore(kv jetstream.KeyValue) *StatusStore { return &StatusStore{kv: kv} }
+
+// StatusKey is the KV key of an outbound id: the id itself when it is made of
+// key-safe characters ([-_=a-zA-Z0-9]), else "b64_" + base64url of it.
+func StatusKey(id string) string { return dnd.Key(id) }
+
+// Get returns the status of outbound message id, or an error wrapping ErrNoStatus.
+func (s *StatusStore) Get(ctx context.Context, id string) (schemas.MessageStatus, error) {
+	e, err := s.kv.Get(ctx, StatusKey(id))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return schemas.MessageStatus{}, fmt.Errorf("%w: %s", ErrNoStatus, id)
+	}
+	if err != nil {
+		return schemas.MessageStatus{}, fmt.Errorf("sender: status get %s: %w", id, err)
+	}
+	var st schemas.MessageStatus
+	if err := json.Unmarshal(e.Value(), &st); err != nil {
+		return schemas.MessageStatus{}, fmt.Errorf("sender: status decode %s: %w", id, err)
+	}
+	return st, nil
+}
+
+// Put stores st under st.ID (last write wins).
+func (s *StatusStore) Put(ctx context.Context, st schemas.MessageStatus) error {
+	if st.ID == "" {
+		return fmt.Errorf("sender: status put: %w", errors.New("empty id"))
+	}
+	data, err := json.Marshal(st)
+	if err != nil {
+		return fmt.Errorf("sender: status encode: %w", err)
+	}
+	if _, err := s.kv.Put(ctx, StatusKey(st.ID), data); err != nil {
+		return fmt.Errorf("sender: status put %s: %w", st.ID, err)
+	}
+	return nil
+}
+
+// DNDStore is the members' quiet-hours store (see package dnd).
+type DNDStore = dnd.Store
+
+// NewDNDStore wraps the wxhub_dnd bucket.
+func NewDNDStore(kv jetstream.KeyValue) *DNDStore { return dnd.NewStore(kv) }
+
+// ParseDNDCommand reads a do-not-disturb chat command (see dnd.ParseCommand).
+func ParseDNDCommand(text string) (dnd.Command, dnd.Window, error) { return dnd.ParseCommand(text) }

@@ -1,0 +1,53 @@
+package sender
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/wxhub/wxhub/schemas"
+	"github.com/wxhub/wxhub/wecom"
+)
+
+
+// wecomClient adapts *wecom.Client to wecomAPI.
+type wecomClient struct{ c *wecom.Client }
+
+func (w wecomClient) GetToken(ctx context.Context, corpID, secret string) (string, time.Duration, error) {
+	return w.c.GetToken(ctx, corpID, secret)
+}
+
+func (w wecomClient) send(ctx context.Context, kind, token string, body any) (sendResult, error) {
+	var r wecom.SendResult
+	var err error
+	switch kind {
+	case schemas.KindAppChat:
+		err = w.c.SendAppChat(ctx, token, body)
+	case schemas.KindCardUpdate:
+		r, err = w.c.UpdateTemplateCard(ctx, token, body)
+	default:
+		r, err = w.c.SendMessage(ctx, token, body)
+	}
+	return sendResult{MsgID: r.MsgID, InvalidUser: r.InvalidUser, InvalidParty: r.InvalidParty, InvalidTag: r.InvalidTag}, err
+}
+
+// classify maps the client's error classes to the sender's actions; 45009 and
+// its siblings (frequency limits) also pause every send, not just this one.
+func (w wecomClient) classify(err error) errClass {
+	var ae *wecom.APIError
+	switch {
+	case wecom.IsTokenExpired(err):
+		return errToken
+	case errors.As(err, &ae) && (ae.Code == 45009 || ae.Code == 45011 || ae.Code == 45033):
+		return errFrequency
+	case wecom.IsRetryable(err):
+		return errRetry
+	case wecom.IsPermanent(err):
+		return errPermanent
+	}
+	return errRetry // unknown failure: retrying is the safe side, bounded by max_attempts
+}
+
+// badSecret: gettoken's permanent answers (40001 wrong secret, 40013 corp id,
+// 60020 IP not trusted) must not be retried in a loop.
+func (w wecomClient) badSecret(err error) bool { return wecom.IsPermanent(err) }
