@@ -17,9 +17,9 @@ import (
 func RouteMsgID(eventID, connector string) string { return eventID + "/" + connector }
 
 // PublishRoute publishes ev to wxhub.route.<connector>.<partition of ev's user>
-// with Nats-Msg-Id = RouteMsgID. The partition count is the bus config's, which
-// every router and connector process must share.
-func (b *Bus) PublishRoute(ctx context.Context, connector string, ev *schemas.Event) (*jetstream.PubAck, error) {
+// with Nats-Msg-Id = RouteMsgID. partitions <= 0 means the bus config's; every
+// router and connector process must use the same count.
+func (b *Bus) PublishRoute(ctx context.Context, connector string, partitions int, ev *schemas.Event) (*jetstream.PubAck, error) {
 	if ev.ID == "" {
 		return nil, fmt.Errorf("%w: event to %s has no id", ErrMsgID, connector)
 	}
@@ -27,7 +27,10 @@ func (b *Bus) PublishRoute(ctx context.Context, connector string, ev *schemas.Ev
 	if err != nil {
 		return nil, fmt.Errorf("bus: marshal event %s: %w", ev.ID, err)
 	}
-	p := Partition(ev.Data.User, b.cfg.Partitions)
+	if partitions <= 0 {
+		partitions = b.cfg.Partitions
+	}
+	p := Partition(ev.Data.User, partitions)
 	h := nats.Header{}
 	h.Set(HeaderSchema, schemas.SchemaEvent)
 	h.Set(HeaderConnector, connector)

@@ -154,6 +154,7 @@ func (d *Dashboard) routes() {
 		http.Redirect(w, r, Prefix, http.StatusMovedPermanently)
 	})
 	m.HandleFunc("GET /dashboard/login", d.loginPage)
+	m.HandleFunc("GET /dashboard/login.css", d.loginCSS) // the form's style: public, holds nothing
 	m.HandleFunc("POST /dashboard/login", d.login)
 	m.HandleFunc("POST /dashboard/logout", d.post(RoleViewer, d.logout))
 	m.HandleFunc("GET /dashboard/{$}", d.page(d.index))

@@ -9,7 +9,6 @@ import (
 	"github.com/wxhub/wxhub/wecom"
 )
 
-
 // wecomClient adapts *wecom.Client to wecomAPI.
 type wecomClient struct{ c *wecom.Client }
 

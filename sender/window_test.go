@@ -31,14 +31,14 @@ func TestLedgerWait(t *testing.T) {
 		{name: "never fits", at: 0, n: 4, rules: perMin, wantErr: ErrNeverFits},
 		{name: "disabled rule", given: []time.Duration{0, 0, 0, 0}, at: 0, n: 1, rules: []rule{{Name: "m", Limit: -1, Span: time.Minute}}, want: 0},
 		{
-			name: "bucketed: whole bucket counts until its end + span",
+			name:  "bucketed: whole bucket counts until its end + span",
 			given: []time.Duration{100 * time.Millisecond, 900 * time.Millisecond, 1500 * time.Millisecond},
 			at:    2 * time.Second, n: 1,
 			rules: []rule{{Name: "m", Limit: 3, Span: time.Minute, Res: time.Second}},
 			want:  59 * time.Second, // bucket [0s,1s) frees at 61s
 		},
 		{
-			name: "longest of two rules wins",
+			name:  "longest of two rules wins",
 			given: []time.Duration{0, time.Minute, 2 * time.Minute},
 			at:    3 * time.Minute, n: 1,
 			rules: []rule{{Name: "m", Limit: 1, Span: time.Minute}, {Name: "h", Limit: 3, Span: time.Hour}},

@@ -171,7 +171,8 @@ func (c *Client) GetToken(ctx context.Context, corpID, secret string) (token str
 }
 
 // SendResult is message/send's answer (also update_template_card's). A message
-// can be accepted (errcode 0) while some recipients were not: see Invalid*.
+// can be accepted (errcode 0) while some recipients were not: see Invalid*, which
+// hold "|"-separated ids whichever way WeCom spelt the list.
 type SendResult struct {
 	InvalidUser    string `json:"invaliduser,omitempty"`    // "a|b": unknown or out-of-range members
 	InvalidParty   string `json:"invalidparty,omitempty"`   // "1|2"
@@ -184,7 +185,50 @@ type SendResult struct {
 
 type sendAnswer struct {
 	status
-	SendResult
+	InvalidUser    pipeList `json:"invaliduser"`
+	InvalidParty   pipeList `json:"invalidparty"`
+	InvalidTag     pipeList `json:"invalidtag"`
+	UnlicensedUser pipeList `json:"unlicenseduser"`
+	MsgID          string   `json:"msgid"`
+	ResponseCode   string   `json:"response_code"`
+}
+
+func (a *sendAnswer) result() SendResult {
+	return SendResult{
+		InvalidUser: string(a.InvalidUser), InvalidParty: string(a.InvalidParty),
+		InvalidTag: string(a.InvalidTag), UnlicensedUser: string(a.UnlicensedUser),
+		MsgID: a.MsgID, ResponseCode: a.ResponseCode,
+	}
+}
+
+// pipeList reads WeCom's id lists, which message/send spells "a|b" and
+// update_template_card spells ["a","b"] (department and tag ids may be numbers).
+type pipeList string
+
+func (p *pipeList) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		*p = pipeList(s)
+		return nil
+	}
+	var items []json.RawMessage
+	if err := json.Unmarshal(b, &items); err != nil {
+		return fmt.Errorf("id list: want a string or an array, got %.40s", b)
+	}
+	parts := make([]string, 0, len(items))
+	for _, it := range items {
+		var s string
+		if json.Unmarshal(it, &s) != nil {
+			var n json.Number
+			if err := json.Unmarshal(it, &n); err != nil {
+				return fmt.Errorf("id list: item %.40s is neither a string nor a number", it)
+			}
+			s = n.String()
+		}
+		parts = append(parts, s)
+	}
+	*p = pipeList(strings.Join(parts, "|"))
+	return nil
 }
 
 // SendMessage calls message/send with body, WeCom's request body (a struct,
@@ -194,7 +238,7 @@ type sendAnswer struct {
 func (c *Client) SendMessage(ctx context.Context, token string, body any) (SendResult, error) {
 	var a sendAnswer
 	err := c.postJSON(ctx, "message/send", token, body, &a)
-	return a.SendResult, err
+	return a.result(), err
 }
 
 // UpdateTemplateCard calls message/update_template_card (body has userids or
@@ -202,7 +246,7 @@ func (c *Client) SendMessage(ctx context.Context, token string, body any) (SendR
 func (c *Client) UpdateTemplateCard(ctx context.Context, token string, body any) (SendResult, error) {
 	var a sendAnswer
 	err := c.postJSON(ctx, "message/update_template_card", token, body, &a)
-	return a.SendResult, err
+	return a.result(), err
 }
 
 // SendAppChat calls appchat/send (body has chatid, msgtype and the content).

@@ -161,6 +161,9 @@ func TestSendMessage(t *testing.T) {
 		{name: "partly invalid recipients", body: []byte(wantBody),
 			answer: `{"errcode":0,"errmsg":"ok","invaliduser":"lisi|wangwu","invalidparty":"3","invalidtag":"7","unlicenseduser":"zhaoliu","msgid":"m4"}`,
 			want:   SendResult{InvalidUser: "lisi|wangwu", InvalidParty: "3", InvalidTag: "7", UnlicensedUser: "zhaoliu", MsgID: "m4"}},
+		{name: "party and tag ids as numbers", body: []byte(wantBody),
+			answer: `{"errcode":0,"errmsg":"ok","invalidparty":[3,4],"invalidtag":["7"],"msgid":"m5"}`,
+			want:   SendResult{InvalidParty: "3|4", InvalidTag: "7", MsgID: "m5"}},
 		{name: "nobody valid", body: []byte(wantBody), answer: `{"errcode":81013,"errmsg":"user & party & tag all invalid","invaliduser":"zhangsan"}`,
 			want: SendResult{InvalidUser: "zhangsan"}, wantErr: ErrPermanent, wantCode: 81013},
 		{name: "token expired", body: []byte(wantBody), answer: `{"errcode":42001,"errmsg":"access_token expired"}`, wantErr: ErrTokenExpired, wantCode: 42001},
@@ -249,6 +252,24 @@ func TestAppChatAndCard(t *testing.T) {
 			},
 			answer:   `{"errcode":0,"errmsg":"ok","invaliduser":"lisi"}`,
 			wantPath: "/cgi-bin/message/update_template_card", want: "lisi",
+		},
+		{
+			name: "update card, invalid users as a list",
+			call: func(c *Client) (string, error) {
+				r, err := c.UpdateTemplateCard(context.Background(), secretToken, map[string]any{"response_code": "rc"})
+				return r.InvalidUser, err
+			},
+			answer:   `{"errcode":0,"errmsg":"ok","invaliduser":["lisi","wangwu"]}`,
+			wantPath: "/cgi-bin/message/update_template_card", want: "lisi|wangwu",
+		},
+		{
+			name: "update card, unreadable list",
+			call: func(c *Client) (string, error) {
+				r, err := c.UpdateTemplateCard(context.Background(), secretToken, map[string]any{"response_code": "rc"})
+				return r.InvalidUser, err
+			},
+			answer:   `{"errcode":0,"errmsg":"ok","invaliduser":{"a":1}}`,
+			wantPath: "/cgi-bin/message/update_template_card", wantErr: ErrBadResponse,
 		},
 		{
 			name: "update card busy",

@@ -121,7 +121,11 @@ func (c *Crypter) verify(msgSignature, timestamp, nonce, encrypted string) error
 // VerifyURL answers WeChat's URL-verification GET: it checks the signature,
 // decrypts echostr, checks the receive id and returns the plain echostr, which the
 // handler writes back as the response body.
+//
+// A "+" of echostr that reached us as a space (an unescaped "+" in the query
+// string, decoded as form data) is put back: base64 never holds spaces.
 func (c *Crypter) VerifyURL(msgSignature, timestamp, nonce, echostr string) ([]byte, error) {
+	echostr = strings.ReplaceAll(echostr, " ", "+")
 	if err := c.verify(msgSignature, timestamp, nonce, echostr); err != nil {
 		return nil, fmt.Errorf("wecom: verify url: %w", err)
 	}

@@ -110,6 +110,13 @@ func TestOfficialSample(t *testing.T) {
 			want: s.VerifyURL.Plain,
 		},
 		{
+			name: "verify url with + decoded as space",
+			run: func() ([]byte, error) {
+				return c.VerifyURL(s.VerifyURL.MsgSignature, s.VerifyURL.Timestamp, s.VerifyURL.Nonce, strings.ReplaceAll(s.VerifyURL.Echostr, "+", " "))
+			},
+			want: s.VerifyURL.Plain,
+		},
+		{
 			name: "verify url with another timestamp",
 			run: func() ([]byte, error) {
 				return c.VerifyURL(s.VerifyURL.MsgSignature, "1409659590", s.VerifyURL.Nonce, s.VerifyURL.Echostr)

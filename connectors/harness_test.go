@@ -1,0 +1,165 @@
+package connectors_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/wxhub/wxhub/bus"
+	"github.com/wxhub/wxhub/connectors"
+	"github.com/wxhub/wxhub/schemas"
+)
+
+const testPartitions = 4
+
+func newBus(t *testing.T) *bus.Bus {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	b, err := bus.Open(ctx, bus.Config{DataDir: t.TempDir(), Port: -1, Partitions: testPartitions}, zaptest.NewLogger(t).Named("bus"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	return b
+}
+
+func testCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// testOptions are fast options: short polls and backoffs.
+func testOptions(t *testing.T, name string) connectors.Options {
+	return connectors.Options{
+		Name:     name,
+		PollWait: 100 * time.Millisecond,
+		Backoff:  connectors.ConstantBackoff(20 * time.Millisecond),
+		Logger:   zaptest.NewLogger(t),
+	}
+}
+
+// start runs a runner in the background; the returned stop cancels it and
+// waits for Run to return.
+func start(t *testing.T, b *bus.Bus, opts connectors.Options, h connectors.Handler) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- connectors.Run(ctx, b, opts, h) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("Run: %v", err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Error("Run did not return after cancel")
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+var evSeq int
+
+func event(user, content string) *schemas.Event {
+	evSeq++
+	return &schemas.Event{
+		SpecVersion: schemas.SpecVersion, ID: fmt.Sprintf("ev-%s-%d", user, evSeq),
+		Source: "wecom/helpdesk", Type: "wxhub.in.text", Time: time.Now().UTC(), DataContentType: "application/json",
+		Data: schemas.EventData{Channel: schemas.ChannelWeCom, App: "helpdesk", User: user, MsgType: "text", Content: content},
+	}
+}
+
+func route(t *testing.T, b *bus.Bus, connector string, ev *schemas.Event) {
+	t.Helper()
+	if _, err := b.PublishRoute(testCtx(t), connector, 0, ev); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func outbound(t *testing.T, b *bus.Bus) []schemas.Outbound {
+	t.Helper()
+	ctx := testCtx(t)
+	st, err := b.JS().Stream(ctx, bus.StreamOut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []schemas.Outbound
+	for seq := uint64(1); ; {
+		raw, err := st.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(bus.SubjectOutAll))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		var o schemas.Outbound
+		if err := json.Unmarshal(raw.Data, &o); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, o)
+		seq = raw.Sequence + 1
+	}
+}
+
+func streamMsgs(t *testing.T, b *bus.Bus, stream string) uint64 {
+	t.Helper()
+	ctx := testCtx(t)
+	st, err := b.JS().Stream(ctx, stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Msgs
+}
+
+func dlq(t *testing.T, b *bus.Bus) []bus.DLQEntry {
+	t.Helper()
+	l, err := b.ListDLQ(testCtx(t), bus.DLQFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// usersInDistinctPartitions returns n users whose partitions all differ.
+func usersInDistinctPartitions(n int) []string {
+	seen := map[int]bool{}
+	var users []string
+	for i := 0; len(users) < n; i++ {
+		u := fmt.Sprintf("user%d", i)
+		if p := bus.Partition(u, testPartitions); !seen[p] {
+			seen[p] = true
+			users = append(users, u)
+		}
+	}
+	return users
+}

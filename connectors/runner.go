@@ -1,0 +1,398 @@
+package connectors
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"github.com/wxhub/wxhub/bus"
+	"github.com/wxhub/wxhub/schemas"
+)
+
+// Outcome of one delivery.
+type Outcome string
+
+const (
+	OutcomeAcked      Outcome = "acked"       // handled, replies published, event acked
+	OutcomeRetry      Outcome = "retry"       // failed, redelivered after a backoff
+	OutcomeDeadLetter Outcome = "dead_letter" // copied to the DLQ and terminated
+	OutcomeRequeued   Outcome = "requeued"    // received during shutdown, handed back unhandled
+)
+
+// Result reports one delivery to Options.OnResult.
+type Result struct {
+	EventID   string
+	Partition int
+	Attempt   int
+	Outcome   Outcome
+	Replies   int
+	Err       error // the handler's (or publishing's) error, if any
+	Duration  time.Duration
+}
+
+// Stats are cumulative counters of a Runner.
+type Stats struct {
+	Received, Acked, Retried, DeadLettered, Requeued, Replies uint64
+	InFlight                                                  int64
+}
+
+// ConsumerName is the durable consumer of one partition of a connector:
+// wxhub_<connector>_<partition>. Connectors in other languages use the same names.
+func ConsumerName(connector string, partition int) string {
+	return "wxhub_" + connector + "_" + strconv.Itoa(partition)
+}
+
+// ConsumerConfig is the consumer every process of the connector declares for
+// one partition. MaxAckPending 1 is what keeps a user's events in order across
+// processes: the server hands out the next event of a partition only after the
+// previous one was acked or terminated (a Nak keeps it pending). The server's
+// MaxDeliver is unlimited: the runner dead-letters at opts.MaxDeliver itself, so
+// an event whose last attempt crashed is dead-lettered on the next delivery
+// instead of being stranded in the work queue.
+func ConsumerConfig(connector string, partition int, ackWait time.Duration) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       ConsumerName(connector, partition),
+		Description:   "wxhub connector " + connector + " partition " + strconv.Itoa(partition),
+		FilterSubject: bus.RouteSubject(connector, partition),
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       ackWait,
+		MaxDeliver:    -1,
+		MaxAckPending: 1,
+	}
+}
+
+// Runner runs one connector's handler. Create it with NewRunner, run it once.
+type Runner struct {
+	b     *bus.Bus
+	opts  Options
+	h     Handler
+	log   *zap.Logger
+	stage string
+	sem   chan struct{} // worker slots
+
+	received, acked, retried, dead, requeued, replies atomic.Uint64
+	inFlight                                          atomic.Int64
+}
+
+// NewRunner checks opts and wraps h in opts.Middleware.
+func NewRunner(b *bus.Bus, opts Options, h Handler) (*Runner, error) {
+	if b == nil || h == nil {
+		return nil, fmt.Errorf("%w: bus and handler are required", ErrOptions)
+	}
+	opts = opts.withDefaults(b.Partitions())
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	return &Runner{
+		b:     b,
+		opts:  opts,
+		h:     Chain(h, opts.Middleware...),
+		log:   opts.Logger.Named("connector").With(zap.String("connector", opts.Name)),
+		stage: "connector:" + opts.Name,
+		sem:   make(chan struct{}, opts.Concurrency),
+	}, nil
+}
+
+// Run is NewRunner followed by Runner.Run.
+func Run(ctx context.Context, b *bus.Bus, opts Options, h Handler) error {
+	r, err := NewRunner(b, opts, h)
+	if err != nil {
+		return err
+	}
+	return r.Run(ctx)
+}
+
+// Stats returns the counters so far; safe to call at any time.
+func (r *Runner) Stats() Stats {
+	return Stats{
+		Received: r.received.Load(), Acked: r.acked.Load(), Retried: r.retried.Load(),
+		DeadLettered: r.dead.Load(), Requeued: r.requeued.Load(), Replies: r.replies.Load(),
+		InFlight: r.inFlight.Load(),
+	}
+}
+
+// Run declares the connector's consumers and handles events until ctx is done.
+// Then it stops pulling, lets in-flight handlers finish (their ctx is cancelled
+// after ShutdownTimeout), settles their events and returns nil. It returns an
+// error only if the consumers cannot be declared.
+func (r *Runner) Run(ctx context.Context) error {
+	cons := make([]jetstream.Consumer, r.opts.Partitions)
+	for p := range cons {
+		c, err := r.b.JS().CreateOrUpdateConsumer(ctx, bus.StreamRoute, ConsumerConfig(r.opts.Name, p, r.opts.AckWait))
+		if err != nil {
+			return fmt.Errorf("connectors: %s: declare consumer %d: %w", r.opts.Name, p, err)
+		}
+		cons[p] = c
+	}
+	// Work started before shutdown finishes with workCtx, which outlives ctx by
+	// the grace period.
+	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	lanesDone := make(chan struct{})
+	go func() {
+		select {
+		case <-lanesDone:
+			return
+		case <-ctx.Done():
+		}
+		t := time.NewTimer(r.opts.ShutdownTimeout)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			r.log.Warn("shutdown grace period over; cancelling handlers", zap.Int64("in_flight", r.inFlight.Load()))
+			cancelWork()
+		case <-lanesDone:
+		}
+	}()
+
+	r.log.Info("connector started", zap.Int("partitions", r.opts.Partitions), zap.Int("concurrency", r.opts.Concurrency))
+	var wg sync.WaitGroup
+	for p, c := range cons {
+		wg.Go(func() { r.lane(ctx, workCtx, p, c) })
+	}
+	wg.Wait()
+	close(lanesDone)
+	r.log.Info("connector stopped", zap.Uint64("acked", r.acked.Load()))
+	return nil
+}
+
+// lane pulls partition p one event at a time; the consumer's MaxAckPending of 1
+// makes the server hold the partition's next event until this one is settled.
+func (r *Runner) lane(ctx, workCtx context.Context, p int, c jetstream.Consumer) {
+	for ctx.Err() == nil {
+		// No FetchContext: cancelling a pull mid-flight could strand an event
+		// on a dead subscription until AckWait; the pull expires on its own.
+		batch, err := c.Fetch(1, jetstream.FetchMaxWait(r.opts.PollWait))
+		if err != nil {
+			r.pause(ctx, "fetch", p, err)
+			continue
+		}
+		for msg := range batch.Messages() {
+			r.process(ctx, workCtx, p, msg)
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
+			r.pause(ctx, "fetch batch", p, err)
+		}
+	}
+}
+
+func (r *Runner) pause(ctx context.Context, what string, p int, err error) {
+	r.log.Warn("pull failed; retrying", zap.String("op", what), zap.Int("partition", p), zap.Error(err))
+	t := time.NewTimer(time.Second)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+func (r *Runner) process(ctx, workCtx context.Context, p int, msg jetstream.Msg) {
+	r.received.Add(1)
+	start := time.Now()
+	res := Result{Partition: p}
+	defer func() {
+		res.Duration = time.Since(start)
+		if r.opts.OnResult != nil {
+			r.opts.OnResult(res)
+		}
+	}()
+
+	stopBeat := r.heartbeat(msg)
+	defer stopBeat()
+
+	select {
+	case r.sem <- struct{}{}:
+	case <-ctx.Done():
+		// Shutting down before a worker was free: hand it back unhandled; it is
+		// still the head of its partition, so order holds.
+		_ = msg.Nak()
+		r.requeued.Add(1)
+		res.Outcome = OutcomeRequeued
+		return
+	}
+	defer func() { <-r.sem }()
+	r.inFlight.Add(1)
+	defer r.inFlight.Add(-1)
+
+	attempt := 1
+	var seq uint64
+	if md, err := msg.Metadata(); err == nil {
+		attempt, seq = int(md.NumDelivered), md.Sequence.Stream
+	}
+	res.Attempt = attempt
+	log := r.log.With(zap.Int("partition", p), zap.Int("attempt", attempt), zap.Uint64("seq", seq))
+
+	var ev schemas.Event
+	if err := json.Unmarshal(msg.Data(), &ev); err != nil {
+		res.Err = err
+		res.Outcome = r.deadLetter(workCtx, log, msg, fmt.Sprintf("invalid event JSON: %v", err), attempt)
+		return
+	}
+	res.EventID = ev.ID
+	log = log.With(zap.String("event", ev.ID))
+	if attempt > r.opts.MaxDeliver {
+		// The previous attempts ended without an outcome: crashes or AckWait.
+		res.Outcome = r.deadLetter(workCtx, log, msg, fmt.Sprintf("no outcome after %d deliveries (handler crashed or exceeded ack wait)", attempt-1), attempt-1)
+		return
+	}
+
+	hctx := bus.ContextFromHeader(workCtx, msg.Headers())
+	hctx = context.WithValue(hctx, deliveryKey{}, Delivery{
+		Connector: r.opts.Name, Subject: msg.Subject(), Partition: p, Attempt: attempt, StreamSeq: seq,
+	})
+	replies, err := r.call(hctx, &ev)
+	if err == nil {
+		var n int
+		n, err = r.publishReplies(hctx, &ev, seq, replies)
+		res.Replies = n
+	}
+	res.Err = err
+	switch {
+	case err == nil:
+		if aerr := msg.DoubleAck(workCtx); aerr != nil {
+			// Replies are out; a redelivery would re-run the handler but its
+			// replies are de-duplicated by message id.
+			log.Warn("ack failed; event may be redelivered", zap.Error(aerr))
+		}
+		r.acked.Add(1)
+		res.Outcome = OutcomeAcked
+		log.Debug("event handled", zap.Int("replies", res.Replies))
+	case IsPermanent(err):
+		res.Outcome = r.deadLetter(workCtx, log, msg, err.Error(), attempt)
+	case attempt >= r.opts.MaxDeliver:
+		res.Outcome = r.deadLetter(workCtx, log, msg, err.Error(), attempt)
+	default:
+		res.Outcome = r.retry(log, msg, attempt, err)
+	}
+}
+
+// call runs the handler, turning a panic into a retryable error.
+func (r *Runner) call(ctx context.Context, ev *schemas.Event) (replies []Reply, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			r.log.Error("handler panicked", zap.String("event", ev.ID), zap.Any("panic", v), zap.ByteString("stack", debug.Stack()))
+			replies, err = nil, fmt.Errorf("handler panic: %v", v)
+		}
+	}()
+	return r.h.Handle(ctx, ev)
+}
+
+func (r *Runner) retry(log *zap.Logger, msg jetstream.Msg, attempt int, cause error) Outcome {
+	d := r.opts.Backoff(attempt)
+	log.Warn("handler failed; will retry", zap.Duration("delay", d), zap.Error(cause))
+	if err := msg.NakWithDelay(d); err != nil {
+		log.Warn("nak failed; the server redelivers after ack wait", zap.Error(err))
+	}
+	r.retried.Add(1)
+	return OutcomeRetry
+}
+
+func (r *Runner) deadLetter(ctx context.Context, log *zap.Logger, msg jetstream.Msg, reason string, attempts int) Outcome {
+	if err := r.b.DeadLetter(ctx, r.stage, msg, reason, attempts); err != nil {
+		// Never term what is not safely in the DLQ.
+		log.Error("dead-lettering failed; will retry", zap.Error(err))
+		_ = msg.NakWithDelay(r.opts.Backoff(attempts))
+		r.retried.Add(1)
+		return OutcomeRetry
+	}
+	if err := msg.TermWithReason("dead-lettered"); err != nil {
+		log.Warn("term failed; a redelivery will be dead-lettered again (deduplicated)", zap.Error(err))
+	}
+	log.Error("event dead-lettered", zap.String("reason", reason), zap.Int("attempts", attempts))
+	r.dead.Add(1)
+	return OutcomeDeadLetter
+}
+
+// publishReplies publishes every reply and waits for each ack. Message ids are
+// event id + "/" + index, so a retried event does not send a reply twice.
+func (r *Runner) publishReplies(ctx context.Context, ev *schemas.Event, seq uint64, replies []Reply) (int, error) {
+	base := ev.ID
+	if base == "" {
+		base = "route-" + strconv.FormatUint(seq, 10)
+	}
+	tp := bus.TraceParentFrom(ctx)
+	for i, rep := range replies {
+		out, err := r.outbound(ev, base, i, rep, tp)
+		if err != nil {
+			return i, Permanent(err)
+		}
+		if _, err := r.b.PublishJSON(ctx, bus.OutSubject(out.Data.App), out.ID, schemas.SchemaOutbound, out); err != nil {
+			return i, fmt.Errorf("publish reply %d: %w", i, err)
+		}
+		r.replies.Add(1)
+	}
+	return len(replies), nil
+}
+
+func (r *Runner) outbound(ev *schemas.Event, base string, i int, rep Reply, tp string) (schemas.Outbound, error) {
+	app := rep.App
+	if app == "" {
+		app = ev.Data.App
+	}
+	if app == "" {
+		return schemas.Outbound{}, fmt.Errorf("reply %d: no app (event has none either)", i)
+	}
+	kind := rep.Kind
+	if kind == "" {
+		kind = schemas.KindMessage
+	}
+	var body json.RawMessage
+	switch b := rep.Body.(type) {
+	case json.RawMessage:
+		body = b
+	case []byte:
+		body = b
+	default:
+		var err error
+		if body, err = json.Marshal(b); err != nil {
+			return schemas.Outbound{}, fmt.Errorf("reply %d: body: %w", i, err)
+		}
+	}
+	if !json.Valid(body) || len(body) == 0 || body[0] != '{' {
+		return schemas.Outbound{}, fmt.Errorf("reply %d: body must be a JSON object", i)
+	}
+	return schemas.Outbound{
+		SpecVersion:     schemas.SpecVersion,
+		ID:              base + "/" + strconv.Itoa(i),
+		Source:          "connector/" + r.opts.Name,
+		Type:            "wxhub.out." + kind,
+		Time:            time.Now().UTC(),
+		DataContentType: "application/json",
+		TraceParent:     tp,
+		Data: schemas.OutboundData{
+			App: app, Kind: kind, Priority: rep.Priority, DedupKey: rep.DedupKey,
+			InReplyTo: ev.ID, Body: body,
+		},
+	}, nil
+}
+
+// heartbeat tells the server the event is being worked on every AckWait/2,
+// from receipt (including the wait for a worker) until stop is called.
+func (r *Runner) heartbeat(msg jetstream.Msg) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(r.opts.AckWait / 2)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				_ = msg.InProgress()
+			}
+		}
+	})
+	return func() { close(done); wg.Wait() }
+}

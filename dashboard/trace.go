@@ -1,0 +1,428 @@
+package dashboard
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/wxhub/wxhub/bus"
+	"github.com/wxhub/wxhub/schemas"
+)
+
+// ErrTraceQuery reports a tracer request without an id or a user.
+var ErrTraceQuery = errors.New("dashboard: trace needs id or user")
+
+// Hop is one place a message was seen: a stream message or a status record.
+type Hop struct {
+	Kind       string    `json:"kind"` // event, routed, outbound, dead_letter, status
+	Stream     string    `json:"stream,omitempty"`
+	Seq        uint64    `json:"seq,omitempty"`
+	Subject    string    `json:"subject,omitempty"`
+	Time       time.Time `json:"time"`
+	MsgID      string    `json:"msg_id,omitempty"`
+	ID         string    `json:"id,omitempty"` // the CloudEvents id
+	TraceID    string    `json:"trace_id,omitempty"`
+	Summary    string    `json:"summary"`
+	Replay     bool      `json:"replay,omitempty"`
+	SinceFirst float64   `json:"since_first_ms"`
+}
+
+// Trace is the tracer's answer.
+type Trace struct {
+	ID        string            `json:"id,omitempty"`
+	User      string            `json:"user,omitempty"`
+	Hops      []Hop             `json:"hops"`
+	Scanned   map[string]uint64 `json:"scanned"` // messages read per stream
+	Truncated bool              `json:"truncated,omitempty"`
+}
+
+// maxUserHops bounds a by-user trace (a busy user has many messages).
+const maxUserHops = 500
+
+// rec is one scanned message reduced to what links messages together.
+type rec struct {
+	hop   Hop
+	ids   []string // names this message answers to
+	links []string // ids of messages it refers to (in_reply_to, a dead letter's original)
+	users []string
+}
+
+// traceQuery reads the newest TraceScan messages of every stream and follows
+// the links from the query: ids (Nats-Msg-Id, CloudEvents id, WeChat MsgId,
+// dedup key), a reply's in_reply_to, a dead letter's original, and the W3C
+// trace id that every hop carries in its traceparent header. By user, it lists
+// every message from or to that user instead.
+func (d *Dashboard) traceQuery(ctx context.Context, id, user string) (Trace, error) {
+	id, user = strings.TrimSpace(id), strings.TrimSpace(user)
+	if id == "" && user == "" {
+		return Trace{}, ErrTraceQuery
+	}
+	tr := Trace{ID: id, User: user, Scanned: map[string]uint64{}, Hops: []Hop{}}
+	var recs []rec
+	for _, name := range streamNames {
+		msgs, err := scanStream(ctx, d.bus, name, d.cfg.TraceScan)
+		if err != nil {
+			return tr, fmt.Errorf("dashboard: trace: scan %s: %w", name, err)
+		}
+		tr.Scanned[name] = uint64(len(msgs))
+		for _, m := range msgs {
+			recs = append(recs, decodeRec(name, m))
+		}
+	}
+	matched := make([]bool, len(recs))
+	if id != "" {
+		keys := map[string]bool{id: true}
+		traces := map[string]bool{}
+		// Follow links to a fixed point; each round can only add, so at most len(recs) rounds.
+		for changed := true; changed; {
+			changed = false
+			for i, r := range recs {
+				if matched[i] || !r.matches(keys, traces) {
+					continue
+				}
+				matched[i], changed = true, true
+				for _, k := range append(r.ids, r.links...) {
+					keys[k] = true
+				}
+				if r.hop.TraceID != "" {
+					traces[r.hop.TraceID] = true
+				}
+			}
+		}
+	} else {
+		for i, r := range recs {
+			for _, u := range r.users {
+				if u == user {
+					matched[i] = true
+				}
+			}
+		}
+	}
+	outIDs := map[string]bool{}
+	for i, r := range recs {
+		if !matched[i] {
+			continue
+		}
+		tr.Hops = append(tr.Hops, r.hop)
+		if r.hop.Kind == "outbound" && r.hop.ID != "" {
+			outIDs[r.hop.ID] = true
+		}
+	}
+	tr.Hops = append(tr.Hops, d.statusHops(ctx, outIDs)...)
+	sort.SliceStable(tr.Hops, func(i, j int) bool { return tr.Hops[i].Time.Before(tr.Hops[j].Time) })
+	if len(tr.Hops) > maxUserHops {
+		tr.Hops, tr.Truncated = tr.Hops[len(tr.Hops)-maxUserHops:], true
+	}
+	if len(tr.Hops) > 0 {
+		first := tr.Hops[0].Time
+		for i := range tr.Hops {
+			tr.Hops[i].SinceFirst = float64(tr.Hops[i].Time.Sub(first).Microseconds()) / 1000
+		}
+	}
+	return tr, nil
+}
+
+func (r rec) matches(keys, traces map[string]bool) bool {
+	if r.hop.TraceID != "" && traces[r.hop.TraceID] {
+		return true
+	}
+	for _, k := range r.ids {
+		if keys[k] {
+			return true
+		}
+	}
+	for _, k := range r.links {
+		if keys[k] {
+			return true
+		}
+	}
+	return false
+}
+
+// statusHops adds the sender's last word on each outbound message.
+func (d *Dashboard) statusHops(ctx context.Context, ids map[string]bool) []Hop {
+	if len(ids) == 0 {
+		return nil
+	}
+	kv, err := d.bus.KV(ctx, bus.BucketStatus)
+	if err != nil {
+		return nil
+	}
+	var hops []Hop
+	for id := range ids {
+		e, err := kv.Get(ctx, id)
+		if err != nil {
+			continue
+		}
+		var st schemas.MessageStatus
+		if json.Unmarshal(e.Value(), &st) != nil {
+			continue
+		}
+		t := st.UpdatedAt
+		if t.IsZero() {
+			t = e.Created()
+		}
+		sum := st.Status
+		switch {
+		case st.Reason != "":
+			sum += ": " + truncate(st.Reason, 200)
+		case st.DeferredUntil != nil:
+			sum += " until " + st.DeferredUntil.UTC().Format(time.RFC3339)
+		case st.WeComMsgID != "":
+			sum += " (WeCom msgid " + st.WeComMsgID + ")"
+		}
+		if st.Attempts > 1 {
+			sum += fmt.Sprintf(" after %d attempts", st.Attempts)
+		}
+		hops = append(hops, Hop{Kind: "status", Time: t, ID: id, Summary: sum})
+	}
+	return hops
+}
+
+type scanned struct {
+	seq     uint64
+	subject string
+	time    time.Time
+	header  nats.Header
+	data    []byte
+}
+
+// scanStream reads the newest n messages of a stream, oldest first.
+func scanStream(ctx context.Context, b *bus.Bus, name string, n int) ([]scanned, error) {
+	s, err := b.JS().Stream(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return nil, err
+	}
+	st := info.State
+	if st.Msgs == 0 {
+		return nil, nil
+	}
+	start := st.FirstSeq
+	if st.LastSeq >= uint64(n) && st.LastSeq-uint64(n)+1 > start {
+		start = st.LastSeq - uint64(n) + 1
+	}
+	// A work-queue stream (WXHUB_ROUTE) refuses consumers that do not ack and
+	// overlap its connectors' filters, so it is read message by message; it
+	// holds only unfinished work and is small.
+	if info.Config.Retention == jetstream.WorkQueuePolicy {
+		return scanByGet(ctx, s, start, n)
+	}
+	c, err := b.JS().OrderedConsumer(ctx, name, jetstream.OrderedConsumerConfig{
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:   start,
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if ci := c.CachedInfo(); ci != nil {
+			_ = b.JS().DeleteConsumer(context.WithoutCancel(ctx), name, ci.Name)
+		}
+	}()
+	var out []scanned
+	for len(out) < n {
+		batch, err := c.Fetch(min(500, n-len(out)), jetstream.FetchMaxWait(2*time.Second))
+		if err != nil {
+			return out, err
+		}
+		got, done := 0, false
+		for m := range batch.Messages() {
+			md, err := m.Metadata()
+			if err != nil {
+				continue
+			}
+			got++
+			out = append(out, scanned{md.Sequence.Stream, m.Subject(), md.Timestamp, m.Headers(), m.Data()})
+			if md.NumPending == 0 || md.Sequence.Stream >= st.LastSeq {
+				done = true
+			}
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
+			return out, err
+		}
+		if done || got == 0 {
+			break
+		}
+	}
+	return out, nil
+}
+
+func scanByGet(ctx context.Context, s jetstream.Stream, start uint64, n int) ([]scanned, error) {
+	var out []scanned
+	seq := start
+	for len(out) < n {
+		m, err := s.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(">"))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			break
+		}
+		if err != nil {
+			return out, err
+		}
+		out = append(out, scanned{m.Sequence, m.Subject, m.Time, m.Header, m.Data})
+		seq = m.Sequence + 1
+	}
+	return out, nil
+}
+
+// traceID is the trace-id field of a traceparent header, or "".
+func traceID(tp string) string {
+	sc, err := bus.ParseTraceParent(tp)
+	if err != nil {
+		return ""
+	}
+	return sc.TraceID
+}
+
+func decodeRec(stream string, m scanned) rec {
+	r := rec{hop: Hop{Stream: stream, Seq: m.seq, Subject: m.subject, Time: m.time,
+		MsgID: m.header.Get(bus.HeaderMsgID), TraceID: traceID(m.header.Get(bus.HeaderTraceParent)),
+		Replay: m.header.Get(bus.HeaderReplayOf) != ""}}
+	add := func(ids ...string) {
+		for _, s := range ids {
+			if s != "" {
+				r.ids = append(r.ids, s)
+			}
+		}
+	}
+	add(r.hop.MsgID)
+	switch stream {
+	case bus.StreamIn, bus.StreamRoute:
+		r.hop.Kind = "event"
+		if stream == bus.StreamRoute {
+			r.hop.Kind = "routed"
+		}
+		var ev schemas.Event
+		if json.Unmarshal(m.data, &ev) != nil {
+			r.hop.Summary = "undecodable event"
+			return r
+		}
+		r.hop.ID = ev.ID
+		add(ev.ID, ev.Data.MsgID)
+		r.users = []string{ev.Data.User}
+		r.hop.Summary = eventSummary(ev)
+		if c := m.header.Get(bus.HeaderConnector); c != "" {
+			r.hop.Summary += " → connector " + c
+		}
+	case bus.StreamOut:
+		r.hop.Kind = "outbound"
+		var o schemas.Outbound
+		if json.Unmarshal(m.data, &o) != nil {
+			r.hop.Summary = "undecodable outbound message"
+			return r
+		}
+		r.hop.ID = o.ID
+		add(o.ID, o.Data.DedupKey)
+		if o.Data.InReplyTo != "" {
+			r.links = append(r.links, o.Data.InReplyTo)
+		}
+		r.users = recipients(o.Data.Body)
+		r.hop.Summary = outboundSummary(o, r.users)
+	case bus.StreamDLQ:
+		r.hop.Kind = "dead_letter"
+		var dl schemas.DeadLetter
+		if json.Unmarshal(m.data, &dl) != nil {
+			r.hop.Summary = "undecodable dead letter"
+			return r
+		}
+		r.hop.ID = dl.ID
+		add(dl.ID)
+		dd := dl.Data
+		if mid := dd.Headers[bus.HeaderMsgID]; mid != "" {
+			r.links = append(r.links, mid)
+		}
+		if tid := traceID(dd.Headers[bus.HeaderTraceParent]); tid != "" && r.hop.TraceID == "" {
+			r.hop.TraceID = tid
+		}
+		if body, err := bus.OriginalBytes(dd); err == nil {
+			// The original is an event or an outbound message: link to its id
+			// and take its user, so a dead letter shows in both kinds of trace.
+			var orig struct {
+				ID   string `json:"id"`
+				Data struct {
+					User      string          `json:"user"`
+					InReplyTo string          `json:"in_reply_to"`
+					Body      json.RawMessage `json:"body"`
+				} `json:"data"`
+			}
+			if json.Unmarshal(body, &orig) == nil {
+				for _, s := range []string{orig.ID, orig.Data.InReplyTo} {
+					if s != "" {
+						r.links = append(r.links, s)
+					}
+				}
+				if orig.Data.User != "" {
+					r.users = append(r.users, orig.Data.User)
+				}
+				r.users = append(r.users, recipients(orig.Data.Body)...)
+			}
+		}
+		r.hop.Summary = fmt.Sprintf("dead letter at %s after %d attempts: %s", dd.Stage, dd.Attempts, truncate(dd.Reason, 200))
+	}
+	return r
+}
+
+func eventSummary(ev schemas.Event) string {
+	t := strings.TrimPrefix(ev.Type, "wxhub.in.")
+	if t == "" {
+		t = ev.Data.MsgType
+	}
+	return fmt.Sprintf("%s from %s via %s/%s", t, ev.Data.User, ev.Data.Channel, ev.Data.App)
+}
+
+func outboundSummary(o schemas.Outbound, to []string) string {
+	s := fmt.Sprintf("%s via %s to %s", o.Data.Kind, o.Data.App, strings.Join(to, ","))
+	if o.Data.Priority != "" {
+		s += " (" + o.Data.Priority + ")"
+	}
+	if o.Source != "" {
+		s += " from " + o.Source
+	}
+	return s
+}
+
+// recipients reads touser ("a|b") from a WeCom send body; parties and tags
+// are not users and are left out.
+func recipients(body json.RawMessage) []string {
+	var b struct {
+		ToUser  string   `json:"touser"`
+		UserIDs []string `json:"userids"` // update_template_card
+	}
+	if len(body) == 0 || json.Unmarshal(body, &b) != nil {
+		return nil
+	}
+	var out []string
+	for _, u := range strings.Split(b.ToUser, "|") {
+		if u = strings.TrimSpace(u); u != "" && u != "@all" {
+			out = append(out, u)
+		}
+	}
+	return append(out, b.UserIDs...)
+}
+
+// trace: GET /dashboard/api/trace?id=... or ?user=...
+func (d *Dashboard) trace(w http.ResponseWriter, r *http.Request, _ session) {
+	q := r.URL.Query()
+	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+	defer cancel()
+	tr, err := d.traceQuery(ctx, q.Get("id"), q.Get("user"))
+	switch {
+	case errors.Is(err, ErrTraceQuery):
+		writeError(w, http.StatusBadRequest, "give id= (a message id, event id or WeChat MsgId) or user= (a userid or openid)")
+	case err != nil:
+		writeError(w, http.StatusBadGateway, err.Error())
+	default:
+		writeJSON(w, http.StatusOK, tr)
+	}
+}

@@ -1,0 +1,86 @@
+package router
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+	"go.uber.org/zap"
+)
+
+// Loader reads the rules from the config file at path (cmd/wxhub passes one
+// that loads the whole config and returns its router section).
+type Loader func(path string) (Config, error)
+
+// Reload loads path and swaps the rules in; on any error the old rules stay.
+func (r *Router) Reload(path string, load Loader) error {
+	cfg, err := load(path)
+	if err != nil {
+		return fmt.Errorf("router: reload %s: %w", path, err)
+	}
+	if err := r.SetRules(cfg); err != nil {
+		return fmt.Errorf("router: reload %s: %w", path, err)
+	}
+	return nil
+}
+
+// WatchFile reloads the rules when the file at path changes (fsnotify; the
+// directory is watched, so editors that save by rename are seen) and on
+// SIGHUP, until ctx is done. A file that fails to load or validate is logged
+// and the old rules stay in force. Bursts of events are coalesced.
+func (r *Router) WatchFile(ctx context.Context, path string, load Loader) error {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return fmt.Errorf("router: watch %s: %w", path, err)
+	}
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return fmt.Errorf("router: watch: %w", err)
+	}
+	defer w.Close()
+	if err := w.Add(filepath.Dir(abs)); err != nil {
+		return fmt.Errorf("router: watch %s: %w", filepath.Dir(abs), err)
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	const settle = 100 * time.Millisecond // editors write in several steps
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	reload := func(why string) {
+		if err := r.Reload(abs, load); err != nil {
+			r.log.Error("rules not reloaded; keeping the old ones", zap.String("trigger", why), zap.Error(err))
+			return
+		}
+		r.log.Info("rules reloaded", zap.String("trigger", why), zap.Int("rules", len(r.Rules().Rules)))
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-hup:
+			reload("SIGHUP")
+		case ev, ok := <-w.Events:
+			if !ok {
+				return nil
+			}
+			if filepath.Clean(ev.Name) == abs && ev.Op&(fsnotify.Write|fsnotify.Create|fsnotify.Rename) != 0 {
+				timer.Reset(settle)
+			}
+		case err, ok := <-w.Errors:
+			if !ok {
+				return nil
+			}
+			r.log.Warn("file watch error", zap.Error(err))
+		case <-timer.C:
+			reload("file change")
+		}
+	}
+}
