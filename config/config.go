@@ -16,6 +16,8 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/wxhub/wxhub/bus"
+	"github.com/wxhub/wxhub/router"
+	"github.com/wxhub/wxhub/sender"
 )
 
 // ErrInvalid is wrapped by every validation error.
@@ -29,7 +31,24 @@ type Config struct {
 	WeCom   WeCom      `yaml:"wecom"`
 	MP      MP         `yaml:"mp"`
 	API     API        `yaml:"api"`
-	Log     Log        `yaml:"log"`
+	// Router holds the routing rules; see router.Config. Reloaded without restart.
+	Router router.Config `yaml:"router"`
+	// Sender: limits, retries, quiet hours; see sender.Config. Its corp id and
+	// apps come from the wecom section.
+	Sender sender.Config `yaml:"sender"`
+	// Connectors: the built-in and reference connectors.
+	Connectors Connectors `yaml:"connectors"`
+	Log        Log        `yaml:"log"`
+}
+
+// Connectors configures the connectors that run inside the wxhub process.
+type Connectors struct {
+	// Concurrency of each connector in this process. Default 4.
+	Concurrency int `yaml:"concurrency"`
+	// MaxDeliver: deliveries of an event before it goes to the DLQ. Default 5.
+	MaxDeliver int `yaml:"max_deliver"`
+	// Echo enables the echo connector and its rule ("echo <text>"). Default true.
+	Echo *bool `yaml:"echo"`
 }
 
 // Gateway is the HTTP front door.
@@ -112,6 +131,16 @@ func (c *Config) Defaults() {
 		c.Gateway.PublishTimeout = 3 * time.Second
 	}
 	setDefault(&c.WeCom.APIBase, "https://qyapi.weixin.qq.com")
+	if c.Connectors.Concurrency == 0 {
+		c.Connectors.Concurrency = 4
+	}
+	if c.Connectors.MaxDeliver == 0 {
+		c.Connectors.MaxDeliver = 5
+	}
+	if c.Connectors.Echo == nil {
+		on := true
+		c.Connectors.Echo = &on
+	}
 	setDefault(&c.Log.Level, "info")
 	setDefault(&c.Log.Format, "json")
 }
@@ -197,6 +226,20 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
+	if err := c.Router.Validate(); err != nil {
+		return fmt.Errorf("%w: %s", ErrInvalid, strings.TrimPrefix(err.Error(), router.ErrConfig.Error()+": "))
+	}
+	if len(c.WeCom.Apps) > 0 {
+		if err := c.SenderConfig().Validate(); err != nil {
+			return fmt.Errorf("%w: %s", ErrInvalid, strings.TrimPrefix(err.Error(), sender.ErrConfig.Error()+": "))
+		}
+	}
+	if c.Connectors.Concurrency < 1 || c.Connectors.Concurrency > 1024 {
+		return invalid("connectors.concurrency", "must be 1 to 1024, got %d", c.Connectors.Concurrency)
+	}
+	if c.Connectors.MaxDeliver < 1 {
+		return invalid("connectors.max_deliver", "must be at least 1, got %d", c.Connectors.MaxDeliver)
+	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
@@ -237,6 +280,18 @@ func checkCallback(key, token, aesKey string) error {
 
 func invalid(key, format string, args ...any) error {
 	return fmt.Errorf("%w: %s: %s", ErrInvalid, key, fmt.Sprintf(format, args...))
+}
+
+// SenderConfig is the sender section completed with the corp id and the apps
+// of the wecom section.
+func (c *Config) SenderConfig() sender.Config {
+	sc := c.Sender
+	sc.CorpID = c.WeCom.CorpID
+	sc.Apps = nil
+	for _, a := range c.WeCom.Apps {
+		sc.Apps = append(sc.Apps, sender.App{Name: a.Name, AgentID: a.AgentID, Secret: a.Secret})
+	}
+	return sc
 }
 
 // App returns the WeCom app named name.

@@ -72,9 +72,13 @@ func newEnv(t *testing.T, opts ...dashboard.Option) *env {
 	t.Cleanup(func() { _ = d.Close() })
 	mux := http.NewServeMux()
 	mux.Handle(dashboard.Prefix, d.Handler())
-	srv := httptest.NewServer(mux)
+	return &env{bus: b, d: d, srv: newServer(t, mux), reg: reg}
+}
+
+func newServer(t *testing.T, h http.Handler) *httptest.Server {
+	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return &env{bus: b, d: d, srv: srv, reg: reg}
+	return srv
 }
 
 // client is a browser-like client: a cookie jar, no redirects followed.

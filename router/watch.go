@@ -54,6 +54,7 @@ func (r *Router) WatchFile(ctx context.Context, path string, load Loader) error 
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
+	pending := false
 	reload := func(why string) {
 		if err := r.Reload(abs, load); err != nil {
 			r.log.Error("rules not reloaded; keeping the old ones", zap.String("trigger", why), zap.Error(err))
@@ -71,7 +72,10 @@ func (r *Router) WatchFile(ctx context.Context, path string, load Loader) error 
 			if !ok {
 				return nil
 			}
-			if filepath.Clean(ev.Name) == abs && ev.Op&(fsnotify.Write|fsnotify.Create|fsnotify.Rename) != 0 {
+			// The first event arms the timer; later ones ride along, so a file
+			// rewritten without pause is still reloaded every settle period.
+			if filepath.Clean(ev.Name) == abs && ev.Op&(fsnotify.Write|fsnotify.Create|fsnotify.Rename) != 0 && !pending {
+				pending = true
 				timer.Reset(settle)
 			}
 		case err, ok := <-w.Errors:
@@ -80,6 +84,7 @@ func (r *Router) WatchFile(ctx context.Context, path string, load Loader) error 
 			}
 			r.log.Warn("file watch error", zap.Error(err))
 		case <-timer.C:
+			pending = false
 			reload("file change")
 		}
 	}

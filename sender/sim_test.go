@@ -97,7 +97,14 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- snd.Run(runCtx) }()
-	h.stop = func() {
+	var once sync.Once
+	h.stop = func() { once.Do(func() { stopRun(t, cancel, done) }) }
+	t.Cleanup(h.stop)
+	return h
+}
+
+func stopRun(t testing.TB, cancel func(), done chan error) {
+	{
 		cancel()
 		select {
 		case err := <-done:
@@ -108,8 +115,6 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 			t.Error("Run did not return after cancel")
 		}
 	}
-	t.Cleanup(func() { h.stop(); h.stop = func() {} })
-	return h
 }
 
 func (h *harness) publish(id, priority, touser, content string) {

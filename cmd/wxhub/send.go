@@ -35,7 +35,7 @@ func sendCmd(ctx context.Context, args []string) error {
 	if *key == "" {
 		return errors.New("--key or WXHUB_API_KEY is required")
 	}
-	client := resty.New().SetBaseURL(*base).SetTimeout(10*time.Second).SetAuthToken(*key)
+	client := resty.New().SetBaseURL(*base).SetTimeout(10 * time.Second).SetAuthToken(*key)
 	if *status != "" {
 		resp, err := client.R().SetContext(ctx).Get("/api/v1/messages/" + *status)
 		if err != nil {

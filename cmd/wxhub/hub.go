@@ -1,0 +1,195 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/wxhub/wxhub/bus"
+	"github.com/wxhub/wxhub/config"
+	"github.com/wxhub/wxhub/connectors"
+	"github.com/wxhub/wxhub/connectors/echo"
+	"github.com/wxhub/wxhub/connectors/help"
+	"github.com/wxhub/wxhub/connectors/quiethours"
+	"github.com/wxhub/wxhub/gateway"
+	"github.com/wxhub/wxhub/router"
+	"github.com/wxhub/wxhub/sender"
+	"github.com/wxhub/wxhub/sender/dnd"
+	"github.com/wxhub/wxhub/wecom"
+)
+
+// hubOptions are the knobs `run`, `demo` and the tests turn.
+type hubOptions struct {
+	// only lists the components to run ("gateway", "router", "sender",
+	// "connector:<name>"); empty runs them all.
+	only map[string]bool
+	// configPath, when set, is watched: router rules reload on change and SIGHUP.
+	configPath string
+	// handlers are mounted on the gateway beside its own (the dashboard, the simulator).
+	handlers map[string]http.Handler
+	// registry for metrics; default: a new one per hub.
+	registry *prometheus.Registry
+	// listener for the gateway; default: listen on cfg.Gateway.Listen.
+	listener net.Listener
+	// ready is called once every component started (tests, the demo banner).
+	ready func(h *hub)
+}
+
+// hub is a running set of components in this process.
+type hub struct {
+	cfg  *config.Config
+	bus  *bus.Bus
+	addr string // the gateway's address, when it runs
+}
+
+// builtinRules come before the configured rules: quiet-hours commands are a
+// hub feature that no user rule should shadow.
+func builtinRules(cfg *config.Config) router.Config {
+	rc := cfg.Router
+	rules := []router.Rule{{
+		Name: "builtin-dnd", Description: "免打扰 22:00-08:00 / 取消免打扰 / 我的免打扰：设置免打扰时段",
+		Match: router.Match{MsgType: router.Strings{"text"}, Content: quiethours.Rule}, To: router.Strings{quiethours.Name},
+	}}
+	rules = append(rules, rc.Rules...)
+	if *cfg.Connectors.Echo {
+		rules = append(rules, router.Rule{
+			Name: "builtin-echo", Description: "echo <文字>：原样回复，检查链路",
+			Match: router.Match{MsgType: router.Strings{"text"}, Content: `^(?i:echo)\s`}, To: router.Strings{echo.Name},
+		})
+	}
+	rc.Rules = rules
+	return rc
+}
+
+func parseOnly(s string) (map[string]bool, error) {
+	if s == "" {
+		return nil, nil
+	}
+	only := map[string]bool{}
+	for _, c := range strings.Split(s, ",") {
+		c = strings.TrimSpace(c)
+		switch {
+		case c == "gateway", c == "router", c == "sender", strings.HasPrefix(c, "connector:"):
+			only[c] = true
+		default:
+			return nil, fmt.Errorf("--only: unknown component %q (gateway, router, sender, connector:<name>)", c)
+		}
+	}
+	return only, nil
+}
+
+// runHub opens the bus and runs the selected components until ctx is done or
+// one of them fails; then everything stops and the bus drains.
+func runHub(ctx context.Context, cfg *config.Config, log *zap.Logger, o hubOptions) error {
+	want := func(c string) bool { return len(o.only) == 0 || o.only[c] }
+	b, err := bus.Open(ctx, cfg.NATS, log.Named("bus"))
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	h := &hub{cfg: cfg, bus: b}
+	reg := o.registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+		reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	}
+	g, ctx := errgroup.WithContext(ctx)
+
+	rules := builtinRules(cfg)
+	var helpText atomic.Pointer[string]
+	setHelp := func(rc router.Config) { t := rc.Help(); helpText.Store(&t) }
+	setHelp(rules)
+
+	if want("router") {
+		r, err := router.New(b, rules, router.Options{Logger: log})
+		if err != nil {
+			return err
+		}
+		g.Go(func() error { return r.Run(ctx) })
+		if o.configPath != "" {
+			load := func(path string) (router.Config, error) {
+				c, err := config.Load(path)
+				if err != nil {
+					return router.Config{}, err
+				}
+				rc := builtinRules(c)
+				setHelp(rc)
+				return rc, nil
+			}
+			g.Go(func() error { return r.WatchFile(ctx, o.configPath, load) })
+		}
+	}
+
+	if want("sender") && len(cfg.WeCom.Apps) > 0 {
+		client := wecom.NewClient(cfg.WeCom.APIBase)
+		s, err := sender.New(cfg.SenderConfig(), b, client, log)
+		if err != nil {
+			return err
+		}
+		g.Go(func() error { return s.Run(ctx) })
+	}
+
+	dndKV, err := b.KV(ctx, bus.BucketDND)
+	if err != nil {
+		return err
+	}
+	var defaultQuiet *dnd.Window
+	if cfg.Sender.QuietHours != "" {
+		w, _ := dnd.ParseWindow(cfg.Sender.QuietHours) // validated with the config
+		defaultQuiet = &w
+	}
+	conns := map[string]connectors.Handler{
+		help.Name:       help.Handler(func() string { return *helpText.Load() }),
+		quiethours.Name: quiethours.Handler(dnd.NewStore(dndKV), defaultQuiet, time.Now),
+	}
+	if *cfg.Connectors.Echo {
+		conns[echo.Name] = echo.Handler()
+	}
+	for name, handler := range conns {
+		if !want("connector:" + name) {
+			continue
+		}
+		opts := connectors.Options{
+			Name: name, Concurrency: cfg.Connectors.Concurrency, MaxDeliver: cfg.Connectors.MaxDeliver,
+			Partitions: cfg.NATS.Partitions, Logger: log.Named("connector." + name),
+		}
+		g.Go(func() error { return connectors.Run(ctx, b, opts, handler) })
+	}
+
+	if want("gateway") {
+		gopts := []gateway.Option{gateway.WithRegistry(reg)}
+		for pattern, handler := range o.handlers {
+			gopts = append(gopts, gateway.WithHandler(pattern, handler))
+		}
+		gw, err := gateway.New(cfg, b, log.Named("gateway"), gopts...)
+		if err != nil {
+			return err
+		}
+		ln := o.listener
+		if ln == nil {
+			if ln, err = net.Listen("tcp", cfg.Gateway.Listen); err != nil {
+				return fmt.Errorf("gateway: %w", err)
+			}
+		}
+		h.addr = ln.Addr().String()
+		g.Go(func() error { return gw.Serve(ctx, ln) })
+		log.Info("gateway listening", zap.String("addr", h.addr))
+	}
+	if o.ready != nil {
+		o.ready(h)
+	}
+	err = g.Wait()
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	return err
+}

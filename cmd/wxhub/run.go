@@ -1,0 +1,44 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+
+	"go.uber.org/zap"
+
+	"github.com/wxhub/wxhub/config"
+)
+
+// runCmd is production mode: the components named by --only (default all) from
+// the config file, JSON logs.
+func runCmd(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	cfgPath := fs.String("config", "wxhub.yaml", "config file")
+	only := fs.String("only", "", "comma-separated components: gateway,router,sender,connector:<name> (default all)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	components, err := parseOnly(*only)
+	if err != nil {
+		return err
+	}
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(cfg.Log.Level, cfg.Log.Format)
+	if err != nil {
+		return err
+	}
+	defer log.Sync()
+	log.Info("wxhub starting", zap.String("version", version), zap.String("config", *cfgPath),
+		zap.Bool("embedded_nats", cfg.NATS.URL == ""), zap.String("only", *only))
+	err = runHub(ctx, cfg, log, hubOptions{only: components, configPath: *cfgPath})
+	if err != nil && !errors.Is(err, context.Canceled) {
+		log.Error("wxhub stopped", zap.Error(err))
+		return err
+	}
+	log.Info("wxhub stopped")
+	return nil
+}

@@ -1,0 +1,343 @@
+package dashboard_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wxhub/wxhub/bus"
+	"github.com/wxhub/wxhub/dashboard"
+	"github.com/wxhub/wxhub/schemas"
+)
+
+type dlqItem struct {
+	Seq      uint64 `json:"seq"`
+	Stage    string `json:"stage"`
+	Reason   string `json:"reason"`
+	Subject  string `json:"subject"`
+	Hint     string `json:"hint"`
+	Original string `json:"original"`
+	Encoding string `json:"encoding"`
+}
+
+func TestDLQBrowseReplayDrop(t *testing.T) {
+	e := newEnv(t)
+	ctx := testCtx(t)
+	admin := e.client(t)
+	admin.login(adminToken)
+
+	orig := schemas.Outbound{ID: "o-42", Data: schemas.OutboundData{App: "helpdesk", Kind: schemas.KindMessage, Body: []byte(`{"touser":"lisi"}`)}}
+	raw, _ := json.Marshal(orig)
+	letters := []schemas.DeadLetterData{
+		{Stage: "sender", Reason: "wecom: errcode 60020 not allow to access from your ip", Attempts: 8, Subject: bus.OutSubject("helpdesk"),
+			Headers: map[string]string{bus.HeaderMsgID: "o-42"}, Original: raw},
+		{Stage: "connector:erp", Reason: "erp: 500", Attempts: 5, Subject: bus.RouteSubject("erp", 1), Original: []byte{0xff, 0xfe, 0x00}},
+		{Stage: "router", Reason: "no rule", Attempts: 1, Subject: bus.InSubject("wecom", "helpdesk", "text"), Original: []byte(`{"id":"e1"}`)},
+	}
+	for i, l := range letters {
+		if err := e.bus.PublishDeadLetter(ctx, fmt.Sprintf("dl-%d", i), l); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	var page struct {
+		Items []dlqItem `json:"items"`
+		Total uint64    `json:"total"`
+		Next  uint64    `json:"next"`
+	}
+	admin.getJSON("/dashboard/api/dlq", &page)
+	if len(page.Items) != 3 || page.Total != 3 || page.Items[0].Stage != "sender" || !strings.Contains(page.Items[0].Hint, "trusted IP") {
+		t.Fatalf("list: %+v", page)
+	}
+	admin.getJSON("/dashboard/api/dlq?stage=connector:erp", &page)
+	if len(page.Items) != 1 || page.Items[0].Seq != 2 {
+		t.Fatalf("list by stage: %+v", page)
+	}
+	admin.getJSON("/dashboard/api/dlq?limit=1", &page)
+	if len(page.Items) != 1 || page.Next != 1 {
+		t.Fatalf("paged list: %+v", page)
+	}
+
+	tests := []struct {
+		name     string
+		seq      int
+		wantOrig string
+		wantEnc  string
+	}{
+		{"json original is indented", 1, "\"id\": \"o-42\"", ""},
+		{"binary original stays base64", 2, "//4A", "base64"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var d dlqItem
+			admin.getJSON(fmt.Sprintf("/dashboard/api/dlq/%d", tt.seq), &d)
+			if !strings.Contains(d.Original, tt.wantOrig) || d.Encoding != tt.wantEnc {
+				t.Fatalf("detail: %+v", d)
+			}
+		})
+	}
+	bad := []struct {
+		name string
+		path string
+		want int
+	}{
+		{"missing", "/dashboard/api/dlq/99", http.StatusNotFound},
+		{"not a number", "/dashboard/api/dlq/x", http.StatusBadRequest},
+		{"zero", "/dashboard/api/dlq/0", http.StatusBadRequest},
+		{"bad after", "/dashboard/api/dlq?after=-1", http.StatusBadRequest},
+		{"bad limit", "/dashboard/api/dlq?limit=5000", http.StatusBadRequest},
+	}
+	for _, tt := range bad {
+		t.Run(tt.name, func(t *testing.T) {
+			if res := admin.get(tt.path); res.StatusCode != tt.want {
+				t.Fatalf("status %d, want %d", res.StatusCode, tt.want)
+			}
+		})
+	}
+
+	// Replay: the original is back on its subject, the dead letter is gone.
+	if res := admin.post("/dashboard/api/dlq/1/replay", admin.csrf); res.StatusCode != http.StatusOK {
+		t.Fatalf("replay: %d", res.StatusCode)
+	}
+	st, _ := e.bus.JS().Stream(ctx, bus.StreamOut)
+	m, err := st.GetLastMsgForSubject(ctx, bus.OutSubject("helpdesk"))
+	if err != nil {
+		t.Fatalf("replayed message: %v", err)
+	}
+	if string(m.Data) != string(raw) || m.Header.Get(bus.HeaderReplayOf) != "1" {
+		t.Fatalf("replayed %s headers %v", m.Data, m.Header)
+	}
+	if res := admin.get("/dashboard/api/dlq/1"); res.StatusCode != http.StatusNotFound {
+		t.Fatalf("after replay: %d, want 404", res.StatusCode)
+	}
+	if res := admin.post("/dashboard/api/dlq/1/replay", admin.csrf); res.StatusCode != http.StatusNotFound {
+		t.Fatalf("second replay: %d, want 404", res.StatusCode)
+	}
+	// Drop.
+	if res := admin.post("/dashboard/api/dlq/3/drop", admin.csrf); res.StatusCode != http.StatusOK {
+		t.Fatalf("drop: %d", res.StatusCode)
+	}
+	admin.getJSON("/dashboard/api/dlq", &page)
+	if len(page.Items) != 1 || page.Items[0].Seq != 2 {
+		t.Fatalf("after replay and drop: %+v", page)
+	}
+}
+
+type traceResp struct {
+	Hops []struct {
+		Kind    string `json:"kind"`
+		Stream  string `json:"stream"`
+		ID      string `json:"id"`
+		Summary string `json:"summary"`
+	} `json:"hops"`
+	Scanned map[string]uint64 `json:"scanned"`
+}
+
+func (tr traceResp) kinds() string {
+	var k []string
+	for _, h := range tr.Hops {
+		k = append(k, h.Kind)
+	}
+	return strings.Join(k, ",")
+}
+
+func TestTracer(t *testing.T) {
+	e := newEnv(t)
+	ctx := testCtx(t)
+	c := e.client(t)
+	c.login(viewerToken)
+
+	// One conversation: event -> routed -> reply -> sent; plus noise from another user.
+	tp := bus.NewTraceParent()
+	tctx := bus.WithTraceParent(ctx, tp)
+	ev := schemas.Event{ID: "ev-1", Type: "wxhub.in.text", Source: "wecom/helpdesk",
+		Data: schemas.EventData{Channel: "wecom", App: "helpdesk", User: "zhangsan", MsgType: "text", MsgID: "7311", Content: "订单 1001"}}
+	mustPub := func(ctx context.Context, subj, id, schema string, v any) {
+		t.Helper()
+		if _, err := e.bus.PublishJSON(ctx, subj, id, schema, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustPub(tctx, bus.InSubject("wecom", "helpdesk", "text"), "ev-1", schemas.SchemaEvent, ev)
+	mustPub(bus.WithTraceParent(ctx, bus.ChildTraceParent(tp)), bus.RouteSubject("erp", 2), "ev-1/erp", schemas.SchemaEvent, ev)
+	// The reply has a fresh trace (a connector that does not propagate): linked by in_reply_to.
+	reply := schemas.Outbound{ID: "ev-1/0", Source: "connector/erp", Type: "wxhub.out.message",
+		Data: schemas.OutboundData{App: "helpdesk", Kind: schemas.KindMessage, InReplyTo: "ev-1", Body: []byte(`{"touser":"zhangsan","msgtype":"text"}`)}}
+	mustPub(ctx, bus.OutSubject("helpdesk"), "ev-1/0", schemas.SchemaOutbound, reply)
+	other := ev
+	other.ID, other.Data.User, other.Data.MsgID = "ev-2", "lisi", "7312"
+	mustPub(ctx, bus.InSubject("wecom", "helpdesk", "text"), "ev-2", schemas.SchemaEvent, other)
+	kv, err := e.bus.KV(ctx, bus.BucketStatus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := json.Marshal(schemas.MessageStatus{ID: "ev-1/0", App: "helpdesk", Status: schemas.StatusSent, WeComMsgID: "wm-1", UpdatedAt: time.Now().UTC().Add(time.Second)})
+	if _, err := kv.Put(ctx, "ev-1/0", st); err != nil {
+		t.Fatal(err)
+	}
+	// lisi's reply failed and went to the DLQ.
+	failed := reply
+	failed.ID, failed.Data.InReplyTo, failed.Data.Body = "ev-2/0", "ev-2", []byte(`{"touser":"lisi"}`)
+	raw, _ := json.Marshal(failed)
+	if err := e.bus.PublishDeadLetter(ctx, "dl-ev-2", schemas.DeadLetterData{Stage: "sender", Reason: "81013", Attempts: 8,
+		Subject: bus.OutSubject("helpdesk"), Headers: map[string]string{bus.HeaderMsgID: "ev-2/0"}, Original: raw}); err != nil {
+		t.Fatal(err)
+	}
+
+	tests := []struct {
+		name      string
+		query     string
+		wantKinds string
+	}{
+		{"by event id", "id=ev-1", "event,routed,outbound,status"},
+		{"by WeChat MsgId", "id=7311", "event,routed,outbound,status"},
+		{"by reply id", "id=ev-1/0", "event,routed,outbound,status"},
+		{"by user", "user=zhangsan", "event,routed,outbound,status"},
+		{"dead letter by event id", "id=ev-2", "event,dead_letter"},
+		{"dead letter by user", "user=lisi", "event,dead_letter"},
+		{"unknown id", "id=nope", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var tr traceResp
+			c.getJSON("/dashboard/api/trace?"+tt.query, &tr)
+			if got := tr.kinds(); got != tt.wantKinds {
+				t.Fatalf("hops %s, want %s (%+v)", got, tt.wantKinds, tr.Hops)
+			}
+			if tr.Scanned[bus.StreamIn] != 2 {
+				t.Fatalf("scanned %v", tr.Scanned)
+			}
+		})
+	}
+	if res := c.get("/dashboard/api/trace"); res.StatusCode != http.StatusBadRequest {
+		t.Fatalf("no query: %d, want 400", res.StatusCode)
+	}
+}
+
+func TestTracerScansOnlyTheNewest(t *testing.T) {
+	b := openBus(t)
+	cfg := testConfig()
+	cfg.TraceScan = 3
+	d, err := dashboard.New(cfg, b, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	publishOut(t, b, 10, "o")
+	mux := http.NewServeMux()
+	mux.Handle(dashboard.Prefix, d.Handler())
+	e := &env{bus: b, d: d}
+	e.srv = newServer(t, mux)
+	c := e.client(t)
+	c.login(adminToken)
+	var tr traceResp
+	c.getJSON("/dashboard/api/trace?id=o-9", &tr)
+	if tr.Scanned[bus.StreamOut] != 3 || tr.kinds() != "outbound" {
+		t.Fatalf("scanned %v hops %s", tr.Scanned, tr.kinds())
+	}
+	c.getJSON("/dashboard/api/trace?id=o-0", &tr)
+	if len(tr.Hops) != 0 {
+		t.Fatalf("o-0 is outside the scan window, got %s", tr.kinds())
+	}
+}
+
+type overview struct {
+	Streams []struct {
+		Name     string `json:"name"`
+		Messages uint64 `json:"messages"`
+	} `json:"streams"`
+	Consumers []struct {
+		Name    string `json:"name"`
+		Pending uint64 `json:"pending"`
+		Health  string `json:"health"`
+	} `json:"consumers"`
+	DLQ    struct{ Total uint64 } `json:"dlq"`
+	Limits []struct {
+		App  string  `json:"app"`
+		Sent float64 `json:"sent_per_minute"`
+	} `json:"limits"`
+	Errors []struct {
+		Kind   string `json:"kind"`
+		Reason string `json:"reason"`
+	} `json:"errors"`
+}
+
+func (o overview) depth(stream string) uint64 {
+	for _, s := range o.Streams {
+		if s.Name == stream {
+			return s.Messages
+		}
+	}
+	return 1 << 63
+}
+
+func TestOverviewAndEvents(t *testing.T) {
+	e := newEnv(t, dashboard.WithSendLimits(dashboard.SendLimit{App: "helpdesk", Name: "corp", PerMinute: 100}))
+	ctx := testCtx(t)
+	sent := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wxhub_sender_sent_total", Help: "h"}, []string{"app", "result"})
+	e.reg.MustRegister(sent)
+	sent.WithLabelValues("helpdesk", "ok").Add(1)
+	c := e.client(t)
+	c.login(viewerToken)
+
+	publishOut(t, e.bus, 4, "m")
+	if _, err := e.bus.JS().CreateOrUpdateConsumer(ctx, bus.StreamOut, jetstream.ConsumerConfig{Durable: "sender", AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
+		t.Fatal(err)
+	}
+	var ov overview
+	eventually(t, 10*time.Second, "overview shows the queue", func() bool {
+		c.getJSON("/dashboard/api/overview", &ov)
+		return ov.depth(bus.StreamOut) == 4 && len(ov.Consumers) == 1 && ov.Consumers[0].Pending == 4 && ov.Consumers[0].Health == "never"
+	})
+	if len(ov.Limits) != 1 || ov.Limits[0].App != "helpdesk" {
+		t.Fatalf("limits %+v", ov.Limits)
+	}
+
+	// A failed send status reaches "recent errors" through the watcher.
+	kv, _ := e.bus.KV(ctx, bus.BucketStatus)
+	st, _ := json.Marshal(schemas.MessageStatus{ID: "m-1", App: "helpdesk", Status: schemas.StatusFailed, Reason: "errcode 60020", UpdatedAt: time.Now()})
+	if _, err := kv.Put(ctx, "m-1", st); err != nil {
+		t.Fatal(err)
+	}
+
+	// The event stream delivers overviews that follow the sends.
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.srv.URL+"/dashboard/api/events", nil)
+	res := c.do(req)
+	if res.StatusCode != http.StatusOK || !strings.HasPrefix(res.Header.Get("Content-Type"), "text/event-stream") {
+		t.Fatalf("events: %d %s", res.StatusCode, res.Header.Get("Content-Type"))
+	}
+	sc := bufio.NewScanner(res.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	sawRate, sawStatus := false, false
+	deadline := time.Now().Add(15 * time.Second)
+	for sc.Scan() && time.Now().Before(deadline) && !(sawRate && sawStatus) {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "data: ") {
+			continue
+		}
+		sent.WithLabelValues("helpdesk", "ok").Add(10)
+		var o overview
+		if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &o); err != nil {
+			t.Fatalf("event: %v", err)
+		}
+		if len(o.Limits) == 1 && o.Limits[0].Sent > 0 {
+			sawRate = true
+		}
+		for _, er := range o.Errors {
+			if er.Kind == "status" && strings.Contains(er.Reason, "60020") {
+				sawStatus = true
+			}
+		}
+	}
+	if !sawRate || !sawStatus {
+		t.Fatalf("events: rate moved %v, failed status shown %v", sawRate, sawStatus)
+	}
+}

@@ -1,0 +1,171 @@
+package dashboard_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/wxhub/wxhub/bus"
+	"github.com/wxhub/wxhub/dashboard"
+	"github.com/wxhub/wxhub/schemas"
+)
+
+// metricValue reads one gauge or counter series from g; ok=false when absent.
+func metricValue(t *testing.T, g prometheus.Gatherer, name string, labels map[string]string) (float64, bool) {
+	t.Helper()
+	fams, err := g.Gather()
+	if err != nil {
+		t.Fatalf("Gather: %v", err)
+	}
+	for _, f := range fams {
+		if f.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range f.GetMetric() {
+			have := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				have[lp.GetName()] = lp.GetValue()
+			}
+			for k, v := range labels {
+				if have[k] != v {
+					continue next
+				}
+			}
+			switch f.GetType() {
+			case dto.MetricType_GAUGE:
+				return m.GetGauge().GetValue(), true
+			case dto.MetricType_COUNTER:
+				return m.GetCounter().GetValue(), true
+			}
+		}
+	}
+	return 0, false
+}
+
+func wantMetric(t *testing.T, g prometheus.Gatherer, name string, labels map[string]string, want float64) {
+	t.Helper()
+	got, ok := metricValue(t, g, name, labels)
+	if !ok || got != want {
+		t.Errorf("%s%v = %v (present %v), want %v", name, labels, got, ok, want)
+	}
+}
+
+func publishOut(t *testing.T, b *bus.Bus, n int, prefix string) {
+	t.Helper()
+	ctx := testCtx(t)
+	for i := 0; i < n; i++ {
+		id := fmt.Sprintf("%s-%d", prefix, i)
+		o := schemas.Outbound{SpecVersion: schemas.SpecVersion, ID: id, Source: "api/erp", Type: "wxhub.out.message",
+			Time: time.Now().UTC(), DataContentType: "application/json",
+			Data: schemas.OutboundData{App: "helpdesk", Kind: schemas.KindMessage,
+				Body: []byte(`{"touser":"zhangsan","msgtype":"text","text":{"content":"hi"}}`)}}
+		if _, err := b.PublishJSON(ctx, bus.OutSubject("helpdesk"), id, schemas.SchemaOutbound, o); err != nil {
+			t.Fatalf("publish: %v", err)
+		}
+	}
+}
+
+func TestBusCollectorFollowsTraffic(t *testing.T) {
+	b := openBus(t)
+	ctx := testCtx(t)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(dashboard.NewBusCollector(b))
+	out := map[string]string{"stream": bus.StreamOut}
+	sender := map[string]string{"stream": bus.StreamOut, "consumer": "sender"}
+
+	wantMetric(t, reg, "wxhub_bus_up", nil, 1)
+	wantMetric(t, reg, "wxhub_stream_messages", out, 0)
+
+	// Traffic with nobody draining it: the stream grows.
+	publishOut(t, b, 5, "m")
+	wantMetric(t, reg, "wxhub_stream_messages", out, 5)
+	wantMetric(t, reg, "wxhub_stream_last_sequence", out, 5)
+
+	// A consumer appears and lags by everything.
+	cons, err := b.JS().CreateOrUpdateConsumer(ctx, bus.StreamOut, jetstream.ConsumerConfig{
+		Durable: "sender", AckPolicy: jetstream.AckExplicitPolicy, FilterSubject: bus.SubjectOutAll, MaxAckPending: 100,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantMetric(t, reg, "wxhub_consumer_pending", sender, 5)
+	wantMetric(t, reg, "wxhub_consumer_ack_pending", sender, 0)
+
+	// It takes 3, acks 2, keeps 1 in flight.
+	batch, err := cons.Fetch(3, jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var msgs []jetstream.Msg
+	for m := range batch.Messages() {
+		msgs = append(msgs, m)
+	}
+	if len(msgs) != 3 {
+		t.Fatalf("fetched %d, want 3", len(msgs))
+	}
+	for _, m := range msgs[:2] {
+		if err := m.DoubleAck(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantMetric(t, reg, "wxhub_consumer_pending", sender, 2)
+	wantMetric(t, reg, "wxhub_consumer_ack_pending", sender, 1)
+	if v, ok := metricValue(t, reg, "wxhub_consumer_last_active_timestamp_seconds", sender); !ok || time.Since(time.UnixMilli(int64(v*1000))) > time.Minute {
+		t.Errorf("last active %v (present %v), want about now", v, ok)
+	}
+
+	// A nak with redelivery shows as redelivered.
+	if err := msgs[2].Nak(); err != nil {
+		t.Fatal(err)
+	}
+	got := 0
+	eventually(t, 10*time.Second, "the nakked message redelivered", func() bool {
+		again, err := cons.Fetch(3, jetstream.FetchMaxWait(200*time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for m := range again.Messages() { // held, not acked: in flight
+			if md, _ := m.Metadata(); md != nil && md.NumDelivered > 1 {
+				got++
+			}
+		}
+		return got > 0
+	})
+	wantMetric(t, reg, "wxhub_consumer_redelivered", sender, 1)
+
+	// Dead letters by stage.
+	for i, stage := range []string{"sender", "sender", "connector:erp"} {
+		if err := b.PublishDeadLetter(ctx, fmt.Sprintf("dl-%d", i), schemas.DeadLetterData{
+			Stage: stage, Reason: "boom", Attempts: 3, Subject: bus.OutSubject("helpdesk"), Original: []byte(`{}`),
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantMetric(t, reg, "wxhub_dlq_messages", map[string]string{"stage": "sender"}, 2)
+	wantMetric(t, reg, "wxhub_dlq_messages", map[string]string{"stage": "connector:erp"}, 1)
+	wantMetric(t, reg, "wxhub_stream_messages", map[string]string{"stream": bus.StreamDLQ}, 3)
+
+	// A route consumer per connector is exported under its durable name.
+	if _, err := b.JS().CreateOrUpdateConsumer(ctx, bus.StreamRoute, jetstream.ConsumerConfig{
+		Durable: "connector-erp", AckPolicy: jetstream.AckExplicitPolicy, FilterSubject: bus.RouteFilter("erp"),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.PublishJSON(ctx, bus.RouteSubject("erp", 3), "r1", schemas.SchemaEvent, schemas.Event{ID: "r1"}); err != nil {
+		t.Fatal(err)
+	}
+	wantMetric(t, reg, "wxhub_consumer_pending", map[string]string{"stream": bus.StreamRoute, "consumer": "connector-erp"}, 1)
+
+	// The broker going away shows as wxhub_bus_up 0, not as a hung scrape.
+	b.Conn().Close()
+	start := time.Now()
+	wantMetric(t, reg, "wxhub_bus_up", nil, 0)
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("scrape of a dead bus took %s", d)
+	}
+}
