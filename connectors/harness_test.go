@@ -163,3 +163,11 @@ func usersInDistinctPartitions(n int) []string {
 	}
 	return users
 }
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}

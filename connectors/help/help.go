@@ -1,6 +1,7 @@
-// Package help is the built-in default connector: it answers what no routing
-// rule matched with a text listing what the hub can do, so a user is never
-// left without an answer.
+// Package help is the built-in default connector: the router sends it every
+// event no rule matches, and it answers with a help text listing what the hub
+// can do (cmd/wxhub passes the router's Config.Help, re-read on each event so a
+// rules reload updates it).
 package help
 
 import (
@@ -11,21 +12,23 @@ import (
 	"github.com/wxhub/wxhub/schemas"
 )
 
-// Name is the connector's name; router.DefaultConnector routes here.
+// Name is the connector's name, the router's default target.
 const Name = "help"
 
-// Handler answers text, voice and the "open the app" events with text(). Other
-// events (location reports, menu views, contact changes) get no answer: help
-// pushed for a background event would be noise.
+// answered are the events that deserve an answer: a user who subscribes or
+// clicks a menu item expects one; location reports, app entries and the like
+// arrive unasked and would turn the help text into spam.
+var answered = map[string]bool{"subscribe": true, "click": true, "scancode_waitmsg": true}
+
+// Handler answers every user message, and subscribe/click events, with text().
 func Handler(text func() string) connectors.Handler {
 	return connectors.HandlerFunc(func(_ context.Context, ev *schemas.Event) ([]connectors.Reply, error) {
-		d := ev.Data
-		switch {
-		case d.MsgType == "text", d.MsgType == "voice", d.MsgType == "image", d.MsgType == "location", d.MsgType == "link":
-		case d.MsgType == "event" && (strings.EqualFold(d.Event, "enter_agent") || strings.EqualFold(d.Event, "subscribe") || strings.EqualFold(d.Event, "click")):
-		default:
+		if ev.Data.User == "" {
 			return nil, nil
 		}
-		return []connectors.Reply{connectors.Text(d.User, text())}, nil
+		if ev.Data.MsgType == "event" && !answered[strings.ToLower(ev.Data.Event)] {
+			return nil, nil
+		}
+		return []connectors.Reply{connectors.Text(ev.Data.User, text())}, nil
 	})
 }

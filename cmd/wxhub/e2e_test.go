@@ -1,0 +1,210 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/wxhub/wxhub/bus"
+	"github.com/wxhub/wxhub/wecom"
+	"github.com/wxhub/wxhub/wecom/sim"
+)
+
+// e2e is a whole hub in this process on an embedded NATS server, with the
+// simulator playing WeCom on real HTTP.
+type e2e struct {
+	sim     *sim.Server
+	hubAddr string
+	bus     *bus.Bus
+}
+
+func startE2E(t *testing.T) *e2e {
+	t.Helper()
+	scfg := sim.DemoConfig()
+	scfg.Listen = "127.0.0.1:0"
+	s, err := sim.New(scfg.WithDefaults())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	scfg.Listen = strings.TrimPrefix(s.URL(), "http://")
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := demoConfig(scfg, t.TempDir(), ln.Addr().String())
+	cfg.NATS.Port = -1
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	s.SetGatewayURL("http://" + ln.Addr().String())
+
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan *hub, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- runHub(ctx, cfg, zap.NewNop(), hubOptions{listener: ln, ready: func(h *hub) { ready <- h }})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("hub stopped with %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Errorf("hub did not stop within 30 s")
+		}
+	})
+	select {
+	case h := <-ready:
+		return &e2e{sim: s, hubAddr: h.addr, bus: h.bus}
+	case err := <-done:
+		t.Fatalf("hub failed to start: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("hub did not start within 30 s")
+	}
+	return nil
+}
+
+func waitCtx(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestE2ETextGetsHelpReply(t *testing.T) {
+	e := startE2E(t)
+	ctx := waitCtx(t, 20*time.Second)
+	d, err := e.sim.Say(ctx, "helpdesk", "zhangsan", "你好")
+	if err != nil || d.Status != 200 || d.Attempts != 1 {
+		t.Fatalf("say: %+v %v", d, err)
+	}
+	m, err := e.sim.WaitSent(ctx, func(m sim.SentMessage) bool { return m.User == "zhangsan" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(m.Content, "免打扰") || m.App != "helpdesk" || m.MsgType != "text" {
+		t.Errorf("reply = %+v, want the help text", m)
+	}
+}
+
+func TestE2EWeChatRetriesGiveOneReply(t *testing.T) {
+	e := startE2E(t)
+	ctx := waitCtx(t, 20*time.Second)
+	plain, err := wecom.BuildText(sim.DefaultCorpID, "lisi", 1000002, time.Now().Unix(), "echo once", "7000000000000000001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ { // WeChat's three tries of one MsgId
+		if d, err := e.sim.SendXML(ctx, "helpdesk", plain); err != nil || d.Status != 200 {
+			t.Fatalf("try %d: %+v %v", i, d, err)
+		}
+	}
+	if _, err := e.sim.WaitSent(ctx, func(m sim.SentMessage) bool { return m.User == "lisi" }); err != nil {
+		t.Fatal(err)
+	}
+	// A marker message from the same user comes after the retries in order; once
+	// its reply is there, a duplicate reply would have been sent already.
+	if _, err := e.sim.Say(ctx, "helpdesk", "lisi", "echo marker"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.sim.WaitSent(ctx, func(m sim.SentMessage) bool { return m.User == "lisi" && strings.Contains(m.Content, "marker") }); err != nil {
+		t.Fatal(err)
+	}
+	var once int
+	for _, m := range e.sim.SentTo("lisi") {
+		if strings.Contains(m.Content, "once") {
+			once++
+		}
+	}
+	if once != 1 {
+		t.Fatalf("%d replies to one MsgId sent three times, want 1", once)
+	}
+	in, _ := e.bus.JS().Stream(ctx, bus.StreamIn)
+	info, _ := in.Info(ctx)
+	if info.State.Msgs != 2 {
+		t.Fatalf("WXHUB_IN holds %d events, want 2 (the retried one once, and the marker)", info.State.Msgs)
+	}
+}
+
+func TestE2EOneUserInOrderOthersInParallel(t *testing.T) {
+	e := startE2E(t)
+	ctx := waitCtx(t, 60*time.Second)
+	users := []string{"zhangsan", "lisi", "wangwu", "zhaoliu"}
+	var wg sync.WaitGroup
+	errs := make(chan error, len(users))
+	for _, u := range users {
+		wg.Add(1)
+		go func() { // users write at the same time; each one's messages in sequence
+			defer wg.Done()
+			for i := 1; i <= 10; i++ {
+				if _, err := e.sim.Say(ctx, "helpdesk", u, fmt.Sprintf("echo %s-%02d", u, i)); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	for _, u := range users {
+		if _, err := e.sim.WaitSent(ctx, func(m sim.SentMessage) bool {
+			return m.User == u && strings.HasSuffix(m.Content, u+"-10")
+		}); err != nil {
+			t.Fatalf("%s: %v", u, err)
+		}
+		var got []string
+		for _, m := range e.sim.SentTo(u) {
+			got = append(got, m.Content[strings.LastIndex(m.Content, "-")+1:])
+		}
+		want := "01 02 03 04 05 06 07 08 09 10"
+		if strings.Join(got, " ") != want {
+			t.Errorf("%s got replies in order %v, want %s", u, got, want)
+		}
+	}
+}
+
+func TestE2EPushAPIReachesWeCom(t *testing.T) {
+	e := startE2E(t)
+	ctx := waitCtx(t, 20*time.Second)
+	out, err := runSend(ctx, "--url", "http://"+e.hubAddr, "--key", demoAPIKey, "--to", "wangwu", "--priority", "urgent", "审批已通过")
+	if err != nil {
+		t.Fatalf("send: %v %s", err, out)
+	}
+	m, err := e.sim.WaitSent(ctx, func(m sim.SentMessage) bool { return m.User == "wangwu" })
+	if err != nil || m.Content != "审批已通过" {
+		t.Fatalf("sent %+v %v", m, err)
+	}
+	id := strings.Fields(out)[0]
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st, err := runSend(ctx, "--url", "http://"+e.hubAddr, "--key", demoAPIKey, "--status", id)
+		if err == nil && strings.Contains(st, `"status":"sent"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status never became sent: %s %v", st, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// runSend runs the send command and captures what it printed.
+func runSend(ctx context.Context, args ...string) (string, error) {
+	return captureStdout(func() error { return sendCmd(ctx, args) })
+}
+
