@@ -295,8 +295,7 @@ func TestOverviewAndEvents(t *testing.T) {
 	var ov overview
 	eventually(t, 10*time.Second, "overview shows the queue", func() bool {
 		c.getJSON("/dashboard/api/overview", &ov)
-		t.Logf("%+v", ov)
-		return ov.depth(bus.StreamOut) == 4 && len(ov.Consumers) == 1 && ov.Consumers[0].Pending == 4 && ov.Consumers[0].Health == "never"
+		return ov.depth(bus.StreamOut) == 4 && len(ov.Consumers) == 1 && ov.Consumers[0].Pending == 4 && ov.Consumers[0].Health == "stalled"
 	})
 	if len(ov.Limits) != 1 || ov.Limits[0].App != "helpdesk" {
 		t.Fatalf("limits %+v", ov.Limits)

@@ -233,7 +233,9 @@ func scanStream(ctx context.Context, b *bus.Bus, name string, n int) ([]scanned,
 	}()
 	var out []scanned
 	for len(out) < n {
-		batch, err := c.Fetch(min(500, n-len(out)), jetstream.FetchMaxWait(2*time.Second))
+		// NoWait: the messages are stored already; a waiting pull would only
+		// add its timeout when fewer than asked remain.
+		batch, err := c.FetchNoWait(min(500, n-len(out)))
 		if err != nil {
 			return out, err
 		}

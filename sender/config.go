@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/wxhub/wxhub/sender/dnd"
+	"github.com/wxhub/wxhub/dnd"
 )
 
 // ErrConfig wraps every configuration error; the message names the key.
@@ -58,9 +58,9 @@ type Retry struct {
 // takes its default; Validate reports the first bad key.
 type Config struct {
 	// CorpID for gettoken. Required.
-	CorpID string `yaml:"corp_id"`
+	CorpID string `yaml:"-"` // from wecom.corp_id
 	// Apps the sender may send as. At least one.
-	Apps []App `yaml:"apps"`
+	Apps []App `yaml:"-"` // from wecom.apps
 	// Limits, defaulting to WeCom's documented values.
 	Limits Limits `yaml:"limits"`
 	// Retry of failed sends.

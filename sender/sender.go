@@ -23,7 +23,7 @@ import (
 
 	"github.com/wxhub/wxhub/bus"
 	"github.com/wxhub/wxhub/schemas"
-	"github.com/wxhub/wxhub/sender/dnd"
+	"github.com/wxhub/wxhub/dnd"
 	"github.com/wxhub/wxhub/wecom"
 )
 

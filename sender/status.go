@@ -8,7 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/wxhub/wxhub/schemas"
-	"github.com/wxhub/wxhub/sender/dnd"
+	"github.com/wxhub/wxhub/dnd"
 )
 
 // ErrNoStatus reports an outbound id with no status record (never accepted, or

@@ -207,4 +207,3 @@ func TestE2EPushAPIReachesWeCom(t *testing.T) {
 func runSend(ctx context.Context, args ...string) (string, error) {
 	return captureStdout(func() error { return sendCmd(ctx, args) })
 }
-

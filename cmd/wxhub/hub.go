@@ -20,10 +20,10 @@ import (
 	"github.com/wxhub/wxhub/connectors/echo"
 	"github.com/wxhub/wxhub/connectors/help"
 	"github.com/wxhub/wxhub/connectors/quiethours"
+	"github.com/wxhub/wxhub/dnd"
 	"github.com/wxhub/wxhub/gateway"
 	"github.com/wxhub/wxhub/router"
 	"github.com/wxhub/wxhub/sender"
-	"github.com/wxhub/wxhub/sender/dnd"
 	"github.com/wxhub/wxhub/wecom"
 )
 

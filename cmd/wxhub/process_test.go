@@ -200,4 +200,3 @@ func TestKilledHubAnswersAcknowledgedCallbackAfterRestart(t *testing.T) {
 		t.Errorf("reply delivered %d times, want 1", n)
 	}
 }
-

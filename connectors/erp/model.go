@@ -99,13 +99,13 @@ func ValidApprovalID(id string) bool { return validID.MatchString(id) }
 
 // TemplateCard is the part of WeCom's template_card object an approval card uses.
 type TemplateCard struct {
-	CardType              string              `json:"card_type"`
-	Source                *CardSource         `json:"source,omitempty"`
-	MainTitle             CardTitle           `json:"main_title"`
-	SubTitleText          string              `json:"sub_title_text,omitempty"`
-	HorizontalContentList []CardHorizontalKV  `json:"horizontal_content_list,omitempty"`
-	TaskID                string              `json:"task_id"`
-	ButtonList            []CardButton        `json:"button_list,omitempty"`
+	CardType              string             `json:"card_type"`
+	Source                *CardSource        `json:"source,omitempty"`
+	MainTitle             CardTitle          `json:"main_title"`
+	SubTitleText          string             `json:"sub_title_text,omitempty"`
+	HorizontalContentList []CardHorizontalKV `json:"horizontal_content_list,omitempty"`
+	TaskID                string             `json:"task_id"`
+	ButtonList            []CardButton       `json:"button_list,omitempty"`
 }
 
 // CardSource is the card's source line.

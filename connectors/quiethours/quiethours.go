@@ -12,7 +12,7 @@ import (
 
 	"github.com/wxhub/wxhub/connectors"
 	"github.com/wxhub/wxhub/schemas"
-	"github.com/wxhub/wxhub/sender/dnd"
+	"github.com/wxhub/wxhub/dnd"
 )
 
 // Name is the connector's name in routing rules.

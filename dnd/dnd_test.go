@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wxhub/wxhub/sender/dnd"
+	"github.com/wxhub/wxhub/dnd"
 )
 
 func TestParseCommand(t *testing.T) {

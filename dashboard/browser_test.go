@@ -1,0 +1,240 @@
+package dashboard_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/wxhub/wxhub/bus"
+	"github.com/wxhub/wxhub/schemas"
+)
+
+// findChromium returns Debian's chromium. Without it the browser test skips on
+// a developer's machine but fails in CI (CI=true), which must have it.
+func findChromium(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal("chromium not found and CI is set: install it (apt-get install -y chromium)")
+	}
+	t.Skip("chromium not found (apt-get install -y chromium); skipped outside CI")
+	return ""
+}
+
+// shooter saves screenshots to a temp dir, and to docs/screenshots when
+// WXHUB_SCREENSHOTS=1 (so the committed pictures change only on purpose).
+type shooter struct {
+	t    *testing.T
+	dirs []string
+}
+
+func newShooter(t *testing.T) *shooter {
+	s := &shooter{t: t, dirs: []string{t.TempDir()}}
+	if os.Getenv("WXHUB_SCREENSHOTS") == "1" {
+		dir := filepath.Join("..", "docs", "screenshots")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		s.dirs = append(s.dirs, dir)
+	}
+	return s
+}
+
+func (s *shooter) shot(name string) chromedp.Action {
+	return chromedp.ActionFunc(func(ctx context.Context) error {
+		var buf []byte
+		if err := chromedp.FullScreenshot(&buf, 100).Do(ctx); err != nil {
+			return fmt.Errorf("screenshot %s: %w", name, err)
+		}
+		for _, d := range s.dirs {
+			if err := os.WriteFile(filepath.Join(d, name+".png"), buf, 0o644); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// waitJS polls a JavaScript condition in the page.
+func waitJS(expr string) chromedp.Action {
+	return chromedp.Poll(expr, nil, chromedp.WithPollingTimeout(20*time.Second), chromedp.WithPollingInterval(50*time.Millisecond))
+}
+
+func TestBrowserQueuesAndDLQReplay(t *testing.T) {
+	chromium := findChromium(t)
+	e := newEnv(t)
+	ctx := testCtx(t)
+	shots := newShooter(t)
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium),
+		chromedp.Flag("headless", true),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 900),
+	)
+	actx, cancelA := chromedp.NewExecAllocator(ctx, opts...)
+	defer cancelA()
+	bctx, cancelB := chromedp.NewContext(actx)
+	defer cancelB()
+	run := func(what string, actions ...chromedp.Action) {
+		t.Helper()
+		if err := chromedp.Run(bctx, actions...); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+
+	// A connector's consumer exists but nobody pulls: its queue can only grow.
+	cons, err := e.bus.JS().CreateOrUpdateConsumer(ctx, bus.StreamRoute, jetstream.ConsumerConfig{
+		Durable: "connector-erp", AckPolicy: jetstream.AckExplicitPolicy, FilterSubject: bus.RouteFilter("erp"), MaxAckPending: 64,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.bus.JS().CreateOrUpdateConsumer(ctx, bus.StreamOut, jetstream.ConsumerConfig{
+		Durable: "sender", AckPolicy: jetstream.AckExplicitPolicy, FilterSubject: bus.SubjectOutAll, MaxAckPending: 20000,
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	base := e.srv.URL
+	run("login",
+		chromedp.Navigate(base+"/dashboard/"),
+		chromedp.WaitVisible("#token", chromedp.ByID),
+		shots.shot("login"),
+		chromedp.SendKeys("#token", adminToken, chromedp.ByID),
+		chromedp.Click("#signin", chromedp.ByID),
+		chromedp.WaitVisible("#depth-WXHUB_ROUTE", chromedp.ByID),
+		waitJS(`document.querySelector("#live").classList.contains("on")`),
+	)
+
+	// The queue grows.
+	for i := 0; i < 40; i++ {
+		user := fmt.Sprintf("user%02d", i%7)
+		ev := schemas.Event{SpecVersion: schemas.SpecVersion, ID: fmt.Sprintf("ev-%d", i), Type: "wxhub.in.text", Source: "wecom/helpdesk",
+			Time: time.Now().UTC(), Data: schemas.EventData{Channel: "wecom", App: "helpdesk", User: user, MsgType: "text"}}
+		if _, err := e.bus.PublishJSON(ctx, bus.RouteSubject("erp", bus.Partition(user, 16)), ev.ID+"/erp", schemas.SchemaEvent, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publishOut(t, e.bus, 12, "out")
+	run("queue grows",
+		waitJS(`document.querySelector("#depth-WXHUB_ROUTE").dataset.value === "40"`),
+		waitJS(`[...document.querySelectorAll('#consumers tr[data-consumer="connector-erp"] td.lag')].some(td => td.textContent === "40")`),
+		waitJS(`document.querySelector('#consumers tr[data-consumer="connector-erp"] .pill').textContent === "stalled"`),
+		shots.shot("overview-queue-grows"),
+	)
+
+	// A worker drains it.
+	drained := 0
+	for drained < 40 {
+		batch, err := cons.Fetch(40-drained, jetstream.FetchMaxWait(2*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for m := range batch.Messages() {
+			if err := m.DoubleAck(ctx); err != nil {
+				t.Fatal(err)
+			}
+			drained++
+		}
+	}
+	run("queue drains",
+		waitJS(`document.querySelector("#depth-WXHUB_ROUTE").dataset.value === "0"`),
+		waitJS(`document.querySelector('#consumers tr[data-consumer="connector-erp"] td.lag').textContent === "0"`),
+		waitJS(`document.querySelector('#consumers tr[data-consumer="connector-erp"] .pill').textContent === "online"`),
+		shots.shot("overview-queue-drained"),
+	)
+
+	// A reply the sender gave up on lands in the DLQ; the operator replays it.
+	reply := schemas.Outbound{SpecVersion: schemas.SpecVersion, ID: "ev-7/0", Source: "connector/erp", Type: "wxhub.out.message",
+		Time: time.Now().UTC(), DataContentType: "application/json",
+		Data: schemas.OutboundData{App: "helpdesk", Kind: schemas.KindMessage, InReplyTo: "ev-7",
+			Body: json.RawMessage(`{"touser":"user00","msgtype":"text","text":{"content":"订单 1001 已发货"}}`)}}
+	raw, _ := json.Marshal(reply)
+	if err := e.bus.PublishDeadLetter(ctx, "dlq/sender/WXHUB_OUT/99", schemas.DeadLetterData{
+		Stage: "sender", Reason: "wecom message/send: errcode 60020: not allow to access from your ip", Attempts: 8,
+		Subject: bus.OutSubject("helpdesk"), Headers: map[string]string{bus.HeaderMsgID: "ev-7/0"}, Original: raw,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	run("dead letter shown",
+		waitJS(`document.querySelector("#dlq-badge").textContent === "1"`),
+		waitJS(`[...document.querySelectorAll("#errors li")].some(li => li.textContent.includes("trusted IP"))`),
+		shots.shot("overview-dead-letter"),
+		chromedp.Click("#tab-dlq", chromedp.ByID),
+		chromedp.WaitVisible(`#dlq-list tr[data-seq="1"]`, chromedp.ByQuery),
+		chromedp.Click(`#dlq-list tr[data-seq="1"]`, chromedp.ByQuery),
+		chromedp.WaitVisible("#dlq-replay", chromedp.ByID),
+		waitJS(`document.querySelector("#dlq-original").textContent.includes("ev-7/0")`),
+		shots.shot("dlq-detail"),
+	)
+	outBefore := streamMsgs(t, e.bus, bus.StreamOut)
+	run("replay",
+		chromedp.Evaluate(`window.confirm = () => true`, nil),
+		chromedp.Click("#dlq-replay", chromedp.ByID),
+		waitJS(`document.querySelector("#toast").textContent.startsWith("Replayed #1")`),
+		waitJS(`document.querySelector("#dlq-list tbody").textContent.includes("empty")`),
+	)
+	// Delivered: the original is back on its subject, marked as a replay.
+	st, _ := e.bus.JS().Stream(ctx, bus.StreamOut)
+	m, err := st.GetLastMsgForSubject(ctx, bus.OutSubject("helpdesk"))
+	if err != nil || string(m.Data) != string(raw) || m.Header.Get(bus.HeaderReplayOf) != "1" {
+		t.Fatalf("replayed message: %v %s %v", err, m.Data, m.Header)
+	}
+	if n := streamMsgs(t, e.bus, bus.StreamOut); n != outBefore+1 {
+		t.Fatalf("WXHUB_OUT holds %d, want %d", n, outBefore+1)
+	}
+	if _, err := e.bus.GetDLQ(ctx, 1); err == nil {
+		t.Fatal("dead letter still there after replay")
+	}
+
+	// The tracer follows the reply: routed event, dead letter gone, replayed outbound.
+	run("trace",
+		chromedp.Click("#tab-trace", chromedp.ByID),
+		chromedp.SendKeys("#trace-q", "ev-7", chromedp.ByID),
+		chromedp.Submit("#trace-form", chromedp.ByID),
+		waitJS(`document.querySelectorAll("#trace-hops li.outbound").length === 1`),
+		waitJS(`document.querySelector("#trace-hops li.outbound").textContent.includes("replay")`),
+		shots.shot("tracer"),
+	)
+
+	// On a phone.
+	run("phone",
+		chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2), chromedp.EmulateMobile),
+		chromedp.Click("#tab-overview", chromedp.ByID),
+		waitJS(`document.querySelector("#depth-WXHUB_OUT").dataset.value === "13"`),
+		shots.shot("phone-overview"),
+	)
+}
+
+func streamMsgs(t *testing.T, b *bus.Bus, name string) uint64 {
+	t.Helper()
+	st, err := b.JS().Stream(testCtx(t), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(testCtx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Msgs
+}
