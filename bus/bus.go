@@ -64,6 +64,13 @@ type Config struct {
 	AuthTTL time.Duration `yaml:"auth_ttl"`
 	// ConnectTimeout bounds Open's first connection and the embedded server start. Default 10s.
 	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+	// Users of the embedded server (see UserConfig). Empty (the default): no
+	// login, every local client has full access. When set, this process logs
+	// in as User/Password if given, else as a random full-access user.
+	Users []UserConfig `yaml:"users"`
+	// InboxPrefix of this connection's reply inboxes; default "_INBOX". A
+	// connector with its own user sets InboxPrefix(name).
+	InboxPrefix string `yaml:"inbox_prefix"`
 }
 
 func (c Config) withDefaults() Config {
@@ -122,8 +129,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: nats: negative max age or ttl", ErrConfig)
 	case c.CredsFile != "" && c.User != "":
 		return fmt.Errorf("%w: nats.creds_file and nats.user are exclusive", ErrConfig)
+	case len(c.Users) > 0 && c.URL != "":
+		return fmt.Errorf("%w: nats.users: only for the embedded server (nats.url is set; configure users on the cluster)", ErrConfig)
 	}
-	return nil
+	return validateUsers(c.Users)
 }
 
 // Bus is a connection to NATS with the wxhub streams declared. Safe for
@@ -190,6 +199,7 @@ func (b *Bus) startEmbedded() error {
 		JetStream:  true,
 		StoreDir:   dir,
 		NoSigs:     true, // the process owns signals, not the embedded server
+		Users:      b.serverUsers(),
 	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
@@ -230,6 +240,9 @@ func (b *Bus) connect(url string) error {
 			b.log.Error("NATS async error", zap.String("subject", subj), zap.Error(err))
 		}),
 		nats.ClosedHandler(func(*nats.Conn) { close(b.closed) }),
+	}
+	if b.cfg.InboxPrefix != "" {
+		opts = append(opts, nats.CustomInboxPrefix(b.cfg.InboxPrefix))
 	}
 	if b.cfg.CredsFile != "" {
 		opts = append(opts, nats.UserCredentials(b.cfg.CredsFile))

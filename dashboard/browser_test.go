@@ -52,10 +52,10 @@ func newShooter(t *testing.T) *shooter {
 	return s
 }
 
-func (s *shooter) shot(name string) chromedp.Action {
-	return chromedp.ActionFunc(func(ctx context.Context) error {
-		var buf []byte
-		if err := chromedp.FullScreenshot(&buf, 100).Do(ctx); err != nil {
+func (s *shooter) shot(name string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		buf, err := chromedp.FullScreenshot(100)(ctx, t)
+		if err != nil {
 			return fmt.Errorf("screenshot %s: %w", name, err)
 		}
 		for _, d := range s.dirs {
@@ -68,8 +68,8 @@ func (s *shooter) shot(name string) chromedp.Action {
 }
 
 // waitJS polls a JavaScript condition in the page.
-func waitJS(expr string) chromedp.Action {
-	return chromedp.Poll(expr, nil, chromedp.WithPollingTimeout(20*time.Second), chromedp.WithPollingInterval(50*time.Millisecond))
+func waitJS(expr string) chromedp.Action[chromedp.Void] {
+	return chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingTimeout(20*time.Second), chromedp.WithPollingInterval(50*time.Millisecond))
 }
 
 func TestBrowserQueuesAndDLQReplay(t *testing.T) {
@@ -95,11 +95,25 @@ func TestBrowserQueuesAndDLQReplay(t *testing.T) {
 	defer cancelA()
 	bctx, cancelB := chromedp.NewContext(actx)
 	defer cancelB()
-	run := func(what string, actions ...chromedp.Action) {
+	// Each action gets its own deadline so a failure names its step.
+	run := func(what string, actions ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
-		if err := chromedp.Run(bctx, actions...); err != nil {
-			t.Fatalf("%s: %v", what, err)
+		for i, a := range actions {
+			sctx, cancel := context.WithTimeout(bctx, 25*time.Second)
+			err := chromedp.Do(sctx, a)
+			cancel()
+			if err != nil {
+				var html string
+				if h, herr := chromedp.Run(bctx, chromedp.Evaluate[string](`document.body ? document.body.innerText.slice(0, 2000) : ""`)); herr == nil {
+					html = h
+				}
+				t.Fatalf("%s, step %d: %v\npage text:\n%s", what, i, err, html)
+			}
 		}
+	}
+	// Start the browser on the long-lived context (a timeout there would stop it).
+	if err := chromedp.Do(bctx); err != nil {
+		t.Fatalf("start chromium: %v", err)
 	}
 
 	// A connector's consumer exists but nobody pulls: its queue can only grow.
@@ -118,11 +132,11 @@ func TestBrowserQueuesAndDLQReplay(t *testing.T) {
 	base := e.srv.URL
 	run("login",
 		chromedp.Navigate(base+"/dashboard/"),
-		chromedp.WaitVisible("#token", chromedp.ByID),
+		chromedp.WaitVisible(chromedp.ID("token")),
 		shots.shot("login"),
-		chromedp.SendKeys("#token", adminToken, chromedp.ByID),
-		chromedp.Click("#signin", chromedp.ByID),
-		chromedp.WaitVisible("#depth-WXHUB_ROUTE", chromedp.ByID),
+		chromedp.SendKeys(chromedp.ID("token"), adminToken),
+		chromedp.Click(chromedp.ID("signin")),
+		chromedp.WaitVisible(chromedp.ID("depth-WXHUB_ROUTE")),
 		waitJS(`document.querySelector("#live").classList.contains("on")`),
 	)
 
@@ -180,17 +194,20 @@ func TestBrowserQueuesAndDLQReplay(t *testing.T) {
 		waitJS(`document.querySelector("#dlq-badge").textContent === "1"`),
 		waitJS(`[...document.querySelectorAll("#errors li")].some(li => li.textContent.includes("trusted IP"))`),
 		shots.shot("overview-dead-letter"),
-		chromedp.Click("#tab-dlq", chromedp.ByID),
-		chromedp.WaitVisible(`#dlq-list tr[data-seq="1"]`, chromedp.ByQuery),
-		chromedp.Click(`#dlq-list tr[data-seq="1"]`, chromedp.ByQuery),
-		chromedp.WaitVisible("#dlq-replay", chromedp.ByID),
+		chromedp.Click(chromedp.ID("tab-dlq")),
+		chromedp.WaitVisible(chromedp.CSS(`#dlq-list tr[data-seq="1"]`)),
+		chromedp.Click(chromedp.CSS(`#dlq-list tr[data-seq="1"]`)),
+		chromedp.WaitVisible(chromedp.ID("dlq-replay")),
 		waitJS(`document.querySelector("#dlq-original").textContent.includes("ev-7/0")`),
 		shots.shot("dlq-detail"),
 	)
 	outBefore := streamMsgs(t, e.bus, bus.StreamOut)
 	run("replay",
-		chromedp.Evaluate(`window.confirm = () => true`, nil),
-		chromedp.Click("#dlq-replay", chromedp.ByID),
+		chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+			_, err := chromedp.Evaluate[bool](`(window.confirm = () => true, true)`)(ctx, t)
+			return err
+		}),
+		chromedp.Click(chromedp.ID("dlq-replay")),
 		waitJS(`document.querySelector("#toast").textContent.startsWith("Replayed #1")`),
 		waitJS(`document.querySelector("#dlq-list tbody").textContent.includes("empty")`),
 	)
@@ -209,9 +226,9 @@ func TestBrowserQueuesAndDLQReplay(t *testing.T) {
 
 	// The tracer follows the reply: routed event, dead letter gone, replayed outbound.
 	run("trace",
-		chromedp.Click("#tab-trace", chromedp.ByID),
-		chromedp.SendKeys("#trace-q", "ev-7", chromedp.ByID),
-		chromedp.Submit("#trace-form", chromedp.ByID),
+		chromedp.Click(chromedp.ID("tab-trace")),
+		chromedp.SendKeys(chromedp.ID("trace-q"), "ev-7"),
+		chromedp.Submit(chromedp.ID("trace-form")),
 		waitJS(`document.querySelectorAll("#trace-hops li.outbound").length === 1`),
 		waitJS(`document.querySelector("#trace-hops li.outbound").textContent.includes("replay")`),
 		shots.shot("tracer"),
@@ -220,7 +237,7 @@ func TestBrowserQueuesAndDLQReplay(t *testing.T) {
 	// On a phone.
 	run("phone",
 		chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2), chromedp.EmulateMobile),
-		chromedp.Click("#tab-overview", chromedp.ByID),
+		chromedp.Click(chromedp.ID("tab-overview")),
 		waitJS(`document.querySelector("#depth-WXHUB_OUT").dataset.value === "13"`),
 		shots.shot("phone-overview"),
 	)

@@ -126,11 +126,15 @@ type Outbound struct {
 // appchat/send: chatid, msgtype, ...; update_template_card: userids, response_code, ...),
 // without agentid, which the sender fills in from App.
 type OutboundData struct {
-	App       string          `json:"app"`
-	Kind      string          `json:"kind"`
-	Priority  string          `json:"priority,omitempty"`    // urgent, normal (default), bulk
-	DedupKey  string          `json:"dedup_key,omitempty"`   // caller's idempotency key
-	InReplyTo string          `json:"in_reply_to,omitempty"` // the event id this answers, if any
+	App       string `json:"app"`
+	Kind      string `json:"kind"`
+	Priority  string `json:"priority,omitempty"`    // urgent, normal (default), bulk
+	DedupKey  string `json:"dedup_key,omitempty"`   // caller's idempotency key
+	InReplyTo string `json:"in_reply_to,omitempty"` // the event id this answers, if any
+	// EventTime is the Time of the event this answers (when the gateway received
+	// it), copied by the connector runner; the sender measures end-to-end latency
+	// (wxhub_e2e_latency_seconds) from it. Absent on messages that answer no event.
+	EventTime *time.Time      `json:"event_time,omitempty"`
 	Body      json.RawMessage `json:"body"`
 }
 

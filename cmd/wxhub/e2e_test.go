@@ -53,7 +53,7 @@ func startE2E(t *testing.T) *e2e {
 	ready := make(chan *hub, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- runHub(ctx, cfg, zap.NewNop(), hubOptions{listener: ln, ready: func(h *hub) { ready <- h }})
+		done <- runHub(ctx, cfg, zap.NewNop(), hubOptions{listener: ln, pollWait: 200 * time.Millisecond, ready: func(h *hub) { ready <- h }})
 	}()
 	t.Cleanup(func() {
 		cancel()

@@ -42,6 +42,9 @@ type hubOptions struct {
 	listener net.Listener
 	// ready is called once every component started (tests, the demo banner).
 	ready func(h *hub)
+	// pollWait bounds one pull of the router and the connectors, and so how long
+	// shutdown waits for them; zero keeps their defaults (5 s). Tests shorten it.
+	pollWait time.Duration
 }
 
 // hub is a running set of components in this process.
@@ -110,7 +113,7 @@ func runHub(ctx context.Context, cfg *config.Config, log *zap.Logger, o hubOptio
 	setHelp(rules)
 
 	if want("router") {
-		r, err := router.New(b, rules, router.Options{Logger: log})
+		r, err := router.New(b, rules, router.Options{Logger: log, PollWait: o.pollWait})
 		if err != nil {
 			return err
 		}
@@ -160,7 +163,7 @@ func runHub(ctx context.Context, cfg *config.Config, log *zap.Logger, o hubOptio
 		}
 		opts := connectors.Options{
 			Name: name, Concurrency: cfg.Connectors.Concurrency, MaxDeliver: cfg.Connectors.MaxDeliver,
-			Partitions: cfg.NATS.Partitions, Logger: log.Named("connector." + name),
+			Partitions: cfg.NATS.Partitions, Logger: log.Named("connector." + name), PollWait: o.pollWait,
 		}
 		g.Go(func() error { return connectors.Run(ctx, b, opts, handler) })
 	}

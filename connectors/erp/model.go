@@ -186,13 +186,14 @@ func FormatMoney(cents int64, currency string) string {
 		b.WriteRune(r)
 	}
 	s := fmt.Sprintf("%s.%02d", b.String(), cents%100)
+	sign := ""
 	if neg {
-		s = "-" + s
+		sign = "-"
 	}
 	if currency == "" || currency == "CNY" {
-		return "¥" + s
+		return sign + "¥" + s
 	}
-	return s + " " + currency
+	return sign + s + " " + currency
 }
 
 // clip cuts s to at most n runes, marking the cut with "…".

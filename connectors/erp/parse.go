@@ -32,6 +32,8 @@ var argRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$`)
 // when the text is not an ERP command at all.
 func ParseCommand(text string) (cmd Command, ok bool) {
 	t := strings.TrimSpace(strings.ReplaceAll(text, "\u3000", " "))
+	// Voice transcripts end in punctuation ("订单1001。").
+	t = strings.TrimRight(t, "。．.！!？? ")
 	m := cmdRe.FindStringSubmatch(t)
 	if m == nil {
 		return Command{}, false

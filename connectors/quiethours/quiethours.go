@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/wxhub/wxhub/connectors"
-	"github.com/wxhub/wxhub/schemas"
 	"github.com/wxhub/wxhub/dnd"
+	"github.com/wxhub/wxhub/schemas"
 )
 
 // Name is the connector's name in routing rules.
