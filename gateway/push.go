@@ -169,25 +169,31 @@ func (g *Gateway) enqueue(ctx context.Context, key *config.APIKey, body []byte) 
 	}
 	wecomBody, _ := json.Marshal(fields)
 
-	id := newMessageID(key.Name, dedupKey)
+	acc, err := g.queue(ctx, key, app, kind, priority, dedupKey, newMessageID(key.Name, dedupKey), wecomBody)
+	return acc, app, err
+}
+
+// queue records id as queued and publishes the message to WXHUB_OUT. When id
+// is already recorded (a repeated dedup key), the first message stands and its
+// status is returned; nothing is published again.
+func (g *Gateway) queue(ctx context.Context, key *config.APIKey, app, kind, priority, dedupKey, id string, wecomBody []byte) (pushAccepted, error) {
 	status, err := g.bus.KV(ctx, bus.BucketStatus)
 	if err != nil {
-		return pushAccepted{}, app, err
+		return pushAccepted{}, err
 	}
 	queued := schemas.MessageStatus{ID: id, App: app, Status: schemas.StatusQueued, UpdatedAt: g.now().UTC()}
 	rec, _ := json.Marshal(queued)
 	if _, err := status.Create(ctx, id, rec); err != nil {
 		if !errors.Is(err, jetstream.ErrKeyExists) {
-			return pushAccepted{}, app, err
+			return pushAccepted{}, err
 		}
-		// Same dedup key again: the first message stands.
 		if prev, gerr := status.Get(ctx, id); gerr == nil {
 			var st schemas.MessageStatus
 			if json.Unmarshal(prev.Value(), &st) == nil {
-				return pushAccepted{ID: id, Status: st.Status}, app, nil
+				return pushAccepted{ID: id, Status: st.Status}, nil
 			}
 		}
-		return pushAccepted{ID: id, Status: schemas.StatusQueued}, app, nil
+		return pushAccepted{ID: id, Status: schemas.StatusQueued}, nil
 	}
 	tp := bus.NewTraceParent()
 	out := schemas.Outbound{
@@ -205,11 +211,11 @@ func (g *Gateway) enqueue(ctx context.Context, key *config.APIKey, body []byte) 
 	if err := g.publish(ctx, bus.OutSubject(app), id, schemas.SchemaOutbound, out, tp); err != nil {
 		// Not queued after all: let the client's retry create it again.
 		status.Delete(context.WithoutCancel(ctx), id)
-		return pushAccepted{}, app, err
+		return pushAccepted{}, err
 	}
 	g.log.Info("push queued", zap.String("id", id), zap.String("client", key.Name), zap.String("app", app),
 		zap.String("kind", kind), zap.String("priority", priority))
-	return pushAccepted{ID: id, Status: schemas.StatusQueued}, app, nil
+	return pushAccepted{ID: id, Status: schemas.StatusQueued}, nil
 }
 
 // resolveApp maps "app" and/or "agentid" (a number or a string, as WeCom

@@ -161,3 +161,51 @@ func TestDropInWeComEndpoints(t *testing.T) {
 		t.Fatalf("a new window must give a new token")
 	}
 }
+
+func TestCreateChat(t *testing.T) {
+	e := newEnv(t)
+	post := func(key, body string) (int, map[string]any) {
+		req, _ := http.NewRequest("POST", e.srv.URL+"/api/v1/chats", bytes.NewBufferString(body))
+		req.Header.Set("Authorization", "Bearer "+key)
+		return doJSON(t, req)
+	}
+	status, acc := post(apiKey, `{"app":"helpdesk","name":"故障 42","owner":"zhangsan","userlist":["zhangsan","lisi"],
+		"dedup_key":"incident-42","message":{"msgtype":"text","text":{"content":"数据库主库宕机"}}}`)
+	if status != 202 || acc["chatid"] == "" || acc["message_id"] == "" {
+		t.Fatalf("status %d %v", status, acc)
+	}
+	_, again := post(apiKey, `{"app":"helpdesk","userlist":["zhangsan","lisi"],"dedup_key":"incident-42"}`)
+	if again["chatid"] != acc["chatid"] || again["id"] != acc["id"] {
+		t.Fatalf("dedup: %v vs %v", again, acc)
+	}
+	if n := e.streamMsgs(t, bus.StreamOut); n != 2 {
+		t.Fatalf("WXHUB_OUT has %d, want create + first message", n)
+	}
+	s, _ := e.bus.JS().Stream(context.Background(), bus.StreamOut)
+	first, _ := s.GetMsg(context.Background(), 1)
+	second, _ := s.GetMsg(context.Background(), 2)
+	var create, send schemas.Outbound
+	json.Unmarshal(first.Data, &create)
+	json.Unmarshal(second.Data, &send)
+	if create.Data.Kind != schemas.KindChatCreate || send.Data.Kind != schemas.KindAppChat || create.Data.Priority != schemas.PriorityUrgent {
+		t.Fatalf("kinds %q %q", create.Data.Kind, send.Data.Kind)
+	}
+	var sendBody map[string]any
+	json.Unmarshal(send.Data.Body, &sendBody)
+	if sendBody["chatid"] != acc["chatid"] {
+		t.Fatalf("first message goes to %v, want %v", sendBody["chatid"], acc["chatid"])
+	}
+	for _, tt := range []struct{ body, field string }{
+		{`{"app":"helpdesk","userlist":["zhangsan"]}`, "userlist"},
+		{`{"app":"helpdesk","userlist":["a","b"],"owner":"c"}`, "owner"},
+		{`{"app":"helpdesk","userlist":["a","b"],"chatid":"bad id!"}`, "chatid"},
+		{`{"userlist":["a","b"]}`, "app"},
+	} {
+		if status, body := post(apiKey, tt.body); status != 400 || body["field"] != tt.field {
+			t.Errorf("%s: %d %v, want 400 on %s", tt.body, status, body, tt.field)
+		}
+	}
+	if status, _ := post(apiKey, `{"app":"hr","userlist":["a","b"]}`); status != 403 {
+		t.Errorf("app out of scope: %d", status)
+	}
+}

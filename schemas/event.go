@@ -100,6 +100,7 @@ const (
 	KindMessage    = "message"     // message/send
 	KindAppChat    = "appchat"     // appchat/send
 	KindCardUpdate = "card_update" // message/update_template_card
+	KindChatCreate = "chat_create" // appchat/create (the body carries the chatid the hub chose)
 )
 
 // Priorities of outbound messages. Urgent ones pass quiet hours and jump queues.
