@@ -36,8 +36,8 @@ bench: build
 
 ## fuzz: 60 s per fuzz target (not part of CI).
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzDecrypt$$' -fuzztime 60s ./wecom
-	$(GO) test -run '^$$' -fuzz '^FuzzParseInbound$$' -fuzztime 60s ./wecom
+	$(GO) test -run '^$$' -fuzz '^FuzzDecrypt$$' -fuzztime 60s -fuzzminimizetime 5s ./wecom
+	$(GO) test -run '^$$' -fuzz '^FuzzParseInbound$$' -fuzztime 60s -fuzzminimizetime 5s ./wecom
 
 clean:
 	rm -rf bin data

@@ -207,3 +207,31 @@ func TestE2EPushAPIReachesWeCom(t *testing.T) {
 func runSend(ctx context.Context, args ...string) (string, error) {
 	return captureStdout(func() error { return sendCmd(ctx, args) })
 }
+
+func TestSimCommandsAgainstTheDemoHub(t *testing.T) {
+	e := startE2E(t)
+	ctx := waitCtx(t, 20*time.Second)
+	simURL := e.sim.URL()
+	out, err := captureStdout(func() error {
+		return simCmd(ctx, []string{"say", "--sim", simURL, "wangwu", "echo 命令行"})
+	})
+	if err != nil || !strings.Contains(out, "HTTP 200") {
+		t.Fatalf("sim say: %v %s", err, out)
+	}
+	out, err = captureStdout(func() error {
+		return simCmd(ctx, []string{"event", "--sim", simURL, "--key", "MENU_HELP", "wangwu", "click"})
+	})
+	if err != nil || !strings.Contains(out, "HTTP 200") {
+		t.Fatalf("sim event: %v %s", err, out)
+	}
+	// The echo reply and the help text for the menu click.
+	out, err = captureStdout(func() error {
+		return simCmd(ctx, []string{"sent", "--sim", simURL, "--user", "wangwu", "--wait", "10s"})
+	})
+	if err != nil || !strings.Contains(out, "echo: ") {
+		t.Fatalf("sim sent: %v %s", err, out)
+	}
+	if _, err := e.sim.WaitSent(ctx, func(m sim.SentMessage) bool { return m.User == "wangwu" && strings.Contains(m.Content, "您好") }); err != nil {
+		t.Fatalf("no help text for the click: %v", err)
+	}
+}

@@ -191,7 +191,7 @@ func TestE2EERPDownTooLongIsDeadLettered(t *testing.T) {
 	h.route(t, ev)
 	eventually(t, "dead letter", func() bool { return len(h.dlq(t)) == 1 })
 	d := h.dlq(t)[0].Letter.Data
-	if d.Stage != "connector:erp" || d.Attempts != 3 || !strings.Contains(d.Reason, "erp unavailable") {
+	if d.Stage != "connector:erp" || d.Attempts != 3 || !strings.Contains(d.Reason, "HTTP 503") {
 		t.Fatalf("dead letter %+v", d)
 	}
 	if got := contents(t, h.out(t, ev.ID)); !slices.Equal(got, []string{erp.NoticeUnavailable, erp.NoticeGaveUp}) {
