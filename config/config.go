@@ -16,6 +16,8 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/wxhub/wxhub/bus"
+	"github.com/wxhub/wxhub/connectors/erp"
+	"github.com/wxhub/wxhub/dashboard"
 	"github.com/wxhub/wxhub/router"
 	"github.com/wxhub/wxhub/sender"
 )
@@ -38,7 +40,10 @@ type Config struct {
 	Sender sender.Config `yaml:"sender"`
 	// Connectors: the built-in and reference connectors.
 	Connectors Connectors `yaml:"connectors"`
-	Log        Log        `yaml:"log"`
+	// Dashboard: the operations page at /dashboard/; off until an admin token
+	// or a user is configured. See dashboard.Config.
+	Dashboard dashboard.Config `yaml:"dashboard"`
+	Log       Log              `yaml:"log"`
 }
 
 // Connectors configures the connectors that run inside the wxhub process.
@@ -49,6 +54,9 @@ type Connectors struct {
 	MaxDeliver int `yaml:"max_deliver"`
 	// Echo enables the echo connector and its rule ("echo <text>"). Default true.
 	Echo *bool `yaml:"echo"`
+	// ERP runs the ERP connector and its rules ("订单 1001", "库存 A-100", approval
+	// card clicks) when set; see erp.Config.
+	ERP *erp.Config `yaml:"erp"`
 }
 
 // Gateway is the HTTP front door.
@@ -232,6 +240,14 @@ func (c *Config) Validate() error {
 	if len(c.WeCom.Apps) > 0 {
 		if err := c.SenderConfig().Validate(); err != nil {
 			return fmt.Errorf("%w: %s", ErrInvalid, strings.TrimPrefix(err.Error(), sender.ErrConfig.Error()+": "))
+		}
+	}
+	if err := c.Dashboard.WithDefaults().Validate(); err != nil {
+		return fmt.Errorf("%w: %s", ErrInvalid, strings.TrimPrefix(err.Error(), dashboard.ErrConfig.Error()+": "))
+	}
+	if c.Connectors.ERP != nil {
+		if err := c.Connectors.ERP.WithDefaults().Validate(); err != nil {
+			return fmt.Errorf("%w: %s", ErrInvalid, strings.TrimPrefix(err.Error(), erp.ErrConfig.Error()+": "))
 		}
 	}
 	if c.Connectors.Concurrency < 1 || c.Connectors.Concurrency > 1024 {

@@ -74,6 +74,69 @@ func IsPermanent(err error) bool {
 	return errors.As(err, &p)
 }
 
+// answerError is an error the user is told about; the event is then acked.
+type answerError struct {
+	err     error
+	replies []Reply
+	text    string // Tell's message, sent as Text to the event's user
+}
+
+func (e *answerError) Error() string { return "answered user: " + e.err.Error() }
+func (e *answerError) Unwrap() error { return e.err }
+
+// errAnswered stands for the cause when AnswerUser or Tell get a nil error.
+var errAnswered = errors.New("handler answered the user")
+
+// AnswerUser is the third class of error, besides retryable and Permanent: the
+// request cannot succeed, but the user should hear why rather than wait. The
+// runner publishes replies (as it would a nil error's, under their own message
+// ids <event id>/answer/<n>), acks the event and logs err at warn; nothing goes
+// to the DLQ and nothing is retried. Use it for an unknown order number or a
+// refused operation; use Permanent for what an operator must look at.
+func AnswerUser(err error, replies ...Reply) error {
+	if err == nil {
+		err = errAnswered
+	}
+	return &answerError{err: err, replies: replies}
+}
+
+// Tell is AnswerUser with one text reply to the event's user through the
+// event's app (a polite sentence, not err's text: errors may hold internals).
+func Tell(err error, message string) error {
+	if err == nil {
+		err = errAnswered
+	}
+	return &answerError{err: err, text: message}
+}
+
+// IsAnswerUser reports whether err (or any error it wraps) came from AnswerUser or Tell.
+func IsAnswerUser(err error) bool {
+	var a *answerError
+	return errors.As(err, &a)
+}
+
+// retryError carries notices published before a retry.
+type retryError struct {
+	err     error
+	replies []Reply
+}
+
+func (e *retryError) Error() string { return e.err.Error() }
+func (e *retryError) Unwrap() error { return e.err }
+
+// Retry is a retryable error (as any plain error) that first publishes
+// notices, e.g. Text(user, "系统繁忙，稍后回复"). Notices are published under
+// the ids <event id>/notice/<n>, so returning the same notices on every
+// attempt still sends each once (within the 10-minute duplicate window);
+// return them only when DeliveryFrom(ctx).First() to be sure. They are also
+// published when this attempt is the last one and the event goes to the DLQ.
+func Retry(err error, notices ...Reply) error {
+	if err == nil {
+		return nil
+	}
+	return &retryError{err: err, replies: notices}
+}
+
 // Delivery describes the delivery of the event being handled.
 type Delivery struct {
 	Connector string
@@ -81,6 +144,9 @@ type Delivery struct {
 	Partition int
 	Attempt   int    // 1 for the first delivery
 	StreamSeq uint64 // sequence in WXHUB_ROUTE
+	// MaxDeliver is the runner's Options.MaxDeliver: at this attempt a
+	// retryable error dead-letters the event.
+	MaxDeliver int
 }
 
 type deliveryKey struct{}
@@ -90,3 +156,12 @@ func DeliveryFrom(ctx context.Context) (Delivery, bool) {
 	d, ok := ctx.Value(deliveryKey{}).(Delivery)
 	return d, ok
 }
+
+// Attempt-related helpers on Delivery.
+
+// First reports whether this is the event's first delivery: the moment to
+// tell the user once that an answer will be late (see Retry).
+func (d Delivery) First() bool { return d.Attempt <= 1 }
+
+// Last reports whether a retryable error now sends the event to the DLQ.
+func (d Delivery) Last() bool { return d.MaxDeliver > 0 && d.Attempt >= d.MaxDeliver }

@@ -5,9 +5,13 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"regexp"
+	"slices"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+
+	"github.com/wxhub/wxhub/schemas"
 )
 
 // ErrOptions wraps every invalid Options error; the message names the field.
@@ -48,6 +52,17 @@ type Options struct {
 	OnResult func(Result)
 	// Logger; default zap.NewNop(). Event ids are logged, bodies never at info.
 	Logger *zap.Logger
+	// Consumes and Emits are the connector's declared schema ids (see Spec).
+	// Defaults: [wxhub.event/v1] and [wxhub.outbound/v1]; a handler that is a
+	// Specifier supplies them.
+	Consumes []string
+	Emits    []string
+	// Registerer, if set, gets the runner's Prometheus metrics:
+	// wxhub_connector_events_total{connector,outcome},
+	// wxhub_connector_handle_seconds{connector}, wxhub_connector_in_flight{connector},
+	// wxhub_connector_last_event_timestamp_seconds{connector}. Runners may share
+	// one registry. Nil: no metrics.
+	Registerer prometheus.Registerer
 }
 
 func (o Options) withDefaults(busPartitions int) Options {
@@ -75,6 +90,12 @@ func (o Options) withDefaults(busPartitions int) Options {
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
 	}
+	if o.Consumes == nil {
+		o.Consumes = []string{schemas.SchemaEvent}
+	}
+	if o.Emits == nil {
+		o.Emits = []string{schemas.SchemaOutbound}
+	}
 	return o
 }
 
@@ -95,6 +116,10 @@ func (o Options) validate() error {
 		return fmt.Errorf("%w: poll_wait: %s, want >= 10ms", ErrOptions, o.PollWait)
 	case o.ShutdownTimeout < 0:
 		return fmt.Errorf("%w: shutdown_timeout: %s, want >= 0", ErrOptions, o.ShutdownTimeout)
+	case len(o.Consumes) == 0:
+		return fmt.Errorf("%w: consumes: empty, want at least %s", ErrOptions, schemas.SchemaEvent)
+	case slices.Contains(o.Consumes, ""), slices.Contains(o.Emits, ""):
+		return fmt.Errorf("%w: consumes/emits: empty schema id", ErrOptions)
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -27,6 +28,7 @@ const (
 	OutcomeRetry      Outcome = "retry"       // failed, redelivered after a backoff
 	OutcomeDeadLetter Outcome = "dead_letter" // copied to the DLQ and terminated
 	OutcomeRequeued   Outcome = "requeued"    // received during shutdown, handed back unhandled
+	OutcomeAnswered   Outcome = "answered"    // AnswerUser/Tell: the user was told, event acked
 )
 
 // Result reports one delivery to Options.OnResult.
@@ -43,6 +45,7 @@ type Result struct {
 // Stats are cumulative counters of a Runner.
 type Stats struct {
 	Received, Acked, Retried, DeadLettered, Requeued, Replies uint64
+	Answered                                                  uint64 // also counted in Acked
 	InFlight                                                  int64
 }
 
@@ -80,9 +83,10 @@ type Runner struct {
 	log   *zap.Logger
 	stage string
 	sem   chan struct{} // worker slots
+	m     *metrics      // nil without Options.Registerer
 
-	received, acked, retried, dead, requeued, replies atomic.Uint64
-	inFlight                                          atomic.Int64
+	received, acked, retried, dead, requeued, replies, answered atomic.Uint64
+	inFlight                                                    atomic.Int64
 }
 
 // NewRunner checks opts and wraps h in opts.Middleware.
@@ -90,11 +94,16 @@ func NewRunner(b *bus.Bus, opts Options, h Handler) (*Runner, error) {
 	if b == nil || h == nil {
 		return nil, fmt.Errorf("%w: bus and handler are required", ErrOptions)
 	}
-	opts = opts.withDefaults(b.Partitions())
+	opts = opts.withSpec(h).withDefaults(b.Partitions())
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
+	m, err := newMetrics(opts.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("%w: registerer: %w", ErrOptions, err)
+	}
 	return &Runner{
+		m:     m,
 		b:     b,
 		opts:  opts,
 		h:     Chain(h, opts.Middleware...),
@@ -118,7 +127,7 @@ func (r *Runner) Stats() Stats {
 	return Stats{
 		Received: r.received.Load(), Acked: r.acked.Load(), Retried: r.retried.Load(),
 		DeadLettered: r.dead.Load(), Requeued: r.requeued.Load(), Replies: r.replies.Load(),
-		InFlight: r.inFlight.Load(),
+		Answered: r.answered.Load(), InFlight: r.inFlight.Load(),
 	}
 }
 
@@ -156,7 +165,8 @@ func (r *Runner) Run(ctx context.Context) error {
 		}
 	}()
 
-	r.log.Info("connector started", zap.Int("partitions", r.opts.Partitions), zap.Int("concurrency", r.opts.Concurrency))
+	r.log.Info("connector started", zap.Int("partitions", r.opts.Partitions), zap.Int("concurrency", r.opts.Concurrency),
+		zap.Strings("consumes", r.opts.Consumes), zap.Strings("emits", r.opts.Emits))
 	var wg sync.WaitGroup
 	for p, c := range cons {
 		wg.Go(func() { r.lane(ctx, workCtx, p, c) })
@@ -200,9 +210,11 @@ func (r *Runner) pause(ctx context.Context, what string, p int, err error) {
 func (r *Runner) process(ctx, workCtx context.Context, p int, msg jetstream.Msg) {
 	r.received.Add(1)
 	start := time.Now()
+	r.m.received(r.opts.Name, start)
 	res := Result{Partition: p}
 	defer func() {
 		res.Duration = time.Since(start)
+		r.m.settled(r.opts.Name, res.Outcome, res.Duration)
 		if r.opts.OnResult != nil {
 			r.opts.OnResult(res)
 		}
@@ -224,6 +236,8 @@ func (r *Runner) process(ctx, workCtx context.Context, p int, msg jetstream.Msg)
 	defer func() { <-r.sem }()
 	r.inFlight.Add(1)
 	defer r.inFlight.Add(-1)
+	r.m.running(r.opts.Name, 1)
+	defer r.m.running(r.opts.Name, -1)
 
 	attempt := 1
 	var seq uint64
@@ -233,6 +247,11 @@ func (r *Runner) process(ctx, workCtx context.Context, p int, msg jetstream.Msg)
 	res.Attempt = attempt
 	log := r.log.With(zap.Int("partition", p), zap.Int("attempt", attempt), zap.Uint64("seq", seq))
 
+	if err := r.consumes(msg.Headers().Get(bus.HeaderSchema)); err != nil {
+		res.Err = err
+		res.Outcome = r.deadLetter(workCtx, log, msg, err.Error(), attempt)
+		return
+	}
 	var ev schemas.Event
 	if err := json.Unmarshal(msg.Data(), &ev); err != nil {
 		res.Err = err
@@ -248,25 +267,47 @@ func (r *Runner) process(ctx, workCtx context.Context, p int, msg jetstream.Msg)
 	}
 
 	hctx := bus.ContextFromHeader(workCtx, msg.Headers())
+	if sc, perr := bus.ParseTraceParent(bus.TraceParentFrom(hctx)); perr == nil {
+		log = log.With(zap.String("trace_id", sc.TraceID))
+	}
+	hctx = WithLogger(hctx, log)
 	hctx = context.WithValue(hctx, deliveryKey{}, Delivery{
 		Connector: r.opts.Name, Subject: msg.Subject(), Partition: p, Attempt: attempt, StreamSeq: seq,
+		MaxDeliver: r.opts.MaxDeliver,
 	})
 	replies, err := r.call(hctx, &ev)
-	if err == nil {
-		var n int
-		n, err = r.publishReplies(hctx, &ev, seq, replies)
-		res.Replies = n
+	var ans *answerError
+	var notice *retryError
+	switch {
+	case err == nil:
+		res.Replies, err = r.publishReplies(hctx, &ev, seq, "", replies)
+	case errors.As(err, &ans):
+		answers := append(replies, ans.replies...)
+		if ans.text != "" {
+			answers = append(answers, Text(ev.Data.User, ans.text))
+		}
+		var perr error
+		res.Replies, perr = r.publishReplies(hctx, &ev, seq, "answer/", answers)
+		if perr != nil {
+			err = perr // not told: retry (or DLQ) like any failure
+			break
+		}
+		res.Err = err
+		log.Warn("handler answered the user instead of succeeding", zap.Error(ans.err), zap.Int("replies", res.Replies))
+		r.answered.Add(1)
+		res.Outcome = r.ack(workCtx, log, msg, OutcomeAnswered)
+		return
+	case errors.As(err, &notice) && !IsPermanent(err):
+		if n, perr := r.publishReplies(hctx, &ev, seq, "notice/", notice.replies); perr != nil {
+			log.Warn("notice not published", zap.Error(perr))
+		} else {
+			res.Replies = n
+		}
 	}
 	res.Err = err
 	switch {
 	case err == nil:
-		if aerr := msg.DoubleAck(workCtx); aerr != nil {
-			// Replies are out; a redelivery would re-run the handler but its
-			// replies are de-duplicated by message id.
-			log.Warn("ack failed; event may be redelivered", zap.Error(aerr))
-		}
-		r.acked.Add(1)
-		res.Outcome = OutcomeAcked
+		res.Outcome = r.ack(workCtx, log, msg, OutcomeAcked)
 		log.Debug("event handled", zap.Int("replies", res.Replies))
 	case IsPermanent(err):
 		res.Outcome = r.deadLetter(workCtx, log, msg, err.Error(), attempt)
@@ -275,6 +316,16 @@ func (r *Runner) process(ctx, workCtx context.Context, p int, msg jetstream.Msg)
 	default:
 		res.Outcome = r.retry(log, msg, attempt, err)
 	}
+}
+
+func (r *Runner) ack(ctx context.Context, log *zap.Logger, msg jetstream.Msg, o Outcome) Outcome {
+	if err := msg.DoubleAck(ctx); err != nil {
+		// Replies are out; a redelivery would re-run the handler but its
+		// replies are de-duplicated by message id.
+		log.Warn("ack failed; event may be redelivered", zap.Error(err))
+	}
+	r.acked.Add(1)
+	return o
 }
 
 // call runs the handler, turning a panic into a retryable error.
@@ -315,15 +366,20 @@ func (r *Runner) deadLetter(ctx context.Context, log *zap.Logger, msg jetstream.
 }
 
 // publishReplies publishes every reply and waits for each ack. Message ids are
-// event id + "/" + index, so a retried event does not send a reply twice.
-func (r *Runner) publishReplies(ctx context.Context, ev *schemas.Event, seq uint64, replies []Reply) (int, error) {
+// event id + "/" + class + index (class "" for replies, "answer/" and
+// "notice/"), so a retried event does not send a reply twice, and a notice
+// never takes the id of the answer that follows it.
+func (r *Runner) publishReplies(ctx context.Context, ev *schemas.Event, seq uint64, class string, replies []Reply) (int, error) {
+	if len(replies) > 0 && !slices.Contains(r.opts.Emits, schemas.SchemaOutbound) {
+		return 0, Permanent(fmt.Errorf("connector %s declares it emits %v, not %s, but returned %d replies", r.opts.Name, r.opts.Emits, schemas.SchemaOutbound, len(replies)))
+	}
 	base := ev.ID
 	if base == "" {
 		base = "route-" + strconv.FormatUint(seq, 10)
 	}
 	tp := bus.TraceParentFrom(ctx)
 	for i, rep := range replies {
-		out, err := r.outbound(ev, base, i, rep, tp)
+		out, err := r.outbound(ev, base+"/"+class+strconv.Itoa(i), i, rep, tp)
 		if err != nil {
 			return i, Permanent(err)
 		}
@@ -335,7 +391,7 @@ func (r *Runner) publishReplies(ctx context.Context, ev *schemas.Event, seq uint
 	return len(replies), nil
 }
 
-func (r *Runner) outbound(ev *schemas.Event, base string, i int, rep Reply, tp string) (schemas.Outbound, error) {
+func (r *Runner) outbound(ev *schemas.Event, id string, i int, rep Reply, tp string) (schemas.Outbound, error) {
 	app := rep.App
 	if app == "" {
 		app = ev.Data.App
@@ -362,9 +418,14 @@ func (r *Runner) outbound(ev *schemas.Event, base string, i int, rep Reply, tp s
 	if !json.Valid(body) || len(body) == 0 || body[0] != '{' {
 		return schemas.Outbound{}, fmt.Errorf("reply %d: body must be a JSON object", i)
 	}
+	var evTime *time.Time
+	if !ev.Time.IsZero() {
+		t := ev.Time
+		evTime = &t
+	}
 	return schemas.Outbound{
 		SpecVersion:     schemas.SpecVersion,
-		ID:              base + "/" + strconv.Itoa(i),
+		ID:              id,
 		Source:          "connector/" + r.opts.Name,
 		Type:            "wxhub.out." + kind,
 		Time:            time.Now().UTC(),
@@ -372,7 +433,7 @@ func (r *Runner) outbound(ev *schemas.Event, base string, i int, rep Reply, tp s
 		TraceParent:     tp,
 		Data: schemas.OutboundData{
 			App: app, Kind: kind, Priority: rep.Priority, DedupKey: rep.DedupKey,
-			InReplyTo: ev.ID, Body: body,
+			InReplyTo: ev.ID, EventTime: evTime, Body: body,
 		},
 	}, nil
 }

@@ -35,8 +35,8 @@ func (d *Dashboard) renderLogin(w http.ResponseWriter, code int, msg string) {
 // the attacker's session). Browsers send Origin on POST; Sec-Fetch-Site where
 // supported. A request with neither (curl, scripts) has no ambient cookie to abuse.
 func sameOrigin(r *http.Request) bool {
-	if s := r.Header.Get("Sec-Fetch-Site"); s != "" && s != "same-origin" && s != "none" {
-		return false
+	if s := r.Header.Get("Sec-Fetch-Site"); s != "" {
+		return s == "same-origin" || s == "none"
 	}
 	o := r.Header.Get("Origin")
 	if o == "" {

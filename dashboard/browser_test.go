@@ -12,8 +12,10 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wxhub/wxhub/bus"
+	"github.com/wxhub/wxhub/dashboard"
 	"github.com/wxhub/wxhub/schemas"
 )
 
@@ -74,9 +76,12 @@ func waitJS(expr string) chromedp.Action[chromedp.Void] {
 
 func TestBrowserQueuesAndDLQReplay(t *testing.T) {
 	chromium := findChromium(t)
-	e := newEnv(t)
+	e := newEnv(t, dashboard.WithSendLimits(dashboard.SendLimit{App: "helpdesk", Name: "corp message/send a minute", PerMinute: 600}))
 	ctx := testCtx(t)
 	shots := newShooter(t)
+	// The sender's counter, as the sender registers it.
+	sent := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wxhub_sender_sent_total", Help: "Sends."}, []string{"app", "result", "errcode"})
+	e.reg.MustRegister(sent)
 
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromium),
@@ -145,12 +150,23 @@ func TestBrowserQueuesAndDLQReplay(t *testing.T) {
 		user := fmt.Sprintf("user%02d", i%7)
 		ev := schemas.Event{SpecVersion: schemas.SpecVersion, ID: fmt.Sprintf("ev-%d", i), Type: "wxhub.in.text", Source: "wecom/helpdesk",
 			Time: time.Now().UTC(), Data: schemas.EventData{Channel: "wecom", App: "helpdesk", User: user, MsgType: "text"}}
-		if _, err := e.bus.PublishJSON(ctx, bus.RouteSubject("erp", bus.Partition(user, 16)), ev.ID+"/erp", schemas.SchemaEvent, ev); err != nil {
+		// As the gateway and the router would: WXHUB_IN, then WXHUB_ROUTE, one trace.
+		tctx := bus.WithTraceParent(ctx, bus.NewTraceParent())
+		if _, err := e.bus.PublishJSON(tctx, bus.InSubject("wecom", "helpdesk", "text"), ev.ID, schemas.SchemaEvent, ev); err != nil {
+			t.Fatal(err)
+		}
+		tctx = bus.WithTraceParent(ctx, bus.ChildTraceParent(bus.TraceParentFrom(tctx)))
+		if _, err := e.bus.PublishJSON(tctx, bus.RouteSubject("erp", bus.Partition(user, 16)), ev.ID+"/erp", schemas.SchemaEvent, ev); err != nil {
 			t.Fatal(err)
 		}
 	}
 	publishOut(t, e.bus, 12, "out")
+	sent.WithLabelValues("helpdesk", "ok", "0").Add(1)
+	run("first rate sample", waitJS(`document.querySelector("#depth-WXHUB_OUT").dataset.value === "12"`))
+	sent.WithLabelValues("helpdesk", "ok", "0").Add(2)
 	run("queue grows",
+		waitJS(`document.querySelector("#limits").textContent.includes("of 600")`),
+		waitJS(`!document.querySelector("#limits").textContent.includes(" 0 / min")`),
 		waitJS(`document.querySelector("#depth-WXHUB_ROUTE").dataset.value === "40"`),
 		waitJS(`[...document.querySelectorAll('#consumers tr[data-consumer="connector-erp"] td.lag')].some(td => td.textContent === "40")`),
 		waitJS(`document.querySelector('#consumers tr[data-consumer="connector-erp"] .pill').textContent === "stalled"`),
@@ -228,8 +244,9 @@ func TestBrowserQueuesAndDLQReplay(t *testing.T) {
 	run("trace",
 		chromedp.Click(chromedp.ID("tab-trace")),
 		chromedp.SendKeys(chromedp.ID("trace-q"), "ev-7"),
-		chromedp.Submit(chromedp.ID("trace-form")),
+		chromedp.Click(chromedp.CSS(`#trace-form button[type=submit]`)),
 		waitJS(`document.querySelectorAll("#trace-hops li.outbound").length === 1`),
+		waitJS(`document.querySelectorAll("#trace-hops li.event").length === 1`),
 		waitJS(`document.querySelector("#trace-hops li.outbound").textContent.includes("replay")`),
 		shots.shot("tracer"),
 	)
@@ -238,6 +255,7 @@ func TestBrowserQueuesAndDLQReplay(t *testing.T) {
 	run("phone",
 		chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2), chromedp.EmulateMobile),
 		chromedp.Click(chromedp.ID("tab-overview")),
+		waitJS(`document.querySelector("#toast").hidden`),
 		waitJS(`document.querySelector("#depth-WXHUB_OUT").dataset.value === "13"`),
 		shots.shot("phone-overview"),
 	)

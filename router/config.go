@@ -54,6 +54,7 @@ type Match struct {
 	MsgType  Strings `yaml:"msg_type"`  // text, image, voice, location, link, event, ... (case-insensitive)
 	Event    Strings `yaml:"event"`     // subscribe, click, scancode_waitmsg, template_card_event, ... (case-insensitive)
 	EventKey Strings `yaml:"event_key"` // exact, or a prefix when it ends with '*'
+	TaskID   Strings `yaml:"task_id"`   // template card task id: exact, or a prefix when it ends with '*'
 	Content  string  `yaml:"content"`   // Go regexp on the text (or a voice message's transcript)
 	Keywords Strings `yaml:"keywords"`  // the text contains any of them (case-insensitive)
 	Users    Strings `yaml:"users"`     // userid / openid

@@ -71,11 +71,20 @@ func compile(c Config) (*ruleSet, error) {
 // match returns the connectors for ev, in rule order without duplicates, and
 // the names of the rules that matched. No match gives the default connector.
 func (rs *ruleSet) match(ev *schemas.Event) (to []string, rules []string) {
-	for _, cr := range rs.rules {
+	to, hits := rs.matchIdx(ev)
+	for _, i := range hits {
+		rules = append(rules, rs.rules[i].name)
+	}
+	return to, rules
+}
+
+// matchIdx is match with the indexes of the rules that matched.
+func (rs *ruleSet) matchIdx(ev *schemas.Event) (to []string, hits []int) {
+	for i, cr := range rs.rules {
 		if !cr.matches(ev) {
 			continue
 		}
-		rules = append(rules, cr.name)
+		hits = append(hits, i)
 		for _, t := range cr.rule.To {
 			if !slices.Contains(to, t) {
 				to = append(to, t)
@@ -88,7 +97,7 @@ func (rs *ruleSet) match(ev *schemas.Event) (to []string, rules []string) {
 	if len(to) == 0 {
 		to = []string{rs.cfg.Default}
 	}
-	return to, rules
+	return to, hits
 }
 
 func (cr *compiledRule) matches(ev *schemas.Event) bool {
@@ -107,6 +116,8 @@ func (cr *compiledRule) matches(ev *schemas.Event) bool {
 	case len(m.Event) > 0 && (d.Event == "" || !containsFold(m.Event, d.Event)):
 		return false
 	case len(m.EventKey) > 0 && !matchesKey(m.EventKey, d.EventKey):
+		return false
+	case len(m.TaskID) > 0 && !matchesKey(m.TaskID, d.TaskID):
 		return false
 	case len(m.Users) > 0 && !slices.Contains(m.Users, d.User):
 		return false

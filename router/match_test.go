@@ -29,6 +29,9 @@ rules:
   - name: menu
     match: {event: click, event_key: ["PAYSLIP_*", "HELP"]}
     to: finance
+  - name: erp-cards
+    match: {event: template_card_event, task_id: "erp-approval-*"}
+    to: [erp]
   - name: cards
     match: {event: template_card_event}
     to: [finance]
@@ -82,6 +85,7 @@ func TestMatch(t *testing.T) {
 		{"click exact key", ev(schemas.EventData{MsgType: "event", Event: "CLICK", EventKey: "HELP"}), []string{"finance"}},
 		{"click other key", ev(schemas.EventData{MsgType: "event", Event: "click", EventKey: "OTHER"}), []string{"help"}},
 		{"card event", ev(schemas.EventData{MsgType: "event", Event: "template_card_event", EventKey: "confirm"}), []string{"finance"}},
+		{"card event by task id prefix", ev(schemas.EventData{MsgType: "event", Event: "template_card_event", EventKey: "approve", TaskID: "erp-approval-7"}), []string{"erp"}},
 		{"mp voice", ev(schemas.EventData{Channel: "mp", App: "shop", MsgType: "voice", Recognition: "你好"}), []string{"crm"}},
 		{"wecom voice is not mp", ev(schemas.EventData{MsgType: "voice"}), []string{"help"}},
 		{"voice transcript matches content regex", ev(schemas.EventData{Channel: "mp", App: "other", MsgType: "text", Recognition: "订单 7"}), []string{"erp"}},

@@ -8,15 +8,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/wxhub/wxhub/bus"
 	"github.com/wxhub/wxhub/schemas"
+	"github.com/wxhub/wxhub/tracing"
 )
 
 // Stage is the DLQ stage of events the router cannot route.
@@ -39,6 +42,9 @@ type Options struct {
 	// OnRouted, if set, is called after each event was routed and acked (metrics, tests).
 	OnRouted func(ev *schemas.Event, to []string)
 	Logger   *zap.Logger
+	// Registerer receives the router's metrics (docs/metrics.md). Default: a
+	// private registry, i.e. nowhere anyone scrapes.
+	Registerer prometheus.Registerer
 }
 
 func (o Options) withDefaults() Options {
@@ -71,13 +77,14 @@ type Router struct {
 	b     *bus.Bus
 	opts  Options
 	log   *zap.Logger
+	m     *metrics
 	rules atomic.Pointer[ruleSet]
 }
 
 // New validates cfg and returns a Router; call Run to start it.
 func New(b *bus.Bus, cfg Config, opts Options) (*Router, error) {
 	opts = opts.withDefaults()
-	r := &Router{b: b, opts: opts, log: opts.Logger.Named("router")}
+	r := &Router{b: b, opts: opts, log: opts.Logger.Named("router"), m: newMetrics(opts.Registerer)}
 	if err := r.SetRules(cfg); err != nil {
 		return nil, err
 	}
@@ -165,24 +172,36 @@ func (r *Router) pause(ctx context.Context, err error) {
 	}
 }
 
+// handle routes one event inside its span ("router.route"), whose traceparent
+// the events published to the connectors carry.
 func (r *Router) handle(ctx context.Context, msg jetstream.Msg) {
+	start := time.Now()
+	defer func() { r.m.seconds.Observe(time.Since(start).Seconds()) }()
+	h := msg.Headers()
+	ctx, end := tracing.StartSpanState(ctx, "router.route", h.Get(bus.HeaderTraceParent), h.Get(bus.HeaderTraceState))
+	err := r.route(ctx, msg)
+	end(err)
+}
+
+func (r *Router) route(ctx context.Context, msg jetstream.Msg) error {
 	attempt := 1
 	if md, err := msg.Metadata(); err == nil {
 		attempt = int(md.NumDelivered)
 	}
 	var ev schemas.Event
 	if err := json.Unmarshal(msg.Data(), &ev); err != nil {
-		r.deadLetter(ctx, msg, fmt.Sprintf("invalid event JSON: %v", err), attempt)
-		return
+		reason := fmt.Sprintf("invalid event JSON: %v", err)
+		r.deadLetter(ctx, msg, reason, attempt)
+		return errors.New(reason)
 	}
 	if ev.ID == "" {
 		r.deadLetter(ctx, msg, "event has no id", attempt)
-		return
+		return errors.New("event has no id")
 	}
 	log := r.log.With(zap.String("event", ev.ID))
 	rs := r.rules.Load() // one rule set per event, even across a reload
-	to, matched := rs.match(&ev)
-	ctx = bus.ContextFromHeader(ctx, msg.Headers())
+	to, hits := rs.matchIdx(&ev)
+	tracing.SetAttributes(ctx, tracing.String("wxhub.event", ev.ID), tracing.String("wxhub.to", strings.Join(to, ",")))
 
 	stop := heartbeat(msg, r.opts.AckWait/2)
 	defer stop()
@@ -200,15 +219,27 @@ func (r *Router) handle(ctx context.Context, msg jetstream.Msg) {
 	}
 	if lastErr != nil {
 		r.deadLetter(ctx, msg, lastErr.Error(), r.opts.MaxAttempts)
-		return
+		return lastErr
 	}
 	if err := msg.DoubleAck(ctx); err != nil {
 		log.Warn("ack failed; the event will be routed again (deduplicated)", zap.Error(err))
 	}
-	log.Debug("event routed", zap.Strings("to", to), zap.Strings("rules", matched))
+	r.countRouted(rs, hits, to)
+	if log.Core().Enabled(zap.DebugLevel) {
+		log.Debug("event routed", zap.Strings("to", to), zap.Strings("rules", ruleNames(rs, hits)))
+	}
 	if r.opts.OnRouted != nil {
 		r.opts.OnRouted(&ev, to)
 	}
+	return nil
+}
+
+func ruleNames(rs *ruleSet, hits []int) []string {
+	names := make([]string, len(hits))
+	for i, h := range hits {
+		names[i] = rs.rules[h].name
+	}
+	return names
 }
 
 func (r *Router) publish(ctx context.Context, ev *schemas.Event, partitions int, to []string) error {

@@ -20,12 +20,14 @@ type Loader func(path string) (Config, error)
 // Reload loads path and swaps the rules in; on any error the old rules stay.
 func (r *Router) Reload(path string, load Loader) error {
 	cfg, err := load(path)
+	if err == nil {
+		err = r.SetRules(cfg)
+	}
 	if err != nil {
+		r.m.reloads.WithLabelValues("error").Inc()
 		return fmt.Errorf("router: reload %s: %w", path, err)
 	}
-	if err := r.SetRules(cfg); err != nil {
-		return fmt.Errorf("router: reload %s: %w", path, err)
-	}
+	r.m.reloads.WithLabelValues("ok").Inc()
 	return nil
 }
 

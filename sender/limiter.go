@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -27,6 +28,8 @@ type claim struct {
 	n      int
 	global bool // a corp-wide key: when full, nothing else can be sent either
 	daily  int  // > 0: a calendar-day quota of this many, rules unused
+
+	fullRule string // set by reserve: the rule that had no room (for metrics)
 }
 
 // limiter reserves send slots in KV ledgers with compare-and-set, so that every
@@ -45,8 +48,9 @@ type limiter struct {
 }
 
 type cachedEntry struct {
-	val []byte
-	rev uint64 // 0: key absent
+	val    []byte
+	rev    uint64  // 0: key absent
+	parsed *ledger // val decoded, filled on demand by snapshot
 }
 
 type dailyCount struct {
@@ -90,9 +94,9 @@ func (l *limiter) reserveOne(ctx context.Context, now time.Time, c *claim) (time
 				lg = ledger{} // a corrupt ledger must not stop sending; it is rewritten
 			}
 		}
-		w, err := lg.wait(now, c.rules, c.n, l.margin)
+		w, which, err := lg.waitRule(now, c.rules, c.n, l.margin)
 		if err != nil || w > 0 {
-			wait = w
+			wait, c.fullRule = w, which
 			return nil, err
 		}
 		lg.add(now, c.rules, c.n, l.margin)
@@ -199,4 +203,36 @@ func (l *limiter) update(ctx context.Context, key string, fn func([]byte) ([]byt
 		return nil
 	}
 	return fmt.Errorf("sender: limits update %s: too much contention", key)
+}
+
+// snapshot returns the cached ledgers, decoded (for wxhub_sender_limit_usage).
+// Decoding happens outside the lock and is kept until the key changes, so a
+// scrape costs little and does not hold up reservations.
+func (l *limiter) snapshot() map[string]cachedEntry {
+	l.mu.Lock()
+	out := make(map[string]cachedEntry, len(l.cache))
+	for k, e := range l.cache {
+		out[k] = e
+	}
+	l.mu.Unlock()
+	fresh := map[string]cachedEntry{}
+	for k, e := range out {
+		if e.parsed != nil || len(e.val) == 0 || strings.HasPrefix(k, "daily.") {
+			continue
+		}
+		var lg ledger
+		if json.Unmarshal(e.val, &lg) != nil {
+			continue
+		}
+		e.parsed = &lg
+		out[k], fresh[k] = e, e
+	}
+	l.mu.Lock()
+	for k, e := range fresh {
+		if cur, ok := l.cache[k]; ok && cur.rev == e.rev && cur.parsed == nil {
+			l.cache[k] = e
+		}
+	}
+	l.mu.Unlock()
+	return out
 }

@@ -19,11 +19,13 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/wxhub/wxhub/bus"
-	"github.com/wxhub/wxhub/schemas"
 	"github.com/wxhub/wxhub/dnd"
+	"github.com/wxhub/wxhub/schemas"
+	"github.com/wxhub/wxhub/tracing"
 	"github.com/wxhub/wxhub/wecom"
 )
 
@@ -55,6 +57,8 @@ type Sender struct {
 	log    *zap.Logger
 	clock  Clock
 	rnd    func() float64
+	reg    prometheus.Registerer
+	m      *metrics
 	loc    *time.Location
 	defDND *dnd.Window
 
@@ -117,6 +121,7 @@ func New(cfg Config, b *bus.Bus, client *wecom.Client, log *zap.Logger, opts ...
 	for _, o := range opts {
 		o(s)
 	}
+	s.m = newMetrics(s.reg, s)
 	s.loc, _ = time.LoadLocation(cfg.TimeZone) // checked by Validate
 	if cfg.QuietHours != "" {
 		w, _ := dnd.ParseWindow(cfg.QuietHours)
@@ -210,8 +215,12 @@ func (s *Sender) open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.lim = newLimiter(kvL, s.cfg.Limits.Margin, s.loc)
+	lim := newLimiter(kvL, s.cfg.Limits.Margin, s.loc)
+	s.mu.Lock() // the limit-usage collector may be scraping
+	s.lim = lim
+	s.mu.Unlock()
 	s.tokens = newTokens(kvT, s.cfg.CorpID, s.api.GetToken, s.api.badSecret, s.clock, s.log)
+	s.tokens.onFetch = s.tokenFetched
 	s.status = NewStatusStore(kvS)
 	s.dnd = dnd.NewStore(kvD)
 	s.dndKV = kvD
@@ -274,8 +283,11 @@ func (s *Sender) watchDND(ctx context.Context) error {
 func (s *Sender) accept(msg jetstream.Msg) {
 	j, err := s.decode(msg)
 	if err != nil {
+		ctx, end := tracing.StartSpan(context.Background(), "sender.reject", msg.Headers().Get(bus.HeaderTraceParent),
+			tracing.String("wxhub.id", j.out.ID))
 		s.log.Warn("bad outbound message", zap.String("subject", msg.Subject()), zap.Error(err))
-		s.deadLetter(context.Background(), j, err.Error())
+		s.deadLetter(ctx, j, err.Error(), err)
+		end(err)
 		return
 	}
 	t := &task{lane: j.lane(), cls: j.cls, job: j}
@@ -283,6 +295,7 @@ func (s *Sender) accept(msg jetstream.Msg) {
 	s.held[j] = struct{}{}
 	s.sched.push(t, s.clock.Now())
 	s.mu.Unlock()
+	s.m.backlog.WithLabelValues(classNames[j.cls]).Inc()
 	s.kick()
 }
 
@@ -462,7 +475,7 @@ func (s *Sender) admit(ctx context.Context, t *task) bool {
 	wait, full, err := s.lim.reserve(ctx, now, s.claims(j))
 	switch {
 	case errors.Is(err, ErrNeverFits):
-		s.fail(ctx, t, err.Error())
+		s.fail(ctx, t, err.Error(), err)
 		return false
 	case err != nil:
 		// KV trouble: do not send without a reservation; try again shortly.
@@ -470,6 +483,10 @@ func (s *Sender) admit(ctx context.Context, t *task) bool {
 		s.putBack(t, now.Add(backoff(1, s.cfg.Retry.Base, s.cfg.Retry.Max, s.rnd)))
 		return false
 	case wait > 0:
+		limit := limitName(full, full.fullRule)
+		s.m.limiterWaits.WithLabelValues(j.app.Name, limit).Inc()
+		s.m.limiterWait.WithLabelValues(limit).Observe(wait.Seconds())
+		s.m.deferrals.WithLabelValues(j.app.Name, reasonLimit).Inc()
 		s.mu.Lock()
 		if full.global {
 			s.sched.pause(now.Add(wait))
@@ -572,6 +589,8 @@ func (s *Sender) split(ctx context.Context, j *job, users []string) error {
 		return err
 	}
 	out.Data.Body = raw
+	// The split-off part continues the original's trace.
+	ctx = bus.WithTraceParent(ctx, bus.ChildTraceParent(j.msg.Headers().Get(bus.HeaderTraceParent)))
 	if _, err := s.bus.PublishJSON(ctx, j.msg.Subject(), out.ID, schemas.SchemaOutbound, out); err != nil {
 		return err
 	}
@@ -587,6 +606,8 @@ func (s *Sender) deferQuiet(ctx context.Context, t *task, until, now time.Time) 
 	if !j.quietAt.Equal(until) {
 		j.quietAt = until
 		s.putStatus(ctx, j, schemas.StatusDeferred, "quiet hours", &until)
+		s.m.deferrals.WithLabelValues(j.app.Name, reasonQuietHours).Inc()
+		s.m.sends.WithLabelValues(j.app.Name, resultDeferred, "").Inc()
 	}
 	if d := until.Sub(now); d > s.cfg.HoldMax {
 		if err := j.msg.NakWithDelay(d); err != nil {
@@ -610,15 +631,25 @@ func (s *Sender) putBack(t *task, at time.Time) {
 // finish removes t: acked, dead-lettered or handed back.
 func (s *Sender) finish(t *task) {
 	s.mu.Lock()
+	_, held := s.held[t.job]
 	delete(s.held, t.job)
 	s.sched.done(t, s.clock.Now())
 	s.mu.Unlock()
+	if held {
+		s.m.backlog.WithLabelValues(classNames[t.job.cls]).Dec()
+	}
 	s.kick()
 }
 
-// send makes the call and decides the message's fate.
+// send makes the call and decides the message's fate. Each attempt is one
+// span ("sender.send") in the message's trace.
 func (s *Sender) send(ctx context.Context, t *task) {
 	j := t.job
+	ctx, end := tracing.StartSpan(ctx, "sender.send", j.msg.Headers().Get(bus.HeaderTraceParent),
+		tracing.String("wxhub.id", j.out.ID), tracing.String("wxhub.app", j.app.Name),
+		tracing.String("wxhub.kind", j.out.Data.Kind), tracing.Int("wxhub.attempt", j.attempts+1))
+	var err error
+	defer func() { end(err) }()
 	tok, err := s.tokens.Token(ctx, j.app)
 	if err != nil {
 		j.attempts++
@@ -626,12 +657,17 @@ func (s *Sender) send(ctx context.Context, t *task) {
 		return
 	}
 	body := s.requestBody(j)
+	start := time.Now()
 	res, err := s.api.send(ctx, j.out.Data.Kind, tok, body)
+	s.m.sendSeconds.WithLabelValues(j.app.Name).Observe(time.Since(start).Seconds())
 	if err == nil {
 		s.sent(ctx, t, res)
 		return
 	}
 	j.attempts++
+	if isIPNotTrusted(err) {
+		s.ipNotTrusted(j.app.Name, err)
+	}
 	switch s.api.classify(err) {
 	case errToken:
 		if ierr := s.tokens.Invalidate(ctx, j.app, tok); ierr != nil {
@@ -639,6 +675,7 @@ func (s *Sender) send(ctx context.Context, t *task) {
 		}
 		if j.attempts < s.cfg.Retry.MaxAttempts {
 			j.lastErr = err.Error()
+			s.countSend(j.app.Name, resultRetry, err)
 			s.putBack(t, s.clock.Now()) // at once, with the fresh token
 			return
 		}
@@ -650,9 +687,10 @@ func (s *Sender) send(ctx context.Context, t *task) {
 		s.sched.pause(s.clock.Now().Add(pause))
 		s.mu.Unlock()
 		s.log.Warn("WeCom frequency limit (45009); pausing sends", zap.Duration("pause", pause), zap.String("app", j.app.Name))
+		s.m.deferrals.WithLabelValues(j.app.Name, reasonFrequency).Inc()
 		s.retry(ctx, t, err, false)
 	case errPermanent:
-		s.fail(ctx, t, err.Error())
+		s.fail(ctx, t, err.Error(), err)
 	default:
 		s.retry(ctx, t, err, false)
 	}
@@ -678,9 +716,10 @@ func (s *Sender) retry(ctx context.Context, t *task, err error, slow bool) {
 	j := t.job
 	j.lastErr = err.Error()
 	if j.attempts >= s.cfg.Retry.MaxAttempts {
-		s.fail(ctx, t, fmt.Sprintf("after %d attempts: %s", j.attempts, j.lastErr))
+		s.fail(ctx, t, fmt.Sprintf("after %d attempts: %s", j.attempts, j.lastErr), err)
 		return
 	}
+	s.countSend(j.app.Name, resultRetry, err)
 	d := backoff(j.attempts, s.cfg.Retry.Base, s.cfg.Retry.Max, s.rnd)
 	if slow && d < badSecretPause {
 		d = badSecretPause
@@ -709,16 +748,19 @@ func (s *Sender) sent(ctx context.Context, t *task, res sendResult) {
 		// WeCom has it; a redelivery is caught by enable_duplicate_check.
 		s.log.Warn("ack after send failed", zap.String("id", j.out.ID), zap.Error(err))
 	}
+	s.countSend(j.app.Name, resultSent, nil)
+	s.observeE2E(j)
 	s.finish(t)
 }
 
-// fail dead-letters the message, records the reason and acks it.
-func (s *Sender) fail(ctx context.Context, t *task, reason string) {
-	s.deadLetter(ctx, t.job, reason)
+// fail dead-letters the message, records the reason and acks it. cause is the
+// error behind reason (for the errcode label).
+func (s *Sender) fail(ctx context.Context, t *task, reason string, cause error) {
+	s.deadLetter(ctx, t.job, reason, cause)
 	s.finish(t)
 }
 
-func (s *Sender) deadLetter(ctx context.Context, j *job, reason string) {
+func (s *Sender) deadLetter(ctx context.Context, j *job, reason string, cause error) {
 	if err := s.bus.DeadLetter(ctx, DLQStage, j.msg, reason, j.attempts); err != nil {
 		// Not in the DLQ: leave it un-acked so JetStream redelivers it.
 		s.log.Error("dead letter failed; message left for redelivery", zap.Error(err))
@@ -728,6 +770,11 @@ func (s *Sender) deadLetter(ctx context.Context, j *job, reason string) {
 	if j.out.ID != "" {
 		s.putStatus(ctx, j, schemas.StatusFailed, reason, nil)
 	}
+	app := j.app.Name // empty for an unknown app: its name is not a label value
+	if app == "" {
+		app = "unknown"
+	}
+	s.countSend(app, resultFailed, cause)
 	s.log.Warn("message dead-lettered", zap.String("id", j.out.ID), zap.String("app", j.out.Data.App), zap.Int("attempts", j.attempts), zap.String("reason", reason))
 	if err := j.msg.Term(); err != nil {
 		s.log.Warn("term after dead letter failed", zap.Error(err))
@@ -777,5 +824,6 @@ func (s *Sender) handBack() {
 	for j := range s.held {
 		_ = j.msg.Nak()
 		delete(s.held, j)
+		s.m.backlog.WithLabelValues(classNames[j.cls]).Dec()
 	}
 }

@@ -47,6 +47,8 @@ type harnessOpts struct {
 	cfg     func(*sender.Config)
 	clock   sender.Clock
 	prepare func(h *harness) // before the sender starts
+	opts    []sender.Option
+	log     *zap.Logger
 }
 
 func newHarness(t testing.TB, o harnessOpts) *harness {
@@ -86,7 +88,11 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 	if o.cfg != nil {
 		o.cfg(&cfg)
 	}
-	snd, err := sender.New(cfg, b, wecom.NewClient(s.URL()), zap.NewNop(), sender.WithClock(o.clock), sender.WithRand(func() float64 { return 1 }))
+	if o.log == nil {
+		o.log = zap.NewNop()
+	}
+	opts := append([]sender.Option{sender.WithClock(o.clock), sender.WithRand(func() float64 { return 1 })}, o.opts...)
+	snd, err := sender.New(cfg, b, wecom.NewClient(s.URL()), o.log, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

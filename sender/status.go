@@ -7,8 +7,8 @@ import (
 	"fmt"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/wxhub/wxhub/schemas"
 	"github.com/wxhub/wxhub/dnd"
+	"github.com/wxhub/wxhub/schemas"
 )
 
 // ErrNoStatus reports an outbound id with no status record (never accepted, or

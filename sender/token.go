@@ -57,7 +57,8 @@ type tokens struct {
 	badCreds func(error) bool // gettoken answer that must not be retried soon
 	clock    Clock
 	log      *zap.Logger
-	id       string // this replica, for the lease
+	id       string                      // this replica, for the lease
+	onFetch  func(app string, err error) // after each gettoken call (metrics); may be nil
 
 	mu      sync.Mutex
 	local   map[string]tokenRecord // by app name
@@ -144,6 +145,9 @@ func (t *tokens) Token(ctx context.Context, app App) (string, error) {
 
 func (t *tokens) fetch(ctx context.Context, app App, key string, rev uint64) (string, error) {
 	tok, expiresIn, gerr := t.get(ctx, t.corpID, app.Secret)
+	if t.onFetch != nil {
+		t.onFetch(app.Name, gerr) // logs 60020 (IP not trusted) in plain words
+	}
 	now := t.clock.Now()
 	var rec tokenRecord
 	switch {
@@ -152,7 +156,7 @@ func (t *tokens) fetch(ctx context.Context, app App, key string, rev uint64) (st
 		t.log.Info("access token refreshed", zap.String("app", app.Name), zap.Duration("expires_in", expiresIn))
 	case t.badCreds != nil && t.badCreds(gerr):
 		rec = tokenRecord{Error: gerr.Error(), ErrorUntil: now.Add(badSecretPause)}
-		t.log.Error("gettoken refused the app secret; check sender.apps secret and the app's trusted IPs; pausing gettoken",
+		t.log.Error("gettoken refused; check the app's secret (sender.apps), the corp id and the app's trusted IPs; pausing gettoken",
 			zap.String("app", app.Name), zap.Duration("pause", badSecretPause), zap.Error(gerr))
 	default:
 		rec = tokenRecord{} // release the lease: the next caller tries again after its own backoff

@@ -41,14 +41,21 @@ func (r rule) expiry(b bucket, margin time.Duration) int64 {
 // wait answers how long until n more hits fit under every rule at now; 0 means
 // now. It never blocks: the caller decides what to do meanwhile.
 func (l *ledger) wait(now time.Time, rules []rule, n int, margin time.Duration) (time.Duration, error) {
+	d, _, err := l.waitRule(now, rules, n, margin)
+	return d, err
+}
+
+// waitRule is wait that also names the rule that makes the wait longest.
+func (l *ledger) waitRule(now time.Time, rules []rule, n int, margin time.Duration) (time.Duration, string, error) {
 	ms := now.UnixMilli()
 	var longest time.Duration
+	var which string
 	for _, r := range rules {
 		if r.Limit <= 0 {
 			continue // disabled
 		}
 		if n > r.Limit {
-			return 0, fmt.Errorf("%w: %d > %s %d", ErrNeverFits, n, r.Name, r.Limit)
+			return 0, r.Name, fmt.Errorf("%w: %d > %s %d", ErrNeverFits, n, r.Name, r.Limit)
 		}
 		log := l.Logs[r.Name]
 		total := int64(0)
@@ -71,13 +78,25 @@ func (l *ledger) wait(now time.Time, rules []rule, n int, margin time.Duration) 
 			freed += b[1]
 			if freed >= excess {
 				if d := time.Duration(r.expiry(b, margin)-ms) * time.Millisecond; d > longest {
-					longest = d
+					longest, which = d, r.Name
 				}
 				break
 			}
 		}
 	}
-	return longest, nil
+	return longest, which, nil
+}
+
+// used is the number of hits that count against r at now.
+func (l *ledger) used(now time.Time, r rule, margin time.Duration) int64 {
+	ms := now.UnixMilli()
+	var total int64
+	for _, b := range l.Logs[r.Name] {
+		if r.expiry(b, margin) > ms {
+			total += b[1]
+		}
+	}
+	return total
 }
 
 // add records n hits at now under every rule and drops expired buckets.

@@ -9,6 +9,8 @@ import (
 
 	"github.com/wxhub/wxhub/bus"
 	"github.com/wxhub/wxhub/config"
+	"github.com/wxhub/wxhub/connectors/erp"
+	"github.com/wxhub/wxhub/connectors/erp/erpdemo"
 	"github.com/wxhub/wxhub/wecom/sim"
 )
 
@@ -43,6 +45,7 @@ func demoCmd(ctx context.Context, args []string) error {
 	dataDir := fs.String("data", "./data", "where the embedded NATS keeps its streams")
 	listen := fs.String("listen", "127.0.0.1:8080", "the gateway's address")
 	simListen := fs.String("sim-listen", sim.DefaultListen, "the WeCom simulator's address")
+	erpListen := fs.String("erp-listen", "127.0.0.1:8081", "the sample ERP's address")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -64,16 +67,24 @@ func demoCmd(ctx context.Context, args []string) error {
 	}
 	defer simulator.Close()
 
+	// The sample ERP pushes its approval cards through the hub's push API.
+	erpSrv := erpdemo.New(erpdemo.Config{HubURL: "http://" + *listen, HubAPIKey: demoAPIKey, Logger: log})
+	if err := erpSrv.Start(*erpListen); err != nil {
+		return fmt.Errorf("sample ERP: %w", err)
+	}
+	defer erpSrv.Close()
+
 	cfg := demoConfig(scfg, *dataDir, *listen)
+	cfg.Connectors.ERP = &erp.Config{BaseURL: erpSrv.URL()}
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
 	return runHub(ctx, cfg, log, hubOptions{ready: func(h *hub) {
-		printDemoBanner(h.addr, scfg.Listen)
+		printDemoBanner(h.addr, scfg.Listen, erpSrv.URL())
 	}})
 }
 
-func printDemoBanner(gatewayAddr, simAddr string) {
+func printDemoBanner(gatewayAddr, simAddr, erpURL string) {
 	simFlag := ""
 	if simAddr != sim.DefaultListen {
 		simFlag = " --sim http://" + simAddr
@@ -82,10 +93,14 @@ func printDemoBanner(gatewayAddr, simAddr string) {
   wxhub demo is running
     gateway        http://%[1]s   (callbacks: /wecom/helpdesk/callback, push API: /api/v1/messages)
     WeCom simulator http://%[2]s   (what the hub sent: /sim/sent)
+    sample ERP     %[5]s   (orders 1001-1005, stock A-100..., approvals)
 
   Try, in another terminal:
     ./bin/wxhub sim say%[3]s zhangsan "你好"                 # unmatched: the help text comes back
-    ./bin/wxhub sim say%[3]s zhangsan "echo 订单 1001"       # the echo connector
+    ./bin/wxhub sim say%[3]s zhangsan "订单 1001"            # the ERP connector answers from the sample ERP
+    ./bin/wxhub sim say%[3]s zhangsan "echo 你好"            # the echo connector
+    curl -s -X POST %[5]s/api/approvals -d '{"title":"采购单","amount_cents":120000,"requester":"lisi","approvers":["zhangsan","wangwu"]}'
+                                                          # the ERP pushes an approval card to zhangsan
     ./bin/wxhub sim say%[3]s lisi "免打扰 22:00-08:00"       # quiet hours for lisi
     ./bin/wxhub sim sent%[3]s                                # every message the hub sent
     curl -s -H 'Authorization: Bearer %[4]s' \
@@ -94,5 +109,5 @@ func printDemoBanner(gatewayAddr, simAddr string) {
 
   Ctrl-C stops the hub; its queues stay in ./data.
 
-`, gatewayAddr, simAddr, simFlag, demoAPIKey)
+`, gatewayAddr, simAddr, simFlag, demoAPIKey, erpURL)
 }

@@ -12,6 +12,10 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wxhub/wxhub/bus"
+	"github.com/wxhub/wxhub/config"
+	"github.com/wxhub/wxhub/connectors/erp"
+	"github.com/wxhub/wxhub/connectors/erp/erpdemo"
+	"github.com/wxhub/wxhub/schemas"
 	"github.com/wxhub/wxhub/wecom"
 	"github.com/wxhub/wxhub/wecom/sim"
 )
@@ -24,7 +28,7 @@ type e2e struct {
 	bus     *bus.Bus
 }
 
-func startE2E(t *testing.T) *e2e {
+func startE2E(t *testing.T, mods ...func(*config.Config)) *e2e {
 	t.Helper()
 	scfg := sim.DemoConfig()
 	scfg.Listen = "127.0.0.1:0"
@@ -44,6 +48,9 @@ func startE2E(t *testing.T) *e2e {
 	}
 	cfg := demoConfig(scfg, t.TempDir(), ln.Addr().String())
 	cfg.NATS.Port = -1
+	for _, m := range mods {
+		m(cfg)
+	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -233,5 +240,55 @@ func TestSimCommandsAgainstTheDemoHub(t *testing.T) {
 	}
 	if _, err := e.sim.WaitSent(ctx, func(m sim.SentMessage) bool { return m.User == "wangwu" && strings.Contains(m.Content, "您好") }); err != nil {
 		t.Fatalf("no help text for the click: %v", err)
+	}
+}
+
+func TestE2EERPApprovalCardUpdatedForEveryone(t *testing.T) {
+	erpSrv := erpdemo.New(erpdemo.Config{})
+	if err := erpSrv.Start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { erpSrv.Close() })
+	e := startE2E(t, func(c *config.Config) {
+		c.Connectors.ERP = &erp.Config{BaseURL: erpSrv.URL(), RetryMin: 50 * time.Millisecond, RetryMax: 200 * time.Millisecond}
+	})
+	erpSrv.SetHub("http://"+e.hubAddr, demoAPIKey)
+	ctx := waitCtx(t, 30*time.Second)
+
+	if _, err := e.sim.Say(ctx, "helpdesk", "zhangsan", "订单 1001"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.sim.WaitSent(ctx, func(m sim.SentMessage) bool { return m.User == "zhangsan" && strings.Contains(m.Content, "1001") }); err != nil {
+		t.Fatalf("no order answer: %v", err)
+	}
+
+	a, push, err := erpSrv.CreateApproval(ctx, erpdemo.NewApproval{Title: "采购单", AmountCents: 120000, Requester: "lisi", Approvers: []string{"zhangsan", "wangwu"}})
+	if err != nil || push.ID == "" {
+		t.Fatalf("create approval: %+v %v", push, err)
+	}
+	for _, u := range []string{"zhangsan", "wangwu"} {
+		if _, err := e.sim.WaitSent(ctx, func(m sim.SentMessage) bool { return m.User == u && m.MsgType == "template_card" }); err != nil {
+			t.Fatalf("%s got no approval card: %v", u, err)
+		}
+	}
+	// The ERP is down when zhangsan clicks: told once, applied when it is back.
+	erpSrv.SetDown(true)
+	if _, err := e.sim.SendEvent(ctx, "helpdesk", "zhangsan", schemas.EventData{Event: "template_card_event",
+		EventKey: "approve", TaskID: erp.TaskID(a.ID), CardType: "button_interaction"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.sim.WaitSent(ctx, func(m sim.SentMessage) bool {
+		return m.User == "zhangsan" && strings.Contains(m.Content, "ERP") && m.MsgType == "text"
+	}); err != nil {
+		t.Fatalf("user not told the ERP is unavailable: %v", err)
+	}
+	erpSrv.SetDown(false)
+	for _, u := range []string{"zhangsan", "wangwu"} {
+		if _, err := e.sim.WaitSent(ctx, func(m sim.SentMessage) bool { return m.User == u && m.API == "message/update_template_card" }); err != nil {
+			t.Fatalf("%s's card was not updated: %v", u, err)
+		}
+	}
+	if got, _ := erpSrv.Approval(a.ID); got.Status != "approved" {
+		t.Fatalf("approval status %q, want approved", got.Status)
 	}
 }

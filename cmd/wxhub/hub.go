@@ -18,8 +18,10 @@ import (
 	"github.com/wxhub/wxhub/config"
 	"github.com/wxhub/wxhub/connectors"
 	"github.com/wxhub/wxhub/connectors/echo"
+	"github.com/wxhub/wxhub/connectors/erp"
 	"github.com/wxhub/wxhub/connectors/help"
 	"github.com/wxhub/wxhub/connectors/quiethours"
+	"github.com/wxhub/wxhub/dashboard"
 	"github.com/wxhub/wxhub/dnd"
 	"github.com/wxhub/wxhub/gateway"
 	"github.com/wxhub/wxhub/router"
@@ -62,6 +64,15 @@ func builtinRules(cfg *config.Config) router.Config {
 		Name: "builtin-dnd", Description: "免打扰 22:00-08:00 / 取消免打扰 / 我的免打扰：设置免打扰时段",
 		Match: router.Match{MsgType: router.Strings{"text"}, Content: quiethours.Rule}, To: router.Strings{quiethours.Name},
 	}}
+	if cfg.Connectors.ERP != nil {
+		rules = append(rules, router.Rule{
+			Name: "builtin-erp", Description: "订单 1001 / 库存 A-100：查询 ERP",
+			Match: router.Match{MsgType: router.Strings{"text", "voice"}, Content: erp.CommandRule}, To: router.Strings{erp.Name},
+		}, router.Rule{
+			Name:  "builtin-erp-approvals",
+			Match: router.Match{Event: router.Strings{"template_card_event"}, TaskID: router.Strings{erp.TaskIDPrefix + "*"}}, To: router.Strings{erp.Name},
+		})
+	}
 	rules = append(rules, rc.Rules...)
 	if *cfg.Connectors.Echo {
 		rules = append(rules, router.Rule{
@@ -157,19 +168,40 @@ func runHub(ctx context.Context, cfg *config.Config, log *zap.Logger, o hubOptio
 	if *cfg.Connectors.Echo {
 		conns[echo.Name] = echo.Handler()
 	}
+	options := map[string]connectors.Options{}
+	if cfg.Connectors.ERP != nil {
+		c, err := erp.New(*cfg.Connectors.ERP, log.Named("connector.erp"))
+		if err != nil {
+			return err
+		}
+		conns[erp.Name] = c
+		options[erp.Name] = cfg.Connectors.ERP.RunnerOptions(log.Named("connector.erp"))
+	}
 	for name, handler := range conns {
 		if !want("connector:" + name) {
 			continue
 		}
-		opts := connectors.Options{
-			Name: name, Concurrency: cfg.Connectors.Concurrency, MaxDeliver: cfg.Connectors.MaxDeliver,
-			Partitions: cfg.NATS.Partitions, Logger: log.Named("connector." + name), PollWait: o.pollWait,
+		opts, ok := options[name]
+		if !ok {
+			opts = connectors.Options{Name: name, Concurrency: cfg.Connectors.Concurrency, MaxDeliver: cfg.Connectors.MaxDeliver,
+				Logger: log.Named("connector." + name)}
 		}
+		opts.Partitions, opts.PollWait = cfg.NATS.Partitions, o.pollWait
 		g.Go(func() error { return connectors.Run(ctx, b, opts, handler) })
 	}
 
 	if want("gateway") {
 		gopts := []gateway.Option{gateway.WithRegistry(reg)}
+		reg.MustRegister(dashboard.NewBusCollector(b))
+		if cfg.Dashboard.Enabled() {
+			d, err := dashboard.New(cfg.Dashboard, b, log.Named("dashboard"),
+				dashboard.WithGatherer(reg), dashboard.WithSendLimits(sendLimits(cfg)...))
+			if err != nil {
+				return err
+			}
+			defer d.Close()
+			gopts = append(gopts, gateway.WithHandler(dashboard.Prefix, d.Handler()))
+		}
 		for pattern, handler := range o.handlers {
 			gopts = append(gopts, gateway.WithHandler(pattern, handler))
 		}
@@ -195,4 +227,14 @@ func runHub(ctx context.Context, cfg *config.Config, log *zap.Logger, o hubOptio
 		err = nil
 	}
 	return err
+}
+
+// sendLimits are the per-app limits the dashboard draws the send rate against.
+func sendLimits(cfg *config.Config) []dashboard.SendLimit {
+	l := cfg.SenderConfig().WithDefaults().Limits
+	var out []dashboard.SendLimit
+	for _, a := range cfg.WeCom.Apps {
+		out = append(out, dashboard.SendLimit{App: a.Name, Name: "corp message/send per minute", PerMinute: float64(l.CorpAPIMinute)})
+	}
+	return out
 }

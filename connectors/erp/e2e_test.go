@@ -42,7 +42,7 @@ func startHub(t *testing.T, erpCfg erpdemo.Config, maxDeliver int) *hub {
 	srv := startERP(t, erpCfg)
 
 	cfg := erp.Config{BaseURL: srv.URL(), Timeout: time.Second, MaxDeliver: maxDeliver}
-	c, err := erp.New(cfg, log, erp.WithNotifier(erp.BusNotifier(b)))
+	c, err := erp.New(cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}

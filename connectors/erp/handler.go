@@ -25,15 +25,7 @@ import (
 const (
 	NoticeUnavailable = "ERP 暂时不可用，稍后自动重试 / ERP unavailable, will retry"
 	NoticeGaveUp      = "ERP 长时间不可用，您的请求已转人工处理 / ERP still unavailable, your request was handed to an operator"
-	NoticeFailed      = "ERP 无法处理该请求，已转人工处理 / The ERP could not process this request; it was handed to an operator"
 	helpText          = "ERP 查询：发送“订单 1001”查订单，“库存 A-100”查库存。\nERP: send \"order 1001\" or \"stock A-100\"."
-)
-
-// Notice keys: with the event id they make the notices' message ids.
-const (
-	keyUnavailable = "erp-unavailable"
-	keyGaveUp      = "erp-gave-up"
-	keyFailed      = "erp-failed"
 )
 
 // Connector is the ERP connector's handler (a connectors.Handler). Safe for
@@ -42,19 +34,10 @@ type Connector struct {
 	cfg    Config
 	client *Client
 	log    *zap.Logger
-	notify Notifier
 }
 
-// Option configures a Connector.
-type Option func(*Connector)
-
-// WithNotifier sets how notices ("ERP unavailable, will retry") reach the
-// user while an event is being retried; in a hub process use
-// BusNotifier(bus). Without one the notices are only logged.
-func WithNotifier(n Notifier) Option { return func(c *Connector) { c.notify = n } }
-
 // New checks cfg (after defaults) and returns the connector.
-func New(cfg Config, log *zap.Logger, opts ...Option) (*Connector, error) {
+func New(cfg Config, log *zap.Logger) (*Connector, error) {
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -62,11 +45,12 @@ func New(cfg Config, log *zap.Logger, opts ...Option) (*Connector, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	c := &Connector{cfg: cfg, client: NewClient(cfg), log: log.Named("erp")}
-	for _, o := range opts {
-		o(c)
-	}
-	return c, nil
+	return &Connector{cfg: cfg, client: NewClient(cfg), log: log.Named("erp")}, nil
+}
+
+// Spec declares the connector to the SDK runner (name and concurrency).
+func (c *Connector) Spec() connectors.Spec {
+	return connectors.Spec{Name: Name, Concurrency: c.cfg.Concurrency}
 }
 
 // Client is the connector's ERP client.
@@ -75,7 +59,10 @@ func (c *Connector) Client() *Client { return c.client }
 // Config is the effective config (defaults applied).
 func (c *Connector) Config() Config { return c.cfg }
 
-var _ connectors.Handler = (*Connector)(nil)
+var (
+	_ connectors.Handler   = (*Connector)(nil)
+	_ connectors.Specifier = (*Connector)(nil)
+)
 
 // Handle answers ERP text commands and approval card clicks; other events
 // are ignored (acknowledged without a reply).
@@ -135,7 +122,7 @@ func (c *Connector) handleClick(ctx context.Context, ev *schemas.Event) ([]conne
 		c.log.Info("approval decided", zap.String("event", ev.ID), zap.String("approval", id),
 			zap.String("status", a.Status), zap.String("by", a.DecidedBy))
 		replies := []connectors.Reply{c.cardUpdate(ev, a)}
-		if attempt(ctx) > 1 {
+		if d, _ := connectors.DeliveryFrom(ctx); !d.First() {
 			// The user was told the ERP was down; say that it went through.
 			replies = append(replies, c.text(ev, fmt.Sprintf("审批 %s 已处理：%s / Approval %s done: %s", id, OutcomeLabel(a), id, a.Status)))
 		}
@@ -179,47 +166,30 @@ func (c *Connector) cardUpdate(ev *schemas.Event, a Approval) connectors.Reply {
 }
 
 // failure turns an ERP error into the event's outcome: not found is an
-// answer; unavailable is retried (the user is told once); anything else is
-// permanent (DLQ), and the user is told that too.
+// answer; unavailable is retried, and the user is told on the first attempt
+// (and on the last, before the event goes to the DLQ); anything else is
+// permanent (DLQ).
 func (c *Connector) failure(ctx context.Context, ev *schemas.Event, err error, notFound string) ([]connectors.Reply, error) {
-	n := attempt(ctx)
+	d, _ := connectors.DeliveryFrom(ctx)
 	switch {
 	case errors.Is(err, ErrNotFound) && notFound != "":
 		return []connectors.Reply{c.text(ev, notFound)}, nil
 	case errors.Is(err, ErrUnavailable):
-		switch {
-		case n >= c.cfg.MaxDeliver:
-			c.notice(ctx, ev, keyGaveUp, NoticeGaveUp)
-		case n == 1:
-			c.notice(ctx, ev, keyUnavailable, NoticeUnavailable)
+		// Notices are published as <event id>/notice/<n>: keeping the first
+		// one at index 0 on the last attempt lets the bus drop it as a
+		// duplicate when the retries took less than its duplicate window.
+		var notices []connectors.Reply
+		if d.First() || d.Last() {
+			notices = append(notices, c.text(ev, NoticeUnavailable))
 		}
-		return nil, err
+		if d.Last() {
+			notices = append(notices, c.text(ev, NoticeGaveUp))
+		}
+		return nil, connectors.Retry(err, notices...)
 	case ctx.Err() != nil:
-		return nil, err // shutting down: retried by another delivery
+		return nil, err // shutting down: another delivery will do it
 	}
-	c.notice(ctx, ev, keyFailed, NoticeFailed)
 	return nil, connectors.Permanent(err)
-}
-
-func (c *Connector) notice(ctx context.Context, ev *schemas.Event, key, text string) {
-	log := c.log.With(zap.String("event", ev.ID), zap.String("notice", key))
-	if c.notify == nil {
-		log.Warn("no notifier configured; user not told")
-		return
-	}
-	if err := c.notify.Notify(ctx, ev, key, c.text(ev, text)); err != nil {
-		// The event's own outcome matters more than the notice: go on.
-		log.Warn("notice not sent", zap.Error(err))
-	}
-}
-
-// attempt is the delivery number of the event being handled (1 when the
-// handler runs outside the SDK runner).
-func attempt(ctx context.Context) int {
-	if d, ok := connectors.DeliveryFrom(ctx); ok && d.Attempt > 0 {
-		return d.Attempt
-	}
-	return 1
 }
 
 // text is a reply to the event's user through the event's app (or the

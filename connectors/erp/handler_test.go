@@ -36,8 +36,7 @@ func TestHandleText(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			n := &noticeRecorder{}
-			c := newConnector(t, srv.URL(), time.Second, n)
+			c := newConnector(t, srv.URL(), time.Second)
 			replies, err := c.Handle(context.Background(), textEvent("ev-"+tt.name, "zhangsan", tt.given))
 			if err != nil {
 				t.Fatal(err)
@@ -55,16 +54,13 @@ func TestHandleText(t *testing.T) {
 					t.Errorf("reply lacks %q:\n%s", w, b.content())
 				}
 			}
-			if len(n.all()) != 0 {
-				t.Fatalf("notices sent: %+v", n.all())
-			}
 		})
 	}
 }
 
 func TestHandleTextOfficialAccountGetsPlainText(t *testing.T) {
 	srv := startERP(t, erpdemo.Config{})
-	c := newConnector(t, srv.URL(), time.Second, &noticeRecorder{})
+	c := newConnector(t, srv.URL(), time.Second)
 	ev := textEvent("ev-mp", "oAbc123", "订单 1001")
 	ev.Data.Channel, ev.Data.App = schemas.ChannelMP, "service"
 	replies, err := c.Handle(context.Background(), ev)
@@ -84,23 +80,22 @@ func TestHandleFailures(t *testing.T) {
 		timeout       time.Duration
 		wantClass     error
 		wantPermanent bool
-		wantNotice    string
 		maxElapsed    time.Duration
 	}{
 		{name: "erp down", setup: func(s *erpdemo.Server) { s.SetDown(true) },
-			wantClass: erp.ErrUnavailable, wantNotice: erp.NoticeUnavailable},
+			wantClass: erp.ErrUnavailable},
 		{name: "erp 502", setup: func(s *erpdemo.Server) { s.FailNext(1, http.StatusBadGateway) },
-			wantClass: erp.ErrUnavailable, wantNotice: erp.NoticeUnavailable},
+			wantClass: erp.ErrUnavailable},
 		{name: "erp 429", setup: func(s *erpdemo.Server) { s.FailNext(1, http.StatusTooManyRequests) },
-			wantClass: erp.ErrUnavailable, wantNotice: erp.NoticeUnavailable},
+			wantClass: erp.ErrUnavailable},
 		{name: "erp slow", setup: func(s *erpdemo.Server) { s.SetDelay(2 * time.Second) }, timeout: 100 * time.Millisecond,
-			wantClass: erp.ErrUnavailable, wantNotice: erp.NoticeUnavailable, maxElapsed: 1500 * time.Millisecond},
+			wantClass: erp.ErrUnavailable, maxElapsed: 1500 * time.Millisecond},
 		{name: "erp unreachable", setup: func(s *erpdemo.Server) { _ = s.Close() },
-			wantClass: erp.ErrUnavailable, wantNotice: erp.NoticeUnavailable},
+			wantClass: erp.ErrUnavailable},
 		{name: "erp 400", setup: func(s *erpdemo.Server) { s.FailNext(1, http.StatusBadRequest) },
-			wantClass: erp.ErrRejected, wantPermanent: true, wantNotice: erp.NoticeFailed},
+			wantClass: erp.ErrRejected, wantPermanent: true},
 		{name: "erp 401", setup: func(s *erpdemo.Server) { s.FailNext(1, http.StatusUnauthorized) },
-			wantClass: erp.ErrRejected, wantPermanent: true, wantNotice: erp.NoticeFailed},
+			wantClass: erp.ErrRejected, wantPermanent: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -110,8 +105,7 @@ func TestHandleFailures(t *testing.T) {
 			if tt.timeout == 0 {
 				tt.timeout = 2 * time.Second
 			}
-			n := &noticeRecorder{}
-			c := newConnector(t, url, tt.timeout, n)
+			c := newConnector(t, url, tt.timeout)
 			start := time.Now()
 			replies, err := c.Handle(context.Background(), textEvent("ev-1", "zhangsan", "订单 1001"))
 			if !errors.Is(err, tt.wantClass) || connectors.IsPermanent(err) != tt.wantPermanent {
@@ -123,10 +117,6 @@ func TestHandleFailures(t *testing.T) {
 			if replies != nil {
 				t.Fatalf("replies with an error: %+v", replies)
 			}
-			got := n.all()
-			if len(got) != 1 || bodyOf(t, got[0].reply).content() != tt.wantNotice || bodyOf(t, got[0].reply).ToUser != "zhangsan" {
-				t.Fatalf("notices %+v, want one %q", got, tt.wantNotice)
-			}
 		})
 	}
 }
@@ -136,7 +126,7 @@ func TestHandleBadResponse(t *testing.T) {
 		_, _ = w.Write([]byte("<html>maintenance</html>"))
 	}))
 	defer bad.Close()
-	c := newConnector(t, bad.URL, time.Second, &noticeRecorder{})
+	c := newConnector(t, bad.URL, time.Second)
 	_, err := c.Handle(context.Background(), textEvent("ev-1", "zhangsan", "库存 A-100"))
 	if !errors.Is(err, erp.ErrBadResponse) || !connectors.IsPermanent(err) {
 		t.Fatalf("err %v, want permanent ErrBadResponse", err)
@@ -145,7 +135,7 @@ func TestHandleBadResponse(t *testing.T) {
 
 func TestHandleIgnoresOtherEvents(t *testing.T) {
 	srv := startERP(t, erpdemo.Config{})
-	c := newConnector(t, srv.URL(), time.Second, &noticeRecorder{})
+	c := newConnector(t, srv.URL(), time.Second)
 	ev := clickEvent("ev-1", "lisi", "payslip-7", "confirm", "rc")
 	for _, e := range []*schemas.Event{ev, {ID: "ev-2", Data: schemas.EventData{MsgType: "event", Event: "subscribe", User: "lisi"}},
 		{ID: "ev-3", Data: schemas.EventData{MsgType: "image", User: "lisi"}}} {
@@ -161,7 +151,7 @@ func TestHandleIgnoresOtherEvents(t *testing.T) {
 
 func TestHandleApprovalClick(t *testing.T) {
 	srv := startERP(t, erpdemo.Config{})
-	c := newConnector(t, srv.URL(), time.Second, &noticeRecorder{})
+	c := newConnector(t, srv.URL(), time.Second)
 	ctx := context.Background()
 	task := erp.TaskID("9001")
 
@@ -227,7 +217,7 @@ func TestHandleApprovalClickAnswers(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := startERP(t, erpdemo.Config{})
-			c := newConnector(t, srv.URL(), time.Second, &noticeRecorder{})
+			c := newConnector(t, srv.URL(), time.Second)
 			replies, err := c.Handle(context.Background(), tt.ev)
 			if tt.wantErr {
 				if !connectors.IsPermanent(err) {
@@ -258,15 +248,11 @@ func TestHandleApprovalClickAnswers(t *testing.T) {
 
 func TestHandleApprovalClickERPDown(t *testing.T) {
 	srv := startERP(t, erpdemo.Config{})
-	n := &noticeRecorder{}
-	c := newConnector(t, srv.URL(), time.Second, n)
+	c := newConnector(t, srv.URL(), time.Second)
 	srv.SetDown(true)
 	ev := clickEvent("ev-1", "lisi", erp.TaskID("9001"), erp.DecisionApprove, "rc")
 	if _, err := c.Handle(context.Background(), ev); !errors.Is(err, erp.ErrUnavailable) || connectors.IsPermanent(err) {
 		t.Fatalf("err %v, want temporary ErrUnavailable", err)
-	}
-	if got := n.all(); len(got) != 1 || bodyOf(t, got[0].reply).ToUser != "lisi" {
-		t.Fatalf("notices %+v", got)
 	}
 	if a, _ := srv.Approval("9001"); a.Status != erp.StatusPending {
 		t.Fatalf("approval changed while the ERP was down: %+v", a)

@@ -1,9 +1,7 @@
 package erp_test
 
 import (
-	"context"
 	"encoding/json"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,33 +27,9 @@ func startERP(t *testing.T, cfg erpdemo.Config) *erpdemo.Server {
 	return s
 }
 
-// notice is one notice a connector sent outside its replies.
-type notice struct {
-	key   string
-	reply connectors.Reply
-}
-
-type noticeRecorder struct {
-	mu  sync.Mutex
-	got []notice
-}
-
-func (n *noticeRecorder) Notify(_ context.Context, _ *schemas.Event, key string, r connectors.Reply) error {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	n.got = append(n.got, notice{key, r})
-	return nil
-}
-
-func (n *noticeRecorder) all() []notice {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return append([]notice(nil), n.got...)
-}
-
-func newConnector(t *testing.T, baseURL string, timeout time.Duration, n erp.Notifier) *erp.Connector {
+func newConnector(t *testing.T, baseURL string, timeout time.Duration) *erp.Connector {
 	t.Helper()
-	c, err := erp.New(erp.Config{BaseURL: baseURL, Timeout: timeout}, zaptest.NewLogger(t), erp.WithNotifier(n))
+	c, err := erp.New(erp.Config{BaseURL: baseURL, Timeout: timeout}, zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,8 +55,8 @@ func clickEvent(id, user, taskID, key, responseCode string) *schemas.Event {
 
 // replyBody is the JSON fields of a reply body the tests look at.
 type replyBody struct {
-	ToUser       string   `json:"touser"`
-	MsgType      string   `json:"msgtype"`
+	ToUser       string `json:"touser"`
+	MsgType      string `json:"msgtype"`
 	Text         struct{ Content string }
 	Markdown     struct{ Content string }
 	UserIDs      []string `json:"userids"`

@@ -23,6 +23,10 @@ type Command struct {
 // Latin keywords need a separator so that "stockholm" is not "stock holm".
 var cmdRe = regexp.MustCompile(`(?i)^(?:查询?\s*)?(?:(订单|库存)\s*(?:[:：#＃号]\s*)?|(order|stock)(?:\s*[:：#＃]\s*|\s+|$))(.*)$`)
 
+// CommandRule is the router content pattern that sends ERP commands here; it
+// is looser than cmdRe so that "订单" alone reaches the connector and gets a usage hint.
+const CommandRule = `(?i)^\s*(查询?\s*)?(订单|库存|order\b|stock\b)`
+
 // argRe is a valid order number or SKU (case kept: SKUs are upper case but
 // people type them in lower case; the ERP normalises).
 var argRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$`)

@@ -247,7 +247,7 @@ async function trace(ev) {
   let tr;
   try { tr = await api("trace?" + new URLSearchParams({ [by]: q })); } catch (e) { $("#trace-info").textContent = e.message; return; }
   const scanned = Object.entries(tr.scanned || {}).map(([k, v]) => k + " " + fmtNum(v)).join(", ");
-  $("#trace-info").textContent = (tr.hops.length ? tr.hops.length + " hops" : "Nothing found") +
+  $("#trace-info").textContent = (tr.hops.length ? tr.hops.length + (tr.hops.length === 1 ? " hop" : " hops") : "Nothing found in the newest messages") +
     (tr.truncated ? " (newest shown)" : "") + " · scanned " + scanned;
   let prev = null;
   for (const hp of tr.hops) {

@@ -528,3 +528,29 @@ func sorted(s []string) []string {
 	}
 	return out
 }
+
+func TestClickCodeUpdatesTheCardForEveryRecipient(t *testing.T) {
+	e := newEnv(t, nil)
+	tok := e.token()
+	card := map[string]any{"touser": "zhangsan|lisi", "agentid": 1000002, "msgtype": "template_card",
+		"template_card": map[string]any{"card_type": "button_interaction", "task_id": "t-42",
+			"main_title": map[string]any{"title": "审批"}, "button_list": []any{map[string]any{"text": "同意", "key": "ok"}}}}
+	if r := e.send(tok, card); code(r) != 0 {
+		t.Fatalf("send card: %v", r)
+	}
+	rc := e.s.IssueClickCode("helpdesk", "lisi", "t-42")
+	upd := map[string]any{"userids": []string{"zhangsan", "lisi"}, "agentid": 1000002, "response_code": rc,
+		"button": map[string]any{"replace_name": "已同意"}}
+	if r := e.call("POST", "/cgi-bin/message/update_template_card?access_token="+tok, upd); code(r) != 0 {
+		t.Fatalf("update: %v", r)
+	}
+	for _, u := range []string{"zhangsan", "lisi"} {
+		got := false
+		for _, m := range e.s.SentTo(u) {
+			got = got || (m.API == "message/update_template_card" && m.Content == "已同意")
+		}
+		if !got {
+			t.Errorf("%s's card was not updated", u)
+		}
+	}
+}

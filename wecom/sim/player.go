@@ -154,7 +154,7 @@ func (s *Server) SendMessage(ctx context.Context, app, user string, d schemas.Ev
 		d.MsgID = s.nextMsgID()
 	}
 	if d.MsgType == "event" && d.Event == "template_card_event" && d.ResponseCode == "" {
-		d.ResponseCode = s.IssueResponseCode(t.name, d.User)
+		d.ResponseCode = s.IssueClickCode(t.name, d.User, d.TaskID)
 	}
 	plain, err := wecom.BuildInbound(d)
 	if err != nil {

@@ -318,6 +318,44 @@ func (s *Server) IssueResponseCode(app, user string) string {
 	return s.issueResponseCodeLocked(app, "", []string{user})
 }
 
+// IssueClickCode is the response_code of a click by user on the card of app
+// with taskID, as WeCom puts in the template_card_event callback: like WeCom's,
+// it may update that card for everyone who received it (the users of the
+// latest message/send that carried the card), not only for the clicker.
+func (s *Server) IssueClickCode(app, user, taskID string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	users := []string{user}
+	msgID := ""
+	for i := len(s.sent) - 1; i >= 0; i-- {
+		m := s.sent[i]
+		if m.API != "message/send" || m.MsgType != "template_card" || m.App != app || !strings.EqualFold(m.User, user) {
+			continue
+		}
+		if taskID != "" && cardTaskID(m.Body) != taskID {
+			continue
+		}
+		msgID, users = m.MsgID, nil
+		for _, o := range s.sent {
+			if o.MsgID == msgID && o.API == "message/send" {
+				users = append(users, o.User)
+			}
+		}
+		break
+	}
+	return s.issueResponseCodeLocked(app, msgID, users)
+}
+
+func cardTaskID(body json.RawMessage) string {
+	var b struct {
+		TemplateCard struct {
+			TaskID string `json:"task_id"`
+		} `json:"template_card"`
+	}
+	_ = json.Unmarshal(body, &b)
+	return b.TemplateCard.TaskID
+}
+
 func (s *Server) updateTemplateCard(r *http.Request, app *App) (map[string]any, error) {
 	m, body, err := readJSON(r)
 	if err != nil {

@@ -141,6 +141,10 @@ func New(cfg Config) *Server {
 		// Retries are safe: every push carries the approval's dedup_key.
 		push: resty.New().SetTimeout(cfg.PushTimeout).SetRetryCount(2).
 			SetRetryWaitTime(200*time.Millisecond).SetRetryMaxWaitTime(time.Second).
+			AddRetryCondition(func(r *resty.Response, err error) bool {
+				// The hub's 503 means "queue unavailable, retry"; a 4xx will not improve.
+				return err != nil || r == nil || r.StatusCode() >= 500 || r.StatusCode() == http.StatusTooManyRequests
+			}).
 			SetHeader("User-Agent", "erpdemo"),
 	}
 	s.seed()
@@ -389,19 +393,23 @@ func (s *Server) pushCard(ctx context.Context, a erp.Approval) (PushResult, erro
 		Error string `json:"error"`
 		Field string `json:"field"`
 	}
-	resp, err := s.push.R().SetContext(ctx).SetAuthToken(key).SetBody(body).
-		SetResult(&ok).SetError(&fail).Post(hub + "/api/v1/messages")
+	resp, err := s.push.R().SetContext(ctx).SetAuthToken(key).SetBody(body).Post(hub + "/api/v1/messages")
 	if err != nil {
 		s.log.Warn("push failed", zap.String("approval", a.ID), zap.Error(err))
 		return PushResult{}, fmt.Errorf("erpdemo: push approval %s: %w", a.ID, err)
 	}
 	if !resp.IsSuccess() {
+		_ = json.Unmarshal(resp.Body(), &fail)
 		msg := fail.Error
 		if fail.Field != "" {
 			msg = fail.Field + ": " + msg
 		}
 		s.log.Warn("push refused", zap.String("approval", a.ID), zap.Int("status", resp.StatusCode()), zap.String("error", msg))
 		return PushResult{}, fmt.Errorf("erpdemo: push approval %s: hub answered %d: %s", a.ID, resp.StatusCode(), msg)
+	}
+	// Parsed by hand: not every proxy on the way keeps the JSON content type.
+	if err := json.Unmarshal(resp.Body(), &ok); err != nil || ok.ID == "" {
+		return PushResult{}, fmt.Errorf("erpdemo: push approval %s: hub answered %d without a message id", a.ID, resp.StatusCode())
 	}
 	s.mu.Lock()
 	s.stats.Pushes++

@@ -1,0 +1,164 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/wxhub/wxhub/bus"
+	"github.com/wxhub/wxhub/config"
+	"github.com/wxhub/wxhub/gateway"
+)
+
+func TestParseStatCPU(t *testing.T) {
+	tests := []struct {
+		name    string
+		given   string
+		want    time.Duration
+		wantErr bool
+	}{
+		{"plain", "1234 (wxhub) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 12 0", 3 * time.Second, false},
+		{"name with spaces and parens", "1234 (a (b) c) R 1 1 1 0 -1 0 0 0 0 0 7 3 0 0", 100 * time.Millisecond, false},
+		{"no name", "1234 wxhub S", 0, true},
+		{"short", "1234 (x) S 1 2", 0, true},
+		{"not a number", "1234 (x) S 1 1 1 0 -1 0 0 0 0 0 a b", 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseStatCPU([]byte(tt.given))
+			if (err != nil) != tt.wantErr || got != tt.want {
+				t.Fatalf("parseStatCPU = %s, %v; want %s, wantErr %v", got, err, tt.want, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestReadProcSelf(t *testing.T) {
+	s, err := ReadProc(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.RSS <= 0 || s.HWM < s.RSS {
+		t.Fatalf("RSS %d HWM %d", s.RSS, s.HWM)
+	}
+	if _, err := ReadProc(-1); err == nil {
+		t.Fatal("no such process: want an error")
+	}
+}
+
+func TestStatusKB(t *testing.T) {
+	st := []byte("Name:\twxhub\nVmHWM:\t  20480 kB\nVmRSS:\t   10240 kB\n")
+	if got := statusKB(st, "VmRSS:"); got != 10240 {
+		t.Fatalf("VmRSS %d", got)
+	}
+	if got := statusKB(st, "VmSwap:"); got != 0 {
+		t.Fatalf("absent key %d", got)
+	}
+}
+
+func TestFormatting(t *testing.T) {
+	tests := []struct{ got, want string }{
+		{thousands(0), "0"}, {thousands(999), "999"}, {thousands(1000), "1,000"}, {thousands(1234567), "1,234,567"},
+		{thousands(-1500), "-1,500"}, {rate(999.6), "1,000/s"},
+		{ms(1500 * time.Microsecond), "1.50 ms"}, {ms(15 * time.Millisecond), "15.0 ms"}, {ms(250 * time.Millisecond), "250 ms"},
+		{ms(12 * time.Second), "12.0 s"},
+	}
+	for _, tt := range tests {
+		if tt.got != tt.want {
+			t.Errorf("got %q, want %q", tt.got, tt.want)
+		}
+	}
+}
+
+func TestReportMarkdown(t *testing.T) {
+	r := &Report{Machine: Machine{CPUs: 2, CPUModel: "Test CPU", GoVersion: "go1.26", OS: "linux/amd64"},
+		Date: time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC), Command: "wxhub bench", Took: time.Minute}
+	r.add(Row{Area: "ingest", Measure: "a|b", Result: "1/s", Goal: ">= 50%", Met: "yes"})
+	r.Sections = append(r.Sections, Section{Title: "Detail", Header: []string{"x", "y"}, Rows: [][]string{{"1", "2"}}, Notes: []string{"note"}})
+	md := r.Markdown()
+	for _, want := range []string{"# Benchmarks", "2 CPUs, Test CPU", "`wxhub bench`", "| ingest | a\\|b | 1/s | >= 50% | yes |",
+		"## Detail", "| x | y |\n|---|---|\n| 1 | 2 |", "note", "## How the figures are measured"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("markdown lacks %q:\n%s", want, md)
+		}
+	}
+	if m := DescribeMachine(); m.CPUs < 1 || m.GoVersion == "" {
+		t.Fatalf("machine %+v", m)
+	}
+}
+
+func TestOptionsValidate(t *testing.T) {
+	hub := HubFunc(func(context.Context, *config.Config, net.Listener, []string) (*Hub, error) { return nil, nil })
+	tests := []struct {
+		name    string
+		given   Options
+		wantErr bool
+	}{
+		{"defaults", Options{Hub: hub}, false},
+		{"cost alone needs no hub", Options{Phases: []string{PhaseCost}}, false},
+		{"e2e needs a hub", Options{Phases: []string{PhaseE2E}}, true},
+		{"unknown phase", Options{Hub: hub, Phases: []string{"soak"}}, true},
+		{"rates not increasing", Options{Hub: hub, Rates: []float64{1000, 200}}, true},
+		{"zero rate", Options{Hub: hub, Rates: []float64{0}}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := tt.given
+			o.defaults()
+			err := o.validate()
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("validate = %v, wantErr %v", err, tt.wantErr)
+			}
+			if err != nil && !errors.Is(err, ErrConfig) {
+				t.Fatalf("%v does not wrap ErrConfig", err)
+			}
+		})
+	}
+}
+
+// gatewayOnly is a HubFunc with only the real gateway on an embedded bus:
+// enough for the ingest phase.
+func gatewayOnly(ctx context.Context, cfg *config.Config, ln net.Listener, only []string) (*Hub, error) {
+	b, err := bus.Open(ctx, cfg.NATS, zap.NewNop())
+	if err != nil {
+		return nil, err
+	}
+	g, err := gateway.New(cfg, b, zap.NewNop(), gateway.WithRegistry(prometheus.NewRegistry()))
+	if err != nil {
+		b.Close()
+		return nil, err
+	}
+	sctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- g.Serve(sctx, ln) }()
+	return &Hub{Addr: ln.Addr().String(), Bus: b, Stop: func() error {
+		cancel()
+		err := <-done
+		return errors.Join(err, b.Close())
+	}}, nil
+}
+
+func TestIngestPhaseAgainstTheRealGateway(t *testing.T) {
+	var progress strings.Builder
+	rep, err := Run(context.Background(), Options{Hub: gatewayOnly, Phases: []string{PhaseIngest},
+		IngestDuration: 500 * time.Millisecond, IngestConcurrency: 4, TempDir: t.TempDir(), Progress: &progress})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, progress.String())
+	}
+	md := rep.Markdown()
+	for _, want := range []string{"gateway / plain handler", "| every callback durably acknowledged | yes |", "## Gateway ingest"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q:\n%s", want, md)
+		}
+	}
+	if !strings.Contains(progress.String(), "[bench") {
+		t.Error("no progress lines")
+	}
+}

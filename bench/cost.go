@@ -1,0 +1,338 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/wxhub/wxhub/wecom/sim/load"
+)
+
+// clockTicks is USER_HZ, the unit of utime and stime in /proc/<pid>/stat: 100
+// on every Linux architecture Go supports (sysconf would need cgo).
+const clockTicks = 100
+
+// ProcSample is a process's CPU time and resident memory at one instant.
+type ProcSample struct {
+	CPU time.Duration // utime + stime
+	RSS int64         // bytes (VmRSS)
+	HWM int64         // bytes (VmHWM: the peak RSS so far)
+}
+
+// ReadProc reads /proc/<pid>/stat and /proc/<pid>/status.
+func ReadProc(pid int) (ProcSample, error) {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return ProcSample{}, fmt.Errorf("bench: %w", err)
+	}
+	cpu, err := parseStatCPU(stat)
+	if err != nil {
+		return ProcSample{}, err
+	}
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return ProcSample{}, fmt.Errorf("bench: %w", err)
+	}
+	return ProcSample{CPU: cpu, RSS: statusKB(status, "VmRSS:") * 1024, HWM: statusKB(status, "VmHWM:") * 1024}, nil
+}
+
+// parseStatCPU reads utime and stime (fields 14 and 15). The command name
+// (field 2) may hold spaces and parentheses, so fields count from the last ')'.
+func parseStatCPU(stat []byte) (time.Duration, error) {
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0, errors.New("bench: /proc stat: no command field")
+	}
+	f := strings.Fields(string(stat[i+1:]))
+	// f[0] is field 3 (state): utime is field 14 -> f[11], stime f[12].
+	if len(f) < 13 {
+		return 0, errors.New("bench: /proc stat: too few fields")
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("bench: /proc stat: utime %q stime %q", f[11], f[12])
+	}
+	return time.Duration(ut+st) * time.Second / clockTicks, nil
+}
+
+func statusKB(status []byte, key string) int64 {
+	for _, line := range strings.Split(string(status), "\n") {
+		if strings.HasPrefix(line, key) {
+			f := strings.Fields(line[len(key):])
+			if len(f) > 0 {
+				n, _ := strconv.ParseInt(f[0], 10, 64)
+				return n
+			}
+		}
+	}
+	return 0
+}
+
+func mib(b int64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
+
+// sampler watches a process every 250 ms and keeps the peak RSS.
+type sampler struct {
+	pid  int
+	mu   sync.Mutex
+	peak int64
+	last ProcSample
+	err  error
+	stop chan struct{}
+	done chan struct{}
+}
+
+func startSampler(pid int) *sampler {
+	s := &sampler{pid: pid, stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		t := time.NewTicker(250 * time.Millisecond)
+		defer t.Stop()
+		for {
+			s.sample()
+			select {
+			case <-s.stop:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return s
+}
+
+func (s *sampler) sample() {
+	p, err := ReadProc(s.pid)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil {
+		s.err = err
+		return
+	}
+	s.last = p
+	s.peak = max(s.peak, p.RSS)
+}
+
+// window returns the peak RSS since the last call and resets it.
+func (s *sampler) window() (ProcSample, int64, error) {
+	s.sample()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	peak := s.peak
+	s.peak = s.last.RSS
+	return s.last, peak, s.err
+}
+
+func (s *sampler) close() { close(s.stop); <-s.done }
+
+// childConfig is the YAML the child `wxhub run` reads: the bench's simulated
+// corp, corp ceilings off (as in the e2e phase), errors-only logs.
+func childConfig(e *env, listen string) ([]byte, error) {
+	type app struct {
+		Name           string `yaml:"name"`
+		AgentID        int64  `yaml:"agent_id"`
+		Secret         string `yaml:"secret"`
+		Token          string `yaml:"token"`
+		EncodingAESKey string `yaml:"encoding_aes_key"`
+	}
+	var apps []app
+	for _, a := range e.cfg.WeCom.Apps {
+		apps = append(apps, app{a.Name, a.AgentID, a.Secret, a.Token, a.EncodingAESKey})
+	}
+	doc := map[string]any{
+		"nats":    map[string]any{"data_dir": filepath.Join(e.dir, "nats"), "port": -1},
+		"gateway": map[string]any{"listen": listen},
+		"wecom":   map[string]any{"api_base": e.cfg.WeCom.APIBase, "corp_id": e.cfg.WeCom.CorpID, "apps": apps},
+		"api":     map[string]any{"keys": []map[string]any{{"name": "bench", "key": benchAPIKey, "apps": []string{"*"}}}},
+		"sender":  map[string]any{"limits": map[string]any{"corp_api_minute": -1, "corp_api_hour": -1}},
+		"log":     map[string]any{"level": "error", "format": "json"},
+	}
+	return yaml.Marshal(doc)
+}
+
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+func waitReady(ctx context.Context, url string, exited <-chan error) error {
+	c := &http.Client{Timeout: time.Second, Transport: &http.Transport{Proxy: nil}}
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-exited:
+			return fmt.Errorf("wxhub run exited before it was ready: %v", err)
+		default:
+		}
+		if resp, err := c.Get(url); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		sleepCtx(ctx, 100*time.Millisecond)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	return errors.New("wxhub run was not ready within 30 s")
+}
+
+func runCost(ctx context.Context, o *Options, rep *Report) error {
+	bin, err := filepath.Abs(o.Binary)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(bin); err != nil {
+		return fmt.Errorf("%s: %w (run `make build` first)", o.Binary, err)
+	}
+	users := load.Users("u", o.Users)
+	e, err := newEnv(ctx, o, envSpec{users: users, simLimits: simNoCorpLimits, tune: noCorpLimits, noHub: true})
+	if err != nil {
+		return err
+	}
+	defer e.close()
+	listen, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	yml, err := childConfig(e, listen)
+	if err != nil {
+		return err
+	}
+	cfgPath := filepath.Join(e.dir, "wxhub.yaml")
+	if err := os.WriteFile(cfgPath, yml, 0o600); err != nil {
+		return err
+	}
+	var stderr bytes.Buffer
+	cmd := exec.Command(bin, "run", "--config", cfgPath)
+	cmd.Dir = e.dir
+	cmd.Stdout, cmd.Stderr = &stderr, &stderr
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %w", bin, err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	stopped := false
+	stop := func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-exited:
+			return err
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill()
+			<-exited
+			return errors.New("wxhub run did not stop within 30 s of SIGTERM")
+		}
+	}
+	defer stop()
+	base := "http://" + listen
+	if err := waitReady(ctx, base+"/readyz", exited); err != nil {
+		return fmt.Errorf("%w\n%s", err, tail(stderr.String(), 2000))
+	}
+	e.target.URL = base
+	e.sim.SetGatewayURL(base)
+	pid := cmd.Process.Pid
+	smp := startSampler(pid)
+	defer smp.close()
+
+	// Warm up so that the idle figure is a hub that has worked (tokens, consumers).
+	if _, err := e.sim.Say(ctx, e.target.App, users[0], "echo warm-up"); err != nil {
+		return fmt.Errorf("warm-up: %w", err)
+	}
+	o.progressf(PhaseCost, "wxhub run (pid %d) ready; idle for %s", pid, o.CostIdle)
+	idle0, _, err := smp.window()
+	if err != nil {
+		return err
+	}
+	sleepCtx(ctx, o.CostIdle)
+	idle1, idlePeak, err := smp.window()
+	if err != nil {
+		return err
+	}
+
+	n := int(o.CostRate*o.CostLoad.Seconds()) + 1
+	cfg := load.Config{Target: e.target, Users: users, Rate: o.CostRate, Duration: o.CostLoad,
+		Mix: load.Mix{load.KindText: 1}, TextPrefix: "echo ",
+		Progress: func(p load.Progress) {
+			if int(p.Elapsed.Seconds())%5 == 0 {
+				s, _ := ReadProc(pid)
+				o.progressf(PhaseCost, "load %2.0fs: %s answered, %s replies, RSS %s", p.Elapsed.Seconds(), thousands(p.OK),
+					thousands(int64(e.rec.Count())), mib(s.RSS))
+			}
+		}}
+	reqs, err := load.Prepare(cfg, n)
+	if err != nil {
+		return err
+	}
+	e.rec.Reset()
+	g, err := load.New(cfg)
+	if err != nil {
+		return err
+	}
+	defer g.Close()
+	o.progressf(PhaseCost, "load: %s for %s", rate(o.CostRate), o.CostLoad)
+	res, err := g.Run(ctx, reqs)
+	if err != nil {
+		return err
+	}
+	wctx, cancel := context.WithTimeout(ctx, o.Grace)
+	e.rec.WaitCount(wctx, res.OK)
+	cancel()
+	load1, loadPeak, err := smp.window()
+	if err != nil {
+		return err
+	}
+	replies := e.rec.Count()
+	loadCPU := load1.CPU - idle1.CPU
+	idleCPU := idle1.CPU - idle0.CPU
+	// Take off what the hub would have spent idle over the same span.
+	span := res.Elapsed + o.Grace
+	busy := loadCPU - time.Duration(float64(idleCPU)*span.Seconds()/o.CostIdle.Seconds())
+	perK := time.Duration(0)
+	if replies > 0 {
+		perK = busy * 1000 / time.Duration(replies)
+	}
+	rep.add(Row{Area: "cost", Measure: "`wxhub run` idle: CPU, resident memory",
+		Result: fmt.Sprintf("%.1f%% of a core, RSS %s (peak %s)", 100*idleCPU.Seconds()/o.CostIdle.Seconds(), mib(idle1.RSS), mib(idlePeak))})
+	rep.add(Row{Area: "cost", Measure: fmt.Sprintf("`wxhub run` at %s e2e: CPU per 1,000 messages", rate(o.CostRate)),
+		Result: fmt.Sprintf("%s CPU (%.0f%% of a core; %s messages round trip)", ms(perK), 100*loadCPU.Seconds()/span.Seconds(), thousands(int64(replies)))})
+	rep.add(Row{Area: "cost", Measure: fmt.Sprintf("`wxhub run` at %s e2e: resident memory", rate(o.CostRate)),
+		Result: fmt.Sprintf("RSS %s at the end, peak %s (VmHWM %s)", mib(load1.RSS), mib(loadPeak), mib(load1.HWM))})
+	if err := stop(); err != nil {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
+			return err
+		}
+		return fmt.Errorf("wxhub run exited with %v\n%s", err, tail(stderr.String(), 2000))
+	}
+	o.progressf(PhaseCost, "idle RSS %s; under load %s CPU per 1,000 messages, RSS peak %s", mib(idle1.RSS), ms(perK), mib(loadPeak))
+	return nil
+}
+
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return "..." + s[len(s)-n:]
+}

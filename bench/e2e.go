@@ -1,0 +1,142 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/wxhub/wxhub/wecom/sim/load"
+)
+
+// e2eStep is what one offered rate gave.
+type e2eStep struct {
+	offered    float64
+	sent, ok   int
+	failed     int
+	replies    int
+	missing    int
+	dups       int
+	lat        *load.Latencies
+	answer     *load.Latencies
+	achieved   float64 // replies per second over the step
+	sustained  bool
+	errSummary string
+}
+
+// sustainedP99 is the latency above which a rate does not count as sustained.
+const sustainedP99 = time.Second
+
+func runE2E(ctx context.Context, o *Options, rep *Report) error {
+	users := load.Users("u", o.Users)
+	e, err := newEnv(ctx, o, envSpec{users: users, simLimits: simNoCorpLimits, tune: noCorpLimits})
+	if err != nil {
+		return err
+	}
+	defer e.close()
+	// Warm up: tokens fetched, consumers created, connections open.
+	if _, err := e.sim.Say(ctx, e.target.App, users[0], "echo warm-up"); err != nil {
+		return fmt.Errorf("warm-up callback: %w", err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	_, err = e.sim.WaitSent(wctx, func(m simSent) bool { return m.User == users[0] })
+	cancel()
+	if err != nil {
+		return fmt.Errorf("warm-up reply: %w", err)
+	}
+
+	var steps []e2eStep
+	best := 0.0
+	offset := 0
+	for _, r := range o.Rates {
+		if ctx.Err() != nil {
+			break
+		}
+		st, err := e2eStepRun(ctx, o, e, users, r, offset)
+		if err != nil {
+			return err
+		}
+		offset += st.sent
+		steps = append(steps, st)
+		o.progressf(PhaseE2E, "%s offered: %d/%d replies, p50 %s p99 %s p99.9 %s, %s", rate(r), st.replies, st.ok,
+			ms(st.lat.Percentile(50)), ms(st.lat.Percentile(99)), ms(st.lat.Percentile(99.9)), map[bool]string{true: "sustained", false: "NOT sustained"}[st.sustained])
+		if !st.sustained {
+			break
+		}
+		best = r
+	}
+	sec := Section{Title: "End to end: callback → router → echo connector → sender → WeCom (simulator)",
+		Header: []string{"offered", "callbacks", "replies", "achieved", "p50", "p99", "p99.9", "max", "callback answer p99", "errors", "sustained"}}
+	for _, st := range steps {
+		sec.Rows = append(sec.Rows, []string{rate(st.offered), thousands(int64(st.sent)), thousands(int64(st.replies)),
+			rate(st.achieved), ms(st.lat.Percentile(50)), ms(st.lat.Percentile(99)), ms(st.lat.Percentile(99.9)),
+			ms(st.lat.Max()), ms(st.answer.Percentile(99)), st.errSummary, met(st.sustained)})
+		goal, ok := "", ""
+		if st.offered == 1000 {
+			goal, ok = "p99 < 20 ms", met(st.lat.Percentile(99) < 20*time.Millisecond && st.sustained)
+		}
+		rep.add(Row{Area: "e2e", Measure: fmt.Sprintf("latency at %s offered (p50 / p99 / p99.9)", rate(st.offered)),
+			Result: fmt.Sprintf("%s / %s / %s", ms(st.lat.Percentile(50)), ms(st.lat.Percentile(99)), ms(st.lat.Percentile(99.9))),
+			Goal:   goal, Met: ok})
+	}
+	bestS := "none of the rates tried"
+	if best > 0 {
+		bestS = rate(best)
+		if best == o.Rates[len(o.Rates)-1] {
+			bestS += " (the highest rate tried)"
+		}
+	}
+	rep.add(Row{Area: "e2e", Measure: "highest offered rate sustained", Result: bestS})
+	sec.Notes = append(sec.Notes,
+		fmt.Sprintf("%s per rate, %s grace, %s members writing in turn, text \"echo lg#<n>\" answered by the echo connector. Sustained: every reply within the grace, no failed callback, p99 < %s.",
+			o.StepDuration, o.Grace, thousands(int64(o.Users)), ms(sustainedP99)),
+		"Corp API ceilings and the daily quota are off in the simulator and the sender for this phase (see below); the per-member limits are WeCom's.")
+	rep.Sections = append(rep.Sections, sec)
+	return nil
+}
+
+func e2eStepRun(ctx context.Context, o *Options, e *env, users []string, r float64, offset int) (e2eStep, error) {
+	st := e2eStep{offered: r}
+	n := int(r*o.StepDuration.Seconds()) + 1
+	// Rotate the members so that successive steps start where the last ended:
+	// every member gets its share before anyone gets a second one.
+	rot := append(append([]string(nil), users[offset%len(users):]...), users[:offset%len(users)]...)
+	cfg := load.Config{Target: e.target, Users: rot, Rate: r, Duration: o.StepDuration,
+		Mix: load.Mix{load.KindText: 1}, TextPrefix: "echo ",
+		Progress: func(p load.Progress) {
+			o.progressf(PhaseE2E, "%s %2.0fs: %s sent, %s answered, %d failed, %d in flight, %s replies; %s", rate(r),
+				p.Elapsed.Seconds(), thousands(p.Sent), thousands(p.OK), p.Failed, p.InFlight, thousands(int64(e.rec.Count())),
+				backlog(ctx, e.hub.Bus))
+		}}
+	reqs, err := load.Prepare(cfg, n)
+	if err != nil {
+		return st, err
+	}
+	e.rec.Reset()
+	g, err := load.New(cfg)
+	if err != nil {
+		return st, err
+	}
+	defer g.Close()
+	res, err := g.Run(ctx, reqs)
+	if err != nil {
+		return st, err
+	}
+	wctx, cancel := context.WithTimeout(ctx, o.Grace)
+	e.rec.WaitCount(wctx, res.OK)
+	cancel()
+	st.sent, st.ok, st.failed = res.Sent, res.OK, res.Failed
+	st.lat, st.missing = e.rec.EndToEnd(reqs, res)
+	st.replies, st.dups = st.lat.Count(), e.rec.Duplicates()
+	st.answer = res.Latency
+	st.errSummary = res.ErrorSummary()
+	if st.dups > 0 {
+		st.errSummary += fmt.Sprintf("; %d duplicate replies", st.dups)
+	}
+	span := o.StepDuration
+	if st.lat.Count() > 0 {
+		span += st.lat.Max() // the last reply came at most this late after its due time
+	}
+	st.achieved = float64(st.replies) / span.Seconds()
+	st.sustained = st.missing == 0 && st.failed == 0 && st.replies > 0 && st.lat.Percentile(99) < sustainedP99
+	return st, nil
+}

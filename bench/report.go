@@ -1,0 +1,218 @@
+package bench
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// Row is one line of the summary table.
+type Row struct {
+	Area    string // ingest, e2e, outbound, cost
+	Measure string
+	Result  string
+	Goal    string // "" when the issue sets none
+	Met     string // "yes", "no" or ""
+}
+
+// Section is a detail table under the summary.
+type Section struct {
+	Title  string
+	Header []string
+	Rows   [][]string
+	Notes  []string
+}
+
+// Report is a bench run's result.
+type Report struct {
+	Machine  Machine
+	Date     time.Time
+	Command  string
+	Took     time.Duration
+	Rows     []Row
+	Sections []Section
+}
+
+func (r *Report) add(row Row) { r.Rows = append(r.Rows, row) }
+
+// Machine describes where the figures were measured.
+type Machine struct {
+	CPUs      int
+	CPUModel  string
+	GoVersion string
+	OS        string
+}
+
+// DescribeMachine reads the CPU model from /proc/cpuinfo (Linux).
+func DescribeMachine() Machine {
+	m := Machine{CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), OS: runtime.GOOS + "/" + runtime.GOARCH}
+	if f, err := os.Open("/proc/cpuinfo"); err == nil {
+		defer f.Close()
+		m.CPUModel = cpuModel(f)
+	}
+	if m.CPUModel == "" {
+		m.CPUModel = "unknown"
+	}
+	return m
+}
+
+func cpuModel(f *os.File) string {
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+func met(ok bool) string {
+	if ok {
+		return "yes"
+	}
+	return "no"
+}
+
+// Table is the summary table in markdown.
+func (r *Report) Table() string {
+	var b strings.Builder
+	b.WriteString("| area | measure | result | goal | met |\n|---|---|---|---|---|\n")
+	for _, row := range r.Rows {
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", row.Area, row.Measure, cell(row.Result), cell(row.Goal), row.Met)
+	}
+	return b.String()
+}
+
+func cell(s string) string { return strings.ReplaceAll(s, "|", "\\|") }
+
+// Markdown is the whole report: machine, date, command, the summary, the details.
+func (r *Report) Markdown() string {
+	var b strings.Builder
+	b.WriteString("# Benchmarks\n\n")
+	b.WriteString("Written by `wxhub bench` (`make bench`); do not edit by hand — rerun it. What each figure means and how it is measured is in [How the figures are measured](#how-the-figures-are-measured).\n\n")
+	fmt.Fprintf(&b, "- machine: %d CPUs, %s, %s\n", r.Machine.CPUs, r.Machine.CPUModel, r.Machine.OS)
+	fmt.Fprintf(&b, "- go: %s\n", r.Machine.GoVersion)
+	fmt.Fprintf(&b, "- date: %s\n", r.Date.Format("2006-01-02 15:04 MST"))
+	if r.Command != "" {
+		fmt.Fprintf(&b, "- command: `%s`\n", r.Command)
+	}
+	fmt.Fprintf(&b, "- took: %s\n\n", r.Took.Round(time.Second))
+	b.WriteString("## Summary\n\n")
+	b.WriteString(r.Table())
+	for _, s := range r.Sections {
+		fmt.Fprintf(&b, "\n## %s\n\n", s.Title)
+		if len(s.Header) > 0 {
+			b.WriteString("| " + strings.Join(s.Header, " | ") + " |\n|")
+			for range s.Header {
+				b.WriteString("---|")
+			}
+			b.WriteString("\n")
+			for _, row := range s.Rows {
+				cells := make([]string, len(row))
+				for i, c := range row {
+					cells[i] = cell(c)
+				}
+				b.WriteString("| " + strings.Join(cells, " | ") + " |\n")
+			}
+		}
+		if len(s.Notes) > 0 {
+			b.WriteString("\n")
+			for _, n := range s.Notes {
+				b.WriteString(n + "\n")
+			}
+		}
+	}
+	b.WriteString("\n" + methodology)
+	return b.String()
+}
+
+func ms(d time.Duration) string {
+	switch {
+	case d >= 10*time.Second:
+		return fmt.Sprintf("%.1f s", d.Seconds())
+	case d >= 100*time.Millisecond:
+		return fmt.Sprintf("%.0f ms", float64(d)/1e6)
+	case d >= 10*time.Millisecond:
+		return fmt.Sprintf("%.1f ms", float64(d)/1e6)
+	default:
+		return fmt.Sprintf("%.2f ms", float64(d)/1e6)
+	}
+}
+
+func rate(v float64) string {
+	return fmt.Sprintf("%s/s", thousands(int64(v+0.5)))
+}
+
+func thousands(n int64) string {
+	s := fmt.Sprint(n)
+	if n < 0 {
+		return "-" + thousands(-n)
+	}
+	var out []byte
+	for i, c := range []byte(s) {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			out = append(out, ',')
+		}
+		out = append(out, c)
+	}
+	return string(out)
+}
+
+const methodology = `## How the figures are measured
+
+Everything runs on this one machine, on loopback: the load generator
+(` + "`wecom/sim/load`" + `), the WeCom simulator (` + "`wecom/sim`" + `) and the hub share its cores, so
+every figure is a floor for a hub that has the machine to itself. Each phase
+starts a fresh simulator and hub (embedded NATS, JetStream on disk in a new
+temporary directory). Latencies are exact percentiles over every sample.
+
+- **Gateway ingest.** The generator encrypts and signs every callback before the
+  run (a mix of text, menu clicks, images and locations, each with its own MsgId,
+  so none is merged by the hub's dedup) and then posts them with a fixed number of
+  requests in flight, as fast as they are answered. It does so first to a plain
+  ` + "`net/http`" + ` handler that reads the body and answers 200, then to the gateway, in the
+  same process, with the same client and the same requests. The hub runs only its
+  gateway (` + "`--only gateway`" + `) so that the figure is the gateway's: signature check,
+  decryption, XML parsing, JSON encoding, the publish to WXHUB_IN and the wait for
+  JetStream's acknowledgement before answering. "Durably acknowledged" is checked
+  by counting the messages in WXHUB_IN against the 200s answered.
+- **End to end.** Callback → gateway → WXHUB_IN → router → WXHUB_ROUTE → echo
+  connector → WXHUB_OUT → sender → the simulator's ` + "`message/send`" + `. The generator
+  offers a constant rate (open loop: each request is due at start + i/rate, and
+  latency counts from that due time, so a stall shows as latency, not as a lower
+  rate). Each text carries a sequence number that the echo connector sends back;
+  a recorder in front of the simulator notes when each reply was accepted.
+  Latency = reply accepted − callback due. A rate is *sustained* when every
+  answered callback's reply arrived within the grace period after the step, no
+  callback failed, and p99 stayed under 1 s.
+- **Limits during the e2e run.** WeCom lets an app send one member at most 30
+  messages in any minute (and 1,000 an hour); the corp has per-API ceilings
+  (10,000 message/send a minute) and a daily recipient quota. Those are WeCom's
+  limits, not the hub's: the sender obeys them and the e2e phase must not measure
+  them. So the corp ceilings and the daily quota are switched off in the simulator
+  and in the sender for that phase, and the load is spread over enough members
+  that the per-member limit never binds: R msg/s for T s over U members gives each
+  member R·T/U messages, and R·60/U ≤ 30 needs U ≥ 2R (10,000 members cover
+  5,000 msg/s). The outbound phase measures the sender *against* the limits.
+- **Outbound.** (a) One member is sent 45 messages at once under WeCom's
+  per-member limit of 30 a minute: the sender must deliver exactly 30 in the first
+  window and the rest only after it, with nothing dropped by the simulator (which,
+  like WeCom, drops the excess silently). Achieved / limit is the delivered count in
+  the first 60 s over 30. (b) A bulk backlog is pushed through the push API
+  (` + "`priority: bulk`" + `, one message per member), then urgent messages are pushed
+  while it drains; their latency is push → delivered, next to how long the bulk
+  backlog took.
+- **Cost.** ` + "`bin/wxhub run`" + ` runs as a child process with a generated config (all
+  components, embedded NATS). CPU is utime+stime from /proc/<pid>/stat (clock ticks
+  of 10 ms), memory is VmRSS from /proc/<pid>/status, sampled every 250 ms: idle,
+  then under a constant e2e load. CPU per 1,000 messages counts the whole hub
+  process (gateway, router, echo connector, sender, embedded NATS) for each
+  message's full round trip.
+- **Soak.** Memory growth over a long run is not part of the default bench
+  (bounded to a few minutes); ` + "`wxhub bench --phases cost --cost-load 10m`" + ` is the
+  soak.
+`

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/wxhub/wxhub/bench"
+	"github.com/wxhub/wxhub/config"
+)
+
+// benchCmd runs the benchmark phases (package bench) and writes the report.
+func benchCmd(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	out := fs.String("out", "", "write the markdown report here too (make bench: docs/benchmarks.md)")
+	bin := fs.String("bin", "./bin/wxhub", "the wxhub binary the cost phase runs as a child process")
+	phases := fs.String("phases", strings.Join(bench.AllPhases, ","), "phases to run, in order")
+	rates := fs.String("rates", "200,500,1000,2000,3000,4000", "end-to-end offered rates, msg/s, increasing")
+	step := fs.Duration("step", 10*time.Second, "time per end-to-end rate")
+	ingest := fs.Duration("ingest", 10*time.Second, "time per ingest run (plain handler, then gateway)")
+	users := fs.Int("users", 10000, "members of the simulated corp writing in the end-to-end phase")
+	bulk := fs.Int("bulk", 10000, "bulk backlog of the outbound phase")
+	costLoad := fs.Duration("cost-load", 20*time.Second, "how long the cost phase loads `wxhub run` (a long value makes it a soak)")
+	costRate := fs.Float64("cost-rate", 300, "the cost phase's offered rate, msg/s")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run (hub in-process) to this file")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var rs []float64
+	for _, s := range strings.Split(*rates, ",") {
+		r, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+		if err != nil {
+			return fmt.Errorf("--rates: %q is not a number", s)
+		}
+		rs = append(rs, r)
+	}
+	if *costLoad > 2*time.Hour {
+		return errors.New("--cost-load: at most 2h")
+	}
+	opts := bench.Options{
+		Hub: benchHub, Binary: *bin, Phases: strings.Split(*phases, ","), Users: *users,
+		IngestDuration: *ingest, Rates: rs, StepDuration: *step, OutboundBulk: *bulk,
+		CostLoad: *costLoad, CostRate: *costRate, CPUProfile: *cpuProfile,
+		Command: "wxhub bench " + strings.Join(args, " "),
+	}
+	rep, runErr := bench.Run(ctx, opts)
+	if rep == nil {
+		return runErr
+	}
+	fmt.Println()
+	fmt.Print(rep.Table())
+	if *out != "" {
+		if err := os.WriteFile(*out, []byte(rep.Markdown()), 0o644); err != nil {
+			return errors.Join(runErr, fmt.Errorf("--out: %w", err))
+		}
+		fmt.Fprintf(os.Stderr, "\nreport written to %s\n", *out)
+	}
+	return runErr
+}
+
+// benchHub starts the hub in this process for a bench phase.
+func benchHub(ctx context.Context, cfg *config.Config, ln net.Listener, only []string) (*bench.Hub, error) {
+	log, err := newLogger(cfg.Log.Level, "console")
+	if err != nil {
+		return nil, err
+	}
+	o := hubOptions{listener: ln}
+	if len(only) > 0 {
+		if o.only, err = parseOnly(strings.Join(only, ",")); err != nil {
+			return nil, err
+		}
+	}
+	ready := make(chan *hub, 1)
+	o.ready = func(h *hub) { ready <- h }
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- runHub(ctx, cfg, log, o) }()
+	stop := func() error {
+		cancel()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(30 * time.Second):
+			return errors.New("bench: hub did not stop within 30 s")
+		}
+	}
+	select {
+	case h := <-ready:
+		return &bench.Hub{Addr: h.addr, Bus: h.bus, Stop: stop}, nil
+	case err := <-done:
+		cancel()
+		return nil, fmt.Errorf("hub failed to start: %w", err)
+	case <-time.After(30 * time.Second):
+		stop()
+		return nil, errors.New("hub did not start within 30 s")
+	}
+}

@@ -1,0 +1,68 @@
+package router
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type metrics struct {
+	events  *prometheus.CounterVec
+	seconds prometheus.Histogram
+	reloads *prometheus.CounterVec
+}
+
+// defaultRule is the rule label of events no rule matched.
+const defaultRule = "default"
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	return &metrics{
+		events: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wxhub_router_events_total",
+			Help: "Events routed, by the rule that matched (\"default\" when none did) and the connector it sent them to.",
+		}, []string{"rule", "connector"})),
+		seconds: register(reg, prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "wxhub_router_route_seconds",
+			Help:    "Time to route one event: match, publish to every connector, ack.",
+			Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .25, .5, 1, 5},
+		})),
+		reloads: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wxhub_router_reloads_total",
+			Help: "Rule reloads (file change or SIGHUP) by result: ok, or error (the old rules stayed).",
+		}, []string{"result"})),
+	}
+}
+
+// register registers c, or returns the collector already registered under the
+// same name (two routers in one process share their counters).
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if prev, ok := are.ExistingCollector.(C); ok {
+				return prev
+			}
+		}
+		panic(err) // two different metrics with one name: a programming error
+	}
+	return c
+}
+
+// countRouted adds one to each (rule, connector) pair the event went through.
+func (r *Router) countRouted(rs *ruleSet, hits []int, to []string) {
+	if len(hits) == 0 {
+		for _, c := range to {
+			r.m.events.WithLabelValues(defaultRule, c).Inc()
+		}
+		return
+	}
+	for _, i := range hits {
+		cr := &rs.rules[i]
+		for _, c := range cr.rule.To {
+			r.m.events.WithLabelValues(cr.name, c).Inc()
+		}
+	}
+}

@@ -1,0 +1,313 @@
+package sender
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/wxhub/wxhub/dnd"
+	"github.com/wxhub/wxhub/wecom"
+)
+
+// WithRegisterer registers the sender's metrics (docs/metrics.md) with r.
+// Default: a private registry, i.e. nowhere anyone scrapes. Several senders
+// may share r: the second finds the first one's collectors and adds to them.
+func WithRegisterer(r prometheus.Registerer) Option { return func(s *Sender) { s.reg = r } }
+
+// Results of wxhub_sender_sends_total.
+const (
+	resultSent     = "sent"     // WeCom accepted it
+	resultRetry    = "retry"    // the attempt failed; the message waits for another
+	resultFailed   = "failed"   // given up: in WXHUB_DLQ
+	resultDeferred = "deferred" // held for the recipients' quiet hours
+)
+
+// Labels of deferrals and of the limits a message waited for.
+const (
+	reasonQuietHours = "quiet_hours"
+	reasonLimit      = "limit"
+	reasonFrequency  = "frequency" // WeCom said 45009: every send pauses
+)
+
+type metrics struct {
+	sends         *prometheus.CounterVec
+	sendSeconds   *prometheus.HistogramVec
+	limiterWaits  *prometheus.CounterVec
+	limiterWait   *prometheus.HistogramVec
+	deferrals     *prometheus.CounterVec
+	tokenRefresh  *prometheus.CounterVec
+	backlog       *prometheus.GaugeVec
+	e2e           *prometheus.HistogramVec
+	ipNotTrusted  *prometheus.CounterVec
+	limitUsageDsc *prometheus.Desc
+}
+
+func newMetrics(reg prometheus.Registerer, s *Sender) *metrics {
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	m := &metrics{
+		sends: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wxhub_sender_sends_total",
+			Help: "Outcomes of send attempts by app, result (sent, retry, failed, deferred) and WeCom errcode (0 when sent; bad_input, network, http_<status>, ... when WeCom gave none).",
+		}, []string{"app", "result", "errcode"})),
+		sendSeconds: register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "wxhub_sender_send_seconds",
+			Help:    "Duration of one WeCom send API call (message/send, appchat/send, update_template_card).",
+			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"app"})),
+		limiterWaits: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wxhub_sender_limiter_waits_total",
+			Help: "Times a message was held back because a send limit was full, by app and limit.",
+		}, []string{"app", "limit"})),
+		limiterWait: register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "wxhub_sender_limiter_wait_seconds",
+			Help:    "How long a full send limit holds a message back, by limit.",
+			Buckets: []float64{.1, .5, 1, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600},
+		}, []string{"limit"})),
+		deferrals: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wxhub_sender_deferrals_total",
+			Help: "Messages put off, by app and reason (quiet_hours, limit, frequency).",
+		}, []string{"app", "reason"})),
+		tokenRefresh: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wxhub_sender_token_refreshes_total",
+			Help: "gettoken calls by app and result (ok, refused: secret or IP rejected, error: network or WeCom busy).",
+		}, []string{"app", "result"})),
+		backlog: register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "wxhub_sender_backlog",
+			Help: "Messages this sender holds (fetched, not yet sent, failed or handed back), by priority.",
+		}, []string{"priority"})),
+		e2e: register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "wxhub_e2e_latency_seconds",
+			Help:    "From the gateway receiving a WeChat event to WeCom accepting the reply, by app (replies only; quiet hours included).",
+			Buckets: []float64{.05, .1, .25, .5, 1, 2, 5, 10, 30, 60, 300, 3600},
+		}, []string{"app"})),
+		ipNotTrusted: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wxhub_sender_ip_not_trusted_total",
+			Help: "WeCom answers 60020 (this server's IP is not on the app's trusted IP list), by app.",
+		}, []string{"app"})),
+		limitUsageDsc: prometheus.NewDesc("wxhub_sender_limit_usage",
+			"Use of each send limit as seen by this sender: hits in the current window / the limit (1 = full). "+
+				"member_* and chat_minute: the fullest member or chat of the app; <api>_minute/_hour: corp-wide, app=\"*\"; daily: today's recipients.",
+			[]string{"app", "limit"}, nil),
+	}
+	register(reg, prometheus.Collector(&limitUsage{s: s, desc: m.limitUsageDsc}))
+	for _, p := range []string{"urgent", "normal", "bulk"} {
+		m.backlog.WithLabelValues(p) // shown at 0 from the start
+	}
+	return m
+}
+
+// register registers c, or returns the collector already registered under the
+// same descriptors (a second sender in the process, a test run twice).
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if prev, ok := are.ExistingCollector.(C); ok {
+				return prev
+			}
+		}
+		panic(err) // two different metrics with one name: a programming error
+	}
+	return c
+}
+
+var classNames = [numClasses]string{classUrgent: "urgent", classNormal: "normal", classBulk: "bulk"}
+
+// errCode is the errcode label of err: WeCom's code, or what went wrong
+// before WeCom could answer.
+func errCode(err error) string {
+	var ae *wecom.APIError
+	var he *wecom.HTTPError
+	var te *wecom.TransportError
+	switch {
+	case err == nil:
+		return "0"
+	case errors.As(err, &ae):
+		return strconv.Itoa(ae.Code)
+	case errors.As(err, &he):
+		return "http_" + strconv.Itoa(he.Status)
+	case errors.As(err, &te):
+		return "network"
+	case errors.Is(err, wecom.ErrBadResponse):
+		return "bad_response"
+	case errors.Is(err, ErrBadMessage), errors.Is(err, ErrUnknownApp):
+		return "bad_input"
+	case errors.Is(err, ErrNeverFits):
+		return "never_fits"
+	case errors.Is(err, ErrBadSecret):
+		return "bad_secret"
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	}
+	return "other"
+}
+
+const codeIPNotTrusted = 60020
+
+func isIPNotTrusted(err error) bool {
+	var ae *wecom.APIError
+	return errors.As(err, &ae) && ae.Code == codeIPNotTrusted
+}
+
+func (s *Sender) countSend(app, result string, err error) {
+	s.m.sends.WithLabelValues(app, result, errCode(err)).Inc()
+}
+
+// observeE2E records the reply's latency from its event's arrival (wall clock:
+// the gateway stamped it with its own).
+func (s *Sender) observeE2E(j *job) {
+	et := j.out.Data.EventTime
+	if et == nil || et.IsZero() {
+		return
+	}
+	d := time.Since(*et)
+	if d < 0 {
+		d = 0 // the gateway's clock is ahead of ours
+	}
+	s.m.e2e.WithLabelValues(j.app.Name).Observe(d.Seconds())
+}
+
+// limitName is the limit label of the rule that kept claim c waiting.
+func limitName(c *claim, ruleName string) string {
+	if c.daily > 0 {
+		return "daily"
+	}
+	win := map[string]string{"m": "minute", "h": "hour"}[ruleName]
+	if win == "" {
+		win = ruleName
+	}
+	scope, rest, _ := strings.Cut(c.key, ".")
+	if scope == "corp" {
+		return rest + "_" + win // message_send_minute, appchat_send_hour, ...
+	}
+	return scope + "_" + win // member_minute, chat_minute, ...
+}
+
+// limitUsage computes wxhub_sender_limit_usage at scrape time from the
+// limiter's cached ledgers: this replica's view, fresh as of its last
+// reservation on each key (another replica's sends show after the next
+// compare-and-set conflict).
+type limitUsage struct {
+	s    *Sender
+	desc *prometheus.Desc
+}
+
+func (u *limitUsage) Describe(ch chan<- *prometheus.Desc) { ch <- u.desc }
+
+func (u *limitUsage) Collect(ch chan<- prometheus.Metric) {
+	s := u.s
+	s.mu.Lock()
+	lim := s.lim
+	s.mu.Unlock()
+	if lim == nil {
+		return // not running yet
+	}
+	appOf := map[string]string{}
+	for _, a := range s.cfg.Apps {
+		appOf[dnd.Key(a.Name)] = a.Name
+	}
+	now := s.clock.Now()
+	type lk struct{ app, limit string }
+	max := map[lk]float64{}
+	put := func(k lk, v float64) {
+		if cur, ok := max[k]; !ok || v > cur {
+			max[k] = v
+		}
+	}
+	// Every configured limit shows, even before its first send.
+	for _, a := range s.cfg.Apps {
+		for _, r := range s.memberRules {
+			if r.Limit > 0 {
+				put(lk{a.Name, limitName(&claim{key: "member."}, r.Name)}, 0)
+			}
+		}
+		for _, r := range s.chatRules {
+			if r.Limit > 0 {
+				put(lk{a.Name, limitName(&claim{key: "chat."}, r.Name)}, 0)
+			}
+		}
+		if s.cfg.Limits.AppDailyRecipients > 0 {
+			put(lk{a.Name, "daily"}, 0)
+		}
+	}
+	for _, api := range []string{"message_send", "appchat_send", "update_template_card"} {
+		for _, r := range s.corpRules {
+			if r.Limit > 0 {
+				put(lk{"*", limitName(&claim{key: "corp." + api}, r.Name)}, 0)
+			}
+		}
+	}
+	for key, e := range lim.snapshot() {
+		scope, rest, _ := strings.Cut(key, ".")
+		app := "*"
+		var rules []rule
+		switch scope {
+		case "corp":
+			rules = s.corpRules
+		case "member", "chat", "daily":
+			ak, _, _ := strings.Cut(rest, ".")
+			if app = appOf[ak]; app == "" {
+				continue // an app no longer configured
+			}
+			rules = s.memberRules
+			if scope == "chat" {
+				rules = s.chatRules
+			}
+		default:
+			continue
+		}
+		if scope == "daily" {
+			var d dailyCount
+			q := s.cfg.Limits.AppDailyRecipients
+			if q > 0 && json.Unmarshal(e.val, &d) == nil && d.Day == now.In(s.loc).Format("20060102") {
+				put(lk{app, "daily"}, float64(d.N)/float64(q))
+			}
+			continue
+		}
+		lg := e.parsed
+		if lg == nil {
+			continue
+		}
+		c := &claim{key: key}
+		for _, r := range rules {
+			if r.Limit > 0 {
+				put(lk{app, limitName(c, r.Name)}, float64(lg.used(now, r, lim.margin))/float64(r.Limit))
+			}
+		}
+	}
+	for k, v := range max {
+		ch <- prometheus.MustNewConstMetric(u.desc, prometheus.GaugeValue, v, k.app, k.limit)
+	}
+}
+
+// ipNotTrusted says plainly what 60020 means and counts it: every call of the
+// app fails until an admin adds this server's IP in the WeCom console.
+func (s *Sender) ipNotTrusted(app string, err error) {
+	s.m.ipNotTrusted.WithLabelValues(app).Inc()
+	s.log.Error("WeCom refuses calls from this server's IP (errcode 60020): add the server's outbound IP to the app's trusted IPs in the WeCom admin console",
+		zap.String("app", app), zap.Error(err))
+}
+
+// tokenFetched counts one gettoken call (tokens.onFetch).
+func (s *Sender) tokenFetched(app string, err error) {
+	result := "ok"
+	switch {
+	case err == nil:
+	case s.api.badSecret(err):
+		result = "refused"
+	default:
+		result = "error"
+	}
+	s.m.tokenRefresh.WithLabelValues(app, result).Inc()
+	if isIPNotTrusted(err) {
+		s.ipNotTrusted(app, err)
+	}
+}
