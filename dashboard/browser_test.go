@@ -123,7 +123,7 @@ func TestBrowserQueuesAndDLQReplay(t *testing.T) {
 
 	// A connector's consumer exists but nobody pulls: its queue can only grow.
 	cons, err := e.bus.JS().CreateOrUpdateConsumer(ctx, bus.StreamRoute, jetstream.ConsumerConfig{
-		Durable: "connector-erp", AckPolicy: jetstream.AckExplicitPolicy, FilterSubject: bus.RouteFilter("erp"), MaxAckPending: 64,
+		Durable: "wxhub_erp_0", AckPolicy: jetstream.AckExplicitPolicy, FilterSubject: bus.RouteFilter("erp"), MaxAckPending: 64,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -168,8 +168,8 @@ func TestBrowserQueuesAndDLQReplay(t *testing.T) {
 		waitJS(`document.querySelector("#limits").textContent.includes("of 600")`),
 		waitJS(`!document.querySelector("#limits").textContent.includes(" 0 / min")`),
 		waitJS(`document.querySelector("#depth-WXHUB_ROUTE").dataset.value === "40"`),
-		waitJS(`[...document.querySelectorAll('#consumers tr[data-consumer="connector-erp"] td.lag')].some(td => td.textContent === "40")`),
-		waitJS(`document.querySelector('#consumers tr[data-consumer="connector-erp"] .pill').textContent === "stalled"`),
+		waitJS(`[...document.querySelectorAll('#consumers tr[data-consumer="wxhub_erp"] td.lag')].some(td => td.textContent === "40")`),
+		waitJS(`document.querySelector('#consumers tr[data-consumer="wxhub_erp"] .pill').textContent === "stalled"`),
 		shots.shot("overview-queue-grows"),
 	)
 
@@ -189,8 +189,8 @@ func TestBrowserQueuesAndDLQReplay(t *testing.T) {
 	}
 	run("queue drains",
 		waitJS(`document.querySelector("#depth-WXHUB_ROUTE").dataset.value === "0"`),
-		waitJS(`document.querySelector('#consumers tr[data-consumer="connector-erp"] td.lag').textContent === "0"`),
-		waitJS(`document.querySelector('#consumers tr[data-consumer="connector-erp"] .pill').textContent === "online"`),
+		waitJS(`document.querySelector('#consumers tr[data-consumer="wxhub_erp"] td.lag').textContent === "0"`),
+		waitJS(`document.querySelector('#consumers tr[data-consumer="wxhub_erp"] .pill').textContent === "online"`),
 		shots.shot("overview-queue-drained"),
 	)
 

@@ -109,6 +109,9 @@ type ConsumerState struct {
 	MaxAck      int        `json:"max_ack_pending"`
 	LastActive  *time.Time `json:"last_active,omitempty"`
 	Health      string     `json:"health"` // online, idle, stalled, never
+	// Partitions is how many per-partition consumers this row adds up (a
+	// connector has one durable consumer per partition of its subjects).
+	Partitions int `json:"partitions,omitempty"`
 }
 
 // DLQState counts dead letters.
@@ -167,14 +170,52 @@ func readBusState(ctx context.Context, b *bus.Bus) (BusState, error) {
 			}
 		}
 		lister := s.ListConsumers(ctx)
+		var consumers []ConsumerState
 		for ci := range lister.Info() {
-			st.Consumers = append(st.Consumers, consumerState(name, ci, now))
+			consumers = append(consumers, consumerState(name, ci, now))
 		}
 		if err := lister.Err(); err != nil {
 			keep(err)
 		}
+		st.Consumers = append(st.Consumers, mergePartitions(consumers, now)...)
 	}
 	return st, firstErr
+}
+
+// mergePartitions adds up a connector's per-partition consumers into one row:
+// operations asks how far behind the ERP connector is, not partition 7 of it.
+func mergePartitions(cs []ConsumerState, now time.Time) []ConsumerState {
+	var out []ConsumerState
+	byConnector := map[string]int{}
+	for _, c := range cs {
+		if c.Connector == "" {
+			out = append(out, c)
+			continue
+		}
+		i, ok := byConnector[c.Connector]
+		if !ok {
+			c.Name = "wxhub_" + c.Connector
+			c.Filter = bus.RouteFilter(c.Connector)
+			c.Partitions = 1
+			byConnector[c.Connector] = len(out)
+			out = append(out, c)
+			continue
+		}
+		m := &out[i]
+		m.Partitions++
+		m.Pending += c.Pending
+		m.AckPending += c.AckPending
+		m.Redelivered += c.Redelivered
+		m.Waiting += c.Waiting
+		m.MaxAck += c.MaxAck
+		if c.LastActive != nil && (m.LastActive == nil || c.LastActive.After(*m.LastActive)) {
+			m.LastActive = c.LastActive
+		}
+	}
+	for i := range out {
+		out[i].Health = health(out[i], now)
+	}
+	return out
 }
 
 func consumerState(stream string, ci *jetstream.ConsumerInfo, now time.Time) ConsumerState {

@@ -152,14 +152,14 @@ func TestBusCollectorFollowsTraffic(t *testing.T) {
 
 	// A route consumer per connector is exported under its durable name.
 	if _, err := b.JS().CreateOrUpdateConsumer(ctx, bus.StreamRoute, jetstream.ConsumerConfig{
-		Durable: "connector-erp", AckPolicy: jetstream.AckExplicitPolicy, FilterSubject: bus.RouteFilter("erp"),
+		Durable: "wxhub_erp_0", AckPolicy: jetstream.AckExplicitPolicy, FilterSubject: bus.RouteFilter("erp"),
 	}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := b.PublishJSON(ctx, bus.RouteSubject("erp", 3), "r1", schemas.SchemaEvent, schemas.Event{ID: "r1"}); err != nil {
 		t.Fatal(err)
 	}
-	wantMetric(t, reg, "wxhub_consumer_pending", map[string]string{"stream": bus.StreamRoute, "consumer": "connector-erp"}, 1)
+	wantMetric(t, reg, "wxhub_consumer_pending", map[string]string{"stream": bus.StreamRoute, "consumer": "wxhub_erp"}, 1)
 
 	// The broker going away shows as wxhub_bus_up 0, not as a hung scrape.
 	b.Conn().Close()

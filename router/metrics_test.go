@@ -2,26 +2,22 @@ package router_test
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
-	"io"
 	"net/http"
 	"net/http/httptest"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
-	coltrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"go.uber.org/zap"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/wxhub/wxhub/bus"
 	"github.com/wxhub/wxhub/config"
 	"github.com/wxhub/wxhub/gateway"
 	"github.com/wxhub/wxhub/router"
 	"github.com/wxhub/wxhub/tracing"
+	"github.com/wxhub/wxhub/tracing/tracingtest"
 	"github.com/wxhub/wxhub/wecom/sim"
 )
 
@@ -50,41 +46,13 @@ func simGateway(t *testing.T, b *bus.Bus) *sim.Server {
 	return s
 }
 
-// spanSink is an OTLP/HTTP receiver keeping the spans' names and ids.
-type spanSink struct {
-	mu    sync.Mutex
-	spans []sunkSpan
-}
-
-type sunkSpan struct{ name, traceID, spanID, parentID string }
-
-func (k *spanSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, _ := io.ReadAll(r.Body)
-	var req coltrace.ExportTraceServiceRequest
-	if r.URL.Path != "/v1/traces" || proto.Unmarshal(body, &req) != nil {
-		http.Error(w, "bad", http.StatusBadRequest)
-		return
-	}
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	for _, rs := range req.ResourceSpans {
-		for _, ss := range rs.ScopeSpans {
-			for _, s := range ss.Spans {
-				k.spans = append(k.spans, sunkSpan{s.Name, hex.EncodeToString(s.TraceId), hex.EncodeToString(s.SpanId), hex.EncodeToString(s.ParentSpanId)})
-			}
-		}
-	}
-}
-
 // Events said through the simulator move the router's metrics: matches per
 // rule and connector ("default" for none), the route histogram, reloads by
 // result. With tracing on, each routing is a span between the gateway's
 // traceparent and the one the connectors receive.
 func TestSimRouterMetricsAndSpans(t *testing.T) {
-	sink := &spanSink{}
-	coll := httptest.NewServer(sink)
-	defer coll.Close()
-	shutdown, err := tracing.Setup(context.Background(), tracing.Config{Endpoint: coll.URL})
+	coll := tracingtest.New(t)
+	shutdown, err := tracing.Setup(context.Background(), tracing.Config{Endpoint: coll.URL()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,14 +116,10 @@ func TestSimRouterMetricsAndSpans(t *testing.T) {
 	if err := shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
-	sink.mu.Lock()
-	byID := map[string]sunkSpan{}
-	for _, sp := range sink.spans {
-		if sp.name == "router.route" {
-			byID[sp.spanID] = sp
-		}
+	byID := map[string]tracingtest.Span{}
+	for _, sp := range coll.Spans("router.route") {
+		byID[sp.SpanID] = sp
 	}
-	sink.mu.Unlock()
 	if len(byID) != 4 {
 		t.Fatalf("%d router.route spans exported, want 4", len(byID))
 	}
@@ -178,10 +142,10 @@ func TestSimRouterMetricsAndSpans(t *testing.T) {
 			t.Fatal(err)
 		}
 		sp, ok := byID[sc.SpanID]
-		if !ok || sp.traceID != sc.TraceID {
+		if !ok || sp.TraceID != sc.TraceID {
 			t.Fatalf("routed traceparent %s names no exported router span", tp)
 		}
-		if !parents[sp.traceID+sp.parentID] {
+		if !parents[sp.TraceID+sp.ParentID] {
 			t.Fatalf("router span %+v is not a child of an inbound event's traceparent", sp)
 		}
 	}

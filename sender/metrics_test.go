@@ -17,6 +17,8 @@ import (
 	"github.com/wxhub/wxhub/bus"
 	"github.com/wxhub/wxhub/schemas"
 	"github.com/wxhub/wxhub/sender"
+	"github.com/wxhub/wxhub/tracing"
+	"github.com/wxhub/wxhub/tracing/tracingtest"
 )
 
 // metric returns the value of the series name{labels} in reg: a counter's or
@@ -256,5 +258,55 @@ func TestRegistererOptional(t *testing.T) {
 	waitMetric(t, reg, "wxhub_sender_sends_total", L{"app": testApp, "result": "sent"}, 2)
 	if v := metric(t, reg, "wxhub_sender_backlog", L{"priority": "normal"}); v != 0 {
 		t.Fatalf("shared backlog gauge = %v", v)
+	}
+}
+
+// With tracing on, each send attempt is a span in the outbound message's trace;
+// a failed attempt is marked failed.
+func TestSimSendSpans(t *testing.T) {
+	coll := tracingtest.New(t)
+	shutdown, err := tracing.Setup(context.Background(), tracing.Config{Endpoint: coll.URL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = shutdown(context.Background()) }()
+	clock := sender.NewManualClock(time.Date(2025, 3, 3, 10, 0, 0, 0, shanghai))
+	h := newHarness(t, harnessOpts{users: 1, clock: clock})
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	h.sim.FailNext(1, -1)
+	body, _ := json.Marshal(map[string]any{"touser": "u0", "msgtype": "text", "text": map[string]string{"content": "traced"}})
+	out := schemas.Outbound{SpecVersion: schemas.SpecVersion, ID: "traced", Source: "test", Type: "wxhub.out.message",
+		Time: time.Now(), DataContentType: "application/json", TraceParent: tp,
+		Data: schemas.OutboundData{App: testApp, Kind: schemas.KindMessage, Body: body}}
+	ctx := bus.WithTraceParent(context.Background(), tp)
+	if _, err := h.bus.PublishJSON(ctx, bus.OutSubject(testApp), out.ID, schemas.SchemaOutbound, out); err != nil {
+		t.Fatal(err)
+	}
+	for h.status("traced").Status != schemas.StatusSent {
+		clock.Advance(200 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond)
+	}
+	h.stop()
+	if err := shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	spans := coll.Spans("sender.send")
+	if len(spans) != 2 {
+		t.Fatalf("%d sender.send spans, want 2 (a failed attempt, then the send)", len(spans))
+	}
+	failed := 0
+	for _, sp := range spans {
+		if sp.TraceID != "4bf92f3577b34da6a3ce929d0e0e4736" || sp.ParentID != "00f067aa0ba902b7" {
+			t.Fatalf("span %+v is not a child of %s", sp, tp)
+		}
+		if sp.Attrs["wxhub.id"] != "traced" || sp.Attrs["wxhub.app"] != testApp {
+			t.Fatalf("span attributes %v", sp.Attrs)
+		}
+		if sp.Failed {
+			failed++
+		}
+	}
+	if failed != 1 {
+		t.Fatalf("%d failed spans, want 1", failed)
 	}
 }

@@ -14,8 +14,11 @@ import (
 	"github.com/wxhub/wxhub/wecom/sim"
 )
 
-// demoAPIKey is the push-API key of the demo's sample legacy systems.
-const demoAPIKey = "demo-erp-key"
+// Demo credentials: printed in the banner, never to be used outside the demo.
+const (
+	demoAPIKey         = "demo-erp-key"         // the push-API key of the sample legacy systems
+	demoDashboardToken = "demo-dashboard-token" // the dashboard's admin token
+)
 
 // demoConfig is the hub's config for the demo corp of the simulator.
 func demoConfig(s sim.Config, dataDir, listen string) *config.Config {
@@ -26,6 +29,7 @@ func demoConfig(s sim.Config, dataDir, listen string) *config.Config {
 		API:     config.API{Keys: []config.APIKey{{Name: "erp", Key: demoAPIKey, Apps: []string{"*"}}}},
 		Log:     config.Log{Level: "info", Format: "console"},
 	}
+	c.Dashboard.AdminToken = demoDashboardToken
 	for _, a := range s.Apps {
 		c.WeCom.Apps = append(c.WeCom.Apps, config.App{Name: a.Name, AgentID: a.AgentID, Secret: a.Secret,
 			Token: a.Token, EncodingAESKey: a.EncodingAESKey})
@@ -94,6 +98,7 @@ func printDemoBanner(gatewayAddr, simAddr, erpURL string) {
     gateway        http://%[1]s   (callbacks: /wecom/helpdesk/callback, push API: /api/v1/messages)
     WeCom simulator http://%[2]s   (what the hub sent: /sim/sent)
     sample ERP     %[5]s   (orders 1001-1005, stock A-100..., approvals)
+    dashboard      http://%[1]s/dashboard/   (admin token: %[6]s)
 
   Try, in another terminal:
     ./bin/wxhub sim say%[3]s zhangsan "你好"                 # unmatched: the help text comes back
@@ -109,5 +114,5 @@ func printDemoBanner(gatewayAddr, simAddr, erpURL string) {
 
   Ctrl-C stops the hub; its queues stay in ./data.
 
-`, gatewayAddr, simAddr, simFlag, demoAPIKey, erpURL)
+`, gatewayAddr, simAddr, simFlag, demoAPIKey, erpURL, demoDashboardToken)
 }
