@@ -82,7 +82,7 @@ func (r *Report) Table() string {
 	var b strings.Builder
 	b.WriteString("| area | measure | result | goal | met |\n|---|---|---|---|---|\n")
 	for _, row := range r.Rows {
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", row.Area, row.Measure, cell(row.Result), cell(row.Goal), row.Met)
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", row.Area, cell(row.Measure), cell(row.Result), cell(row.Goal), row.Met)
 	}
 	return b.String()
 }

@@ -4,6 +4,7 @@
 package config
 
 import (
+	_ "embed"
 	"errors"
 	"fmt"
 	"os"
@@ -21,6 +22,12 @@ import (
 	"github.com/wxhub/wxhub/router"
 	"github.com/wxhub/wxhub/sender"
 )
+
+// Smallest is the smallest configuration (design.md): one WeCom app and one
+// API key, secrets from the environment. docs/configuration.md quotes it.
+//
+//go:embed smallest.yaml
+var Smallest []byte
 
 // ErrInvalid is wrapped by every validation error.
 var ErrInvalid = errors.New("config")

@@ -9,36 +9,12 @@ import (
 	"github.com/wxhub/wxhub/config"
 )
 
-// smallest is the design's smallest configuration, verbatim.
-const smallest = `
-nats:
-  url: ""                      # empty: embedded server; else e.g. nats://a:4222,nats://b:4222
-  data_dir: ./data/nats        # embedded JetStream storage
-  replicas: 1
-gateway:
-  listen: 127.0.0.1:8080
-wecom:
-  api_base: https://qyapi.weixin.qq.com   # the simulator's address in the demo and tests
-  corp_id: ww0123456789abcdef
-  apps:
-    - name: helpdesk            # -> /wecom/helpdesk/callback
-      agent_id: 1000002
-      secret: ${WXHUB_HELPDESK_SECRET}
-      token: QDG6eK
-      encoding_aes_key: jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C   # 43 characters
-api:
-  keys:                         # clients of the push API and of the drop-in endpoint
-    - name: erp
-      key: ${WXHUB_ERP_KEY}
-      apps: [helpdesk]
-`
-
 func env(m map[string]string) func(string) (string, bool) {
 	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
 }
 
 func TestParseSmallest(t *testing.T) {
-	c, err := config.Parse([]byte(smallest), env(map[string]string{
+	c, err := config.Parse(config.Smallest, env(map[string]string{
 		"WXHUB_HELPDESK_SECRET": "s3cret", "WXHUB_ERP_KEY": "erp-key-123",
 		"WXHUB_WECOM_API_BASE": "http://127.0.0.1:9999", "WXHUB_GATEWAY_TIMESTAMP_WINDOW": "1m",
 	}))
@@ -64,13 +40,13 @@ func TestParseErrorsNameTheKey(t *testing.T) {
 		env     map[string]string
 		wantErr string
 	}{
-		{"unset secret", smallest, map[string]string{"WXHUB_ERP_KEY": "erp-key-123"}, "wecom.apps[0].secret: environment variable WXHUB_HELPDESK_SECRET is not set"},
-		{"short aes key", strings.Replace(smallest, "3ykkR6q2B2C", "3ykkR6q2B2", 1), base, "wecom.apps[0].encoding_aes_key: must be 43 characters, got 42"},
-		{"unknown key", smallest + "bogus: 1\n", base, "bogus: unknown key (line 22)"},
-		{"bad replicas", strings.Replace(smallest, "replicas: 1", "replicas: 9", 1), base, "config: nats.replicas: 9, want 1..5"},
-		{"key names unknown app", strings.Replace(smallest, "apps: [helpdesk]", "apps: [nope]", 1), base, `api.keys[0].apps[0]: no WeCom app named "nope"`},
-		{"bad app name", strings.Replace(smallest, "name: helpdesk", "name: Help Desk", 1), base, "wecom.apps[0].name: must be"},
-		{"bad env override", smallest, map[string]string{"WXHUB_HELPDESK_SECRET": "s", "WXHUB_ERP_KEY": "erp-key-123", "WXHUB_NATS_REPLICAS": "three"}, "WXHUB_NATS_REPLICAS"},
+		{"unset secret", string(config.Smallest), map[string]string{"WXHUB_ERP_KEY": "erp-key-123"}, "wecom.apps[0].secret: environment variable WXHUB_HELPDESK_SECRET is not set"},
+		{"short aes key", strings.Replace(string(config.Smallest), "3ykkR6q2B2C", "3ykkR6q2B2", 1), base, "wecom.apps[0].encoding_aes_key: must be 43 characters, got 42"},
+		{"unknown key", string(config.Smallest) + "bogus: 1\n", base, "bogus: unknown key (line 21)"},
+		{"bad replicas", strings.Replace(string(config.Smallest), "replicas: 1", "replicas: 9", 1), base, "config: nats.replicas: 9, want 1..5"},
+		{"key names unknown app", strings.Replace(string(config.Smallest), "apps: [helpdesk]", "apps: [nope]", 1), base, `api.keys[0].apps[0]: no WeCom app named "nope"`},
+		{"bad app name", strings.Replace(string(config.Smallest), "name: helpdesk", "name: Help Desk", 1), base, "wecom.apps[0].name: must be"},
+		{"bad env override", string(config.Smallest), map[string]string{"WXHUB_HELPDESK_SECRET": "s", "WXHUB_ERP_KEY": "erp-key-123", "WXHUB_NATS_REPLICAS": "three"}, "WXHUB_NATS_REPLICAS"},
 		{"not yaml", "nats: [", base, "config"},
 	}
 	for _, tt := range tests {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wxhub/wxhub/config"
 	"github.com/wxhub/wxhub/wecom/sim"
 )
 
@@ -24,29 +25,6 @@ func TestMain(m *testing.M) {
 	}
 	os.Exit(m.Run())
 }
-
-// smallestConfig is the design's smallest configuration, verbatim.
-const smallestConfig = `nats:
-  url: ""                      # empty: embedded server; else e.g. nats://a:4222,nats://b:4222
-  data_dir: ./data/nats        # embedded JetStream storage
-  replicas: 1
-gateway:
-  listen: 127.0.0.1:8080
-wecom:
-  api_base: https://qyapi.weixin.qq.com   # the simulator's address in the demo and tests
-  corp_id: ww0123456789abcdef
-  apps:
-    - name: helpdesk            # -> /wecom/helpdesk/callback
-      agent_id: 1000002
-      secret: ${WXHUB_HELPDESK_SECRET}
-      token: QDG6eK
-      encoding_aes_key: jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C   # 43 characters
-api:
-  keys:                         # clients of the push API and of the drop-in endpoint
-    - name: erp
-      key: ${WXHUB_ERP_KEY}
-      apps: [helpdesk]
-`
 
 func freePort(t *testing.T) int {
 	t.Helper()
@@ -69,7 +47,7 @@ type proc struct {
 
 func newProc(t *testing.T, simURL string) *proc {
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "wxhub.yaml"), []byte(smallestConfig), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "wxhub.yaml"), config.Smallest, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	gw := "127.0.0.1:" + strconv.Itoa(freePort(t))

@@ -61,3 +61,14 @@ func (l *Latencies) Percentile(p float64) time.Duration {
 func (l *Latencies) Max() time.Duration { return l.Percentile(100) }
 
 func sortStrings(s []string) { sort.Strings(s) }
+
+// Merge adds every sample of o.
+func (l *Latencies) Merge(o *Latencies) {
+	o.mu.Lock()
+	s := append([]time.Duration(nil), o.s...)
+	o.mu.Unlock()
+	l.mu.Lock()
+	l.s = append(l.s, s...)
+	l.sorted = false
+	l.mu.Unlock()
+}
