@@ -21,6 +21,7 @@ import (
 	"github.com/wxhub/wxhub/dashboard"
 	"github.com/wxhub/wxhub/router"
 	"github.com/wxhub/wxhub/sender"
+	"github.com/wxhub/wxhub/tracing"
 )
 
 // Smallest is the smallest configuration (design.md): one WeCom app and one
@@ -50,7 +51,9 @@ type Config struct {
 	// Dashboard: the operations page at /dashboard/; off until an admin token
 	// or a user is configured. See dashboard.Config.
 	Dashboard dashboard.Config `yaml:"dashboard"`
-	Log       Log              `yaml:"log"`
+	// Tracing: OpenTelemetry export over OTLP/HTTP; off unless an endpoint is set.
+	Tracing tracing.Config `yaml:"tracing"`
+	Log     Log            `yaml:"log"`
 }
 
 // Connectors configures the connectors that run inside the wxhub process.
@@ -251,6 +254,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Dashboard.WithDefaults().Validate(); err != nil {
 		return fmt.Errorf("%w: %s", ErrInvalid, strings.TrimPrefix(err.Error(), dashboard.ErrConfig.Error()+": "))
+	}
+	if err := c.Tracing.Validate(); err != nil {
+		return fmt.Errorf("%w: %s", ErrInvalid, strings.TrimPrefix(err.Error(), tracing.ErrConfig.Error()+": "))
 	}
 	if c.Connectors.ERP != nil {
 		if err := c.Connectors.ERP.WithDefaults().Validate(); err != nil {

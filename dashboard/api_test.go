@@ -282,7 +282,7 @@ func (o overview) depth(stream string) uint64 {
 func TestOverviewAndEvents(t *testing.T) {
 	e := newEnv(t, dashboard.WithSendLimits(dashboard.SendLimit{App: "helpdesk", Name: "corp", PerMinute: 100}))
 	ctx := testCtx(t)
-	sent := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wxhub_sender_sent_total", Help: "h"}, []string{"app", "result"})
+	sent := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wxhub_sender_sends_total", Help: "h"}, []string{"app", "result"})
 	e.reg.MustRegister(sent)
 	sent.WithLabelValues("helpdesk", "ok").Add(1)
 	c := e.client(t)

@@ -80,7 +80,7 @@ func TestBrowserQueuesAndDLQReplay(t *testing.T) {
 	ctx := testCtx(t)
 	shots := newShooter(t)
 	// The sender's counter, as the sender registers it.
-	sent := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wxhub_sender_sent_total", Help: "Sends."}, []string{"app", "result", "errcode"})
+	sent := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wxhub_sender_sends_total", Help: "Sends."}, []string{"app", "result", "errcode"})
 	e.reg.MustRegister(sent)
 
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],

@@ -47,7 +47,7 @@ type Config struct {
 	// newest messages of each stream. Default 5000, at most 200000.
 	TraceScan int `yaml:"trace_scan"`
 	// SentMetric is the counter of sends (labels app, result) drawn against the
-	// send limits. Default wxhub_sender_sent_total.
+	// send limits. Default wxhub_sender_sends_total.
 	SentMetric string `yaml:"sent_metric"`
 }
 
@@ -56,7 +56,7 @@ const (
 	DefaultSessionTTL = 12 * time.Hour
 	DefaultRefresh    = 2 * time.Second
 	DefaultTraceScan  = 5000
-	DefaultSentMetric = "wxhub_sender_sent_total"
+	DefaultSentMetric = "wxhub_sender_sends_total"
 	adminUserName     = "admin"
 	minTokenLen       = 16
 	minSessionKeyLen  = 32

@@ -11,7 +11,7 @@ import (
 
 func TestRatesAndLimits(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	sent := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wxhub_sender_sent_total", Help: "h"}, []string{"app", "result", "errcode"})
+	sent := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wxhub_sender_sends_total", Help: "h"}, []string{"app", "result", "errcode"})
 	other := prometheus.NewCounter(prometheus.CounterOpts{Name: "go_gc_total_not_ours", Help: "h"})
 	reg.MustRegister(sent, other)
 	rt := newRateTracker(time.Minute)
@@ -35,7 +35,7 @@ func TestRatesAndLimits(t *testing.T) {
 
 	get := func(app, result string) Rate {
 		for _, r := range rates {
-			if r.Metric == "wxhub_sender_sent_total" && r.Labels["app"] == app && r.Labels["result"] == result {
+			if r.Metric == "wxhub_sender_sends_total" && r.Labels["app"] == app && r.Labels["result"] == result {
 				return r
 			}
 		}
@@ -55,7 +55,7 @@ func TestRatesAndLimits(t *testing.T) {
 		}
 	}
 
-	uses := limitUse(rates, "wxhub_sender_sent_total", []SendLimit{
+	uses := limitUse(rates, "wxhub_sender_sends_total", []SendLimit{
 		{App: "helpdesk", Name: "member/minute", PerMinute: 60},
 		{Name: "corp message/send per minute", PerMinute: 100},
 	})

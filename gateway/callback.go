@@ -17,6 +17,7 @@ import (
 
 	"github.com/wxhub/wxhub/bus"
 	"github.com/wxhub/wxhub/schemas"
+	"github.com/wxhub/wxhub/tracing"
 	"github.com/wxhub/wxhub/wecom"
 )
 
@@ -167,7 +168,9 @@ func plainSignatureOK(token, signature, timestamp, nonce string) error {
 
 // receive handles a message or event POST: verify, decrypt, normalize, publish,
 // and answer 200 only once JetStream has the event.
-func (g *Gateway) receive(w http.ResponseWriter, r *http.Request, ch *channel) (string, error) {
+func (g *Gateway) receive(w http.ResponseWriter, r *http.Request, ch *channel) (eventType string, err error) {
+	ctx, end := tracing.StartSpan(r.Context(), "gateway.callback", r.Header.Get(bus.HeaderTraceParent))
+	defer func() { end(err) }()
 	q := r.URL.Query()
 	if err := g.checkTimestamp(q.Get("timestamp")); err != nil {
 		return "", err
@@ -197,8 +200,8 @@ func (g *Gateway) receive(w http.ResponseWriter, r *http.Request, ch *channel) (
 	}
 	data.Channel = ch.kind
 	data.App = ch.name
-	eventType := wecom.EventType(data)
-	tp := bus.NewTraceParent()
+	eventType = wecom.EventType(data)
+	tp := bus.TraceParentFrom(ctx)
 	ev := schemas.Event{
 		SpecVersion:     schemas.SpecVersion,
 		ID:              ch.kind + "-" + ch.name + "-" + wecom.DedupKey(data, plain),
@@ -209,7 +212,7 @@ func (g *Gateway) receive(w http.ResponseWriter, r *http.Request, ch *channel) (
 		TraceParent:     tp,
 		Data:            data,
 	}
-	if err := g.publish(r.Context(), bus.InSubject(ch.kind, ch.name, eventType), ev.ID, schemas.SchemaEvent, ev, tp); err != nil {
+	if err := g.publish(ctx, bus.InSubject(ch.kind, ch.name, eventType), ev.ID, schemas.SchemaEvent, ev); err != nil {
 		return eventType, err
 	}
 	g.log.Debug("callback accepted", zap.String("id", ev.ID), zap.String("type", ev.Type), zap.String("app", ch.name))
@@ -223,11 +226,12 @@ func (g *Gateway) receive(w http.ResponseWriter, r *http.Request, ch *channel) (
 var errPublish = errors.New("event store unavailable, retry")
 
 // publish waits for JetStream's ack within the configured bound, then returns.
-func (g *Gateway) publish(ctx context.Context, subject, id, schema string, v any, traceParent string) error {
+// ctx carries the traceparent of the gateway's span.
+func (g *Gateway) publish(ctx context.Context, subject, id, schema string, v any) error {
 	ctx, cancel := context.WithTimeout(ctx, g.cfg.Gateway.PublishTimeout)
 	defer cancel()
 	start := g.now()
-	_, err := g.bus.PublishJSON(bus.WithTraceParent(ctx, traceParent), subject, id, schema, v)
+	_, err := g.bus.PublishJSON(ctx, subject, id, schema, v)
 	g.metrics.publishSeconds.Observe(g.now().Sub(start).Seconds())
 	if err != nil {
 		g.log.Error("publish failed", zap.String("subject", subject), zap.String("id", id), zap.Error(err))

@@ -48,7 +48,7 @@ func (g *Gateway) createChat(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{"error": "body too large"})
 		return
 	}
-	acc, err := g.openChat(r.Context(), key, body)
+	acc, err := g.openChat(callerTrace(r), key, body)
 	if err != nil {
 		writePushError(w, err)
 		return

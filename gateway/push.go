@@ -24,6 +24,7 @@ import (
 	"github.com/wxhub/wxhub/bus"
 	"github.com/wxhub/wxhub/config"
 	"github.com/wxhub/wxhub/schemas"
+	"github.com/wxhub/wxhub/tracing"
 )
 
 // pushError is a push-API failure with its HTTP status and, for 400, the field at fault.
@@ -107,7 +108,7 @@ func (g *Gateway) pushMessage(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{"error": "body too large"})
 		return
 	}
-	acc, app, err := g.enqueue(r.Context(), key, body)
+	acc, app, err := g.enqueue(callerTrace(r), key, body)
 	g.metrics.pushes.WithLabelValues(key.Name, app, resultLabel(err)).Inc()
 	if err != nil {
 		writePushError(w, err)
@@ -176,7 +177,7 @@ func (g *Gateway) enqueue(ctx context.Context, key *config.APIKey, body []byte) 
 // queue records id as queued and publishes the message to WXHUB_OUT. When id
 // is already recorded (a repeated dedup key), the first message stands and its
 // status is returned; nothing is published again.
-func (g *Gateway) queue(ctx context.Context, key *config.APIKey, app, kind, priority, dedupKey, id string, wecomBody []byte) (pushAccepted, error) {
+func (g *Gateway) queue(ctx context.Context, key *config.APIKey, app, kind, priority, dedupKey, id string, wecomBody []byte) (_ pushAccepted, err error) {
 	status, err := g.bus.KV(ctx, bus.BucketStatus)
 	if err != nil {
 		return pushAccepted{}, err
@@ -195,7 +196,9 @@ func (g *Gateway) queue(ctx context.Context, key *config.APIKey, app, kind, prio
 		}
 		return pushAccepted{ID: id, Status: schemas.StatusQueued}, nil
 	}
-	tp := bus.NewTraceParent()
+	ctx, end := tracing.StartSpan(ctx, "gateway.push", bus.TraceParentFrom(ctx))
+	defer func() { end(err) }()
+	tp := bus.TraceParentFrom(ctx)
 	out := schemas.Outbound{
 		SpecVersion:     schemas.SpecVersion,
 		ID:              id,
@@ -208,7 +211,7 @@ func (g *Gateway) queue(ctx context.Context, key *config.APIKey, app, kind, prio
 			App: app, Kind: kind, Priority: priority, DedupKey: dedupKey, Body: wecomBody,
 		},
 	}
-	if err := g.publish(ctx, bus.OutSubject(app), id, schemas.SchemaOutbound, out, tp); err != nil {
+	if err := g.publish(ctx, bus.OutSubject(app), id, schemas.SchemaOutbound, out); err != nil {
 		// Not queued after all: let the client's retry create it again.
 		status.Delete(context.WithoutCancel(ctx), id)
 		return pushAccepted{}, err
@@ -367,7 +370,7 @@ func (g *Gateway) dropInSend(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, wecomError(44004, "request body too large"))
 		return
 	}
-	acc, app, err := g.enqueue(r.Context(), key, body)
+	acc, app, err := g.enqueue(callerTrace(r), key, body)
 	g.metrics.pushes.WithLabelValues(key.Name, app, resultLabel(err)).Inc()
 	if err != nil {
 		var pe *pushError
@@ -385,4 +388,9 @@ func (g *Gateway) dropInSend(w http.ResponseWriter, r *http.Request) {
 		"errcode": 0, "errmsg": "ok", "invaliduser": "", "invalidparty": "", "invalidtag": "",
 		"unlicenseduser": "", "msgid": acc.ID, "response_code": "",
 	})
+}
+
+// callerTrace continues the trace of a legacy system that sent a traceparent.
+func callerTrace(r *http.Request) context.Context {
+	return bus.WithTraceParent(r.Context(), r.Header.Get(bus.HeaderTraceParent))
 }

@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -291,4 +293,53 @@ func TestE2EERPApprovalCardUpdatedForEveryone(t *testing.T) {
 	if got, _ := erpSrv.Approval(a.ID); got.Status != "approved" {
 		t.Fatalf("approval status %q, want approved", got.Status)
 	}
+}
+
+func TestE2EMetricsMove(t *testing.T) {
+	e := startE2E(t)
+	ctx := waitCtx(t, 20*time.Second)
+	for i := 0; i < 3; i++ {
+		if _, err := e.sim.Say(ctx, "helpdesk", "zhaoliu", fmt.Sprintf("echo metrics %d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := e.sim.WaitSent(ctx, func(m sim.SentMessage) bool { return strings.HasSuffix(m.Content, "metrics 2") }); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		`wxhub_gateway_callbacks_total{app="helpdesk",channel="wecom",result="ok",type="text"} 3`,
+		`wxhub_router_events_total{connector="echo",rule="builtin-echo"} 3`,
+		`wxhub_sender_sends_total{app="helpdesk",errcode="0",result="sent"} 3`,
+		`wxhub_stream_messages{stream="WXHUB_IN"} 3`,
+		`wxhub_e2e_latency_seconds_count{app="helpdesk"} 3`,
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		body := getBody(t, "http://"+e.hubAddr+"/metrics")
+		missing := ""
+		for _, w := range want {
+			if !strings.Contains(body, w) {
+				missing = w
+				break
+			}
+		}
+		if missing == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/metrics lacks %s", missing)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func getBody(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/wxhub/wxhub/gateway"
 	"github.com/wxhub/wxhub/router"
 	"github.com/wxhub/wxhub/sender"
+	"github.com/wxhub/wxhub/tracing"
 	"github.com/wxhub/wxhub/wecom"
 )
 
@@ -116,6 +117,15 @@ func runHub(ctx context.Context, cfg *config.Config, log *zap.Logger, o hubOptio
 		reg = prometheus.NewRegistry()
 		reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	}
+	shutdownTracing, err := tracing.Setup(ctx, cfg.Tracing, tracing.WithLogger(log))
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		shutdownTracing(sctx)
+	}()
 	g, ctx := errgroup.WithContext(ctx)
 
 	rules := builtinRules(cfg)
@@ -124,7 +134,7 @@ func runHub(ctx context.Context, cfg *config.Config, log *zap.Logger, o hubOptio
 	setHelp(rules)
 
 	if want("router") {
-		r, err := router.New(b, rules, router.Options{Logger: log, PollWait: o.pollWait})
+		r, err := router.New(b, rules, router.Options{Logger: log, PollWait: o.pollWait, Registerer: reg})
 		if err != nil {
 			return err
 		}
@@ -145,7 +155,7 @@ func runHub(ctx context.Context, cfg *config.Config, log *zap.Logger, o hubOptio
 
 	if want("sender") && len(cfg.WeCom.Apps) > 0 {
 		client := wecom.NewClient(cfg.WeCom.APIBase)
-		s, err := sender.New(cfg.SenderConfig(), b, client, log)
+		s, err := sender.New(cfg.SenderConfig(), b, client, log, sender.WithRegisterer(reg))
 		if err != nil {
 			return err
 		}

@@ -59,7 +59,7 @@ function log(level, msg, fields = {}) {
 
 // --- schemas
 
-const ajv = new Ajv2020({ allErrors: false, strict: true, allowUnionTypes: true });
+const ajv = new Ajv2020({ strict: true, strictRequired: false, allowUnionTypes: true });
 addFormats(ajv);
 function loadSchema(file) {
   return ajv.compile(JSON.parse(fs.readFileSync(path.join(cfg.schemasDir, file), "utf8")));
