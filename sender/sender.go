@@ -355,6 +355,10 @@ func (s *Sender) decode(msg jetstream.Msg) (*job, error) {
 		if str("response_code") == "" {
 			return j, fmt.Errorf("%w: data.body.response_code: empty", ErrBadMessage)
 		}
+	case schemas.KindChatCreate:
+		if j.chatID = str("chatid"); j.chatID == "" {
+			return j, fmt.Errorf("%w: data.body.chatid: empty", ErrBadMessage)
+		}
 	default:
 		return j, fmt.Errorf("%w: data.kind: %q", ErrBadMessage, d.Kind)
 	}
@@ -512,6 +516,8 @@ func (s *Sender) claims(j *job) []claim {
 		}
 	case schemas.KindCardUpdate:
 		return []claim{{key: "corp.update_template_card", rules: s.corpRules, n: 1, global: true}}
+	case schemas.KindChatCreate:
+		return []claim{{key: "corp.appchat_create", rules: s.corpRules, n: 1, global: true}}
 	}
 	cs := []claim{{key: "corp.message_send", rules: s.corpRules, n: 1, global: true}}
 	for _, u := range j.users {
@@ -690,10 +696,22 @@ func (s *Sender) send(ctx context.Context, t *task) {
 		s.m.deferrals.WithLabelValues(j.app.Name, reasonFrequency).Inc()
 		s.retry(ctx, t, err, false)
 	case errPermanent:
+		if chatNotYetCreated(j, err) {
+			s.retry(ctx, t, err, false)
+			return
+		}
 		s.fail(ctx, t, err.Error(), err)
 	default:
 		s.retry(ctx, t, err, false)
 	}
+}
+
+// chatNotYetCreated: a message to a chat the push API opened a moment ago may
+// overtake the chat's creation (other priorities, another replica); 86003 is
+// then worth the usual retries rather than a dead letter.
+func chatNotYetCreated(j *job, err error) bool {
+	var ae *wecom.APIError
+	return j.out.Data.Kind == schemas.KindAppChat && errors.As(err, &ae) && ae.Code == 86003
 }
 
 func (s *Sender) requestBody(j *job) map[string]json.RawMessage {

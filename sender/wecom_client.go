@@ -24,6 +24,8 @@ func (w wecomClient) send(ctx context.Context, kind, token string, body any) (se
 		err = w.c.SendAppChat(ctx, token, body)
 	case schemas.KindCardUpdate:
 		r, err = w.c.UpdateTemplateCard(ctx, token, body)
+	case schemas.KindChatCreate:
+		_, err = w.c.CreateAppChat(ctx, token, body)
 	default:
 		r, err = w.c.SendMessage(ctx, token, body)
 	}

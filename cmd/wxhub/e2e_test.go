@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -342,4 +343,31 @@ func getBody(t *testing.T, url string) string {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
+}
+
+func TestE2EIncidentRoomInOneCall(t *testing.T) {
+	e := startE2E(t)
+	ctx := waitCtx(t, 20*time.Second)
+	req, _ := http.NewRequestWithContext(ctx, "POST", "http://"+e.hubAddr+"/api/v1/chats", strings.NewReader(
+		`{"app":"helpdesk","name":"故障 42","owner":"zhangsan","userlist":["zhangsan","lisi","zhouba"],
+		  "message":{"msgtype":"text","text":{"content":"主库宕机，请进群处理"}}}`))
+	req.Header.Set("Authorization", "Bearer "+demoAPIKey)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 202 {
+		t.Fatalf("status %d %s", resp.StatusCode, body)
+	}
+	var acc struct{ ChatID string }
+	json.Unmarshal(body, &acc)
+	m, err := e.sim.WaitSent(ctx, func(m sim.SentMessage) bool { return m.API == "appchat/send" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.ChatID != acc.ChatID || m.Content != "主库宕机，请进群处理" {
+		t.Fatalf("sent %+v, want the first message in chat %s", m, acc.ChatID)
+	}
 }
