@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -369,5 +370,45 @@ func TestE2EIncidentRoomInOneCall(t *testing.T) {
 	}
 	if m.ChatID != acc.ChatID || m.Content != "主库宕机，请进群处理" {
 		t.Fatalf("sent %+v, want the first message in chat %s", m, acc.ChatID)
+	}
+}
+
+func TestDLQCommandsReplayADeadLetter(t *testing.T) {
+	e := startE2E(t)
+	ctx := waitCtx(t, 20*time.Second)
+	out := schemas.Outbound{SpecVersion: schemas.SpecVersion, ID: "m-dead-1", Source: "api/erp", Type: "wxhub.out.message",
+		Time: time.Now().UTC(), DataContentType: "application/json",
+		Data: schemas.OutboundData{App: "helpdesk", Kind: schemas.KindMessage,
+			Body: json.RawMessage(`{"touser":"sunqi","msgtype":"text","text":{"content":"来自死信的消息"}}`)}}
+	orig, _ := json.Marshal(out)
+	if err := e.bus.PublishDeadLetter(ctx, "dead-1", schemas.DeadLetterData{Stage: "sender", Reason: "errcode 60020: IP not trusted",
+		Attempts: 8, Subject: bus.OutSubject("helpdesk"), Original: orig}); err != nil {
+		t.Fatal(err)
+	}
+	dlq := func(args ...string) string {
+		t.Helper()
+		s, err := captureStdout(func() error { return dlqCmd(ctx, append([]string{"--nats", e.bus.ClientURL()}, args...)) })
+		if err != nil {
+			t.Fatalf("dlq %v: %v", args, err)
+		}
+		return s
+	}
+	list := dlq("list")
+	if !strings.Contains(list, "60020") || !strings.Contains(list, "sender") {
+		t.Fatalf("dlq list:\n%s", list)
+	}
+	seq := strings.Fields(strings.Split(list, "\n")[1])[0]
+	if show := dlq("show", seq); !strings.Contains(show, "来自死信的消息") && !strings.Contains(show, "sunqi") {
+		t.Fatalf("dlq show:\n%s", show)
+	}
+	dlq("replay", seq)
+	if _, err := e.sim.WaitSent(ctx, func(m sim.SentMessage) bool { return m.User == "sunqi" && m.Content == "来自死信的消息" }); err != nil {
+		t.Fatalf("replayed message not delivered: %v", err)
+	}
+	if list := dlq("list"); strings.Contains(list, "60020") {
+		t.Fatalf("replayed entry still listed:\n%s", list)
+	}
+	if _, err := captureStdout(func() error { return dlqCmd(ctx, []string{"--nats", e.bus.ClientURL(), "show", seq}) }); !errors.Is(err, bus.ErrDLQNotFound) {
+		t.Fatalf("show of a replayed entry: %v, want not found", err)
 	}
 }
