@@ -7,7 +7,7 @@ RACE_PKGS := ./bus/... ./gateway/... ./router/... ./sender/... ./connectors/... 
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: build run test test-go test-race lint bench fuzz chaos clean
+.PHONY: build run test test-go test-race lint bench soak fuzz clean
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/wxhub
@@ -30,9 +30,14 @@ lint:
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 
-## bench: load and speed figures, written to docs/benchmarks.md.
+## bench: load and speed figures against this machine's ceiling, written to docs/benchmarks.md (~3 min).
 bench: build
-	$(GO) test -run '^$$' -bench . -benchtime 2s ./wecom/... ./sender/... ./bus/...
+	./$(BIN) bench --out docs/benchmarks.md
+	$(GO) test -run '^$$' -bench . -benchtime 1s ./wecom ./gateway
+
+## soak: ten minutes of load on `wxhub run`, watching memory (not part of CI).
+soak: build
+	./$(BIN) bench --phases cost --cost-load 10m
 
 ## fuzz: 60 s per fuzz target (not part of CI).
 fuzz:

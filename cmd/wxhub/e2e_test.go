@@ -27,10 +27,24 @@ import (
 // e2e is a whole hub in this process on an embedded NATS server, with the
 // simulator playing WeCom on real HTTP.
 type e2e struct {
+	cfg     *config.Config
 	sim     *sim.Server
 	hubAddr string
 	bus     *bus.Bus
 }
+
+// withOnly runs only the named components (as --only does).
+func withOnly(components ...string) func(*config.Config) {
+	return func(c *config.Config) {
+		onlyFor[c] = map[string]bool{}
+		for _, name := range components {
+			onlyFor[c][name] = true
+		}
+	}
+}
+
+// onlyFor passes withOnly's choice to startE2E without widening config.Config.
+var onlyFor = map[*config.Config]map[string]bool{}
 
 func startE2E(t *testing.T, mods ...func(*config.Config)) *e2e {
 	t.Helper()
@@ -64,7 +78,7 @@ func startE2E(t *testing.T, mods ...func(*config.Config)) *e2e {
 	ready := make(chan *hub, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- runHub(ctx, cfg, zap.NewNop(), hubOptions{listener: ln, pollWait: 200 * time.Millisecond, ready: func(h *hub) { ready <- h }})
+		done <- runHub(ctx, cfg, zap.NewNop(), hubOptions{only: onlyFor[cfg], listener: ln, pollWait: 200 * time.Millisecond, ready: func(h *hub) { ready <- h }})
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -79,7 +93,7 @@ func startE2E(t *testing.T, mods ...func(*config.Config)) *e2e {
 	})
 	select {
 	case h := <-ready:
-		return &e2e{sim: s, hubAddr: h.addr, bus: h.bus}
+		return &e2e{cfg: cfg, sim: s, hubAddr: h.addr, bus: h.bus}
 	case err := <-done:
 		t.Fatalf("hub failed to start: %v", err)
 	case <-time.After(30 * time.Second):
