@@ -300,6 +300,9 @@ func (h *harness) eventually(what string, cond func() error) {
 		if err == nil {
 			return
 		}
+		if dead := h.dead.Load(); dead != nil {
+			h.t.Fatalf("the connector exited (%v) while waiting for %s: %v", *dead, what, err)
+		}
 		if time.Now().After(deadline) {
 			h.t.Fatalf("timed out after %s waiting for %s: %v", h.c.Timeout, what, err)
 		}

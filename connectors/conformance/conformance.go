@@ -41,6 +41,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -103,6 +104,10 @@ type Env struct {
 	// unused after the case.
 	Bus     *bus.Bus
 	Options connectors.Options
+
+	// died, when set by the kit, is told that the connector exited by itself,
+	// so that waits fail at once instead of at their deadline.
+	died func(error)
 }
 
 // Text is an event with a WeCom text message, for Sample.Event.
@@ -184,6 +189,7 @@ type harness struct {
 	seq int
 
 	caseCtx context.Context
+	dead    atomic.Pointer[error] // the connector exited by itself
 }
 
 func newHarness(t *testing.T, c Connector) *harness {
@@ -216,7 +222,10 @@ func newHarness(t *testing.T, c Connector) *harness {
 	}
 	caseCtx, cancelCase := context.WithTimeout(context.Background(), 10*c.Timeout)
 	t.Cleanup(cancelCase)
-	return &harness{t: t, c: c, hub: hub, env: env, caseCtx: caseCtx}
+	h := &harness{t: t, c: c, hub: hub, caseCtx: caseCtx}
+	env.died = func(err error) { h.dead.Store(&err) }
+	h.env = env
+	return h
 }
 
 func randHex(n int) string {

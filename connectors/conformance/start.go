@@ -3,11 +3,13 @@ package conformance
 import (
 	"bufio"
 	"context"
+	"errors"
 	"io"
 	"os"
 	"os/exec"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -89,14 +91,22 @@ func Process(command []string, dir string, extra ...string) func(*testing.T, Env
 			t.Fatalf("conformance: start %v: %v", command, err)
 		}
 		exited := make(chan error, 1)
+		var stopping atomic.Bool
 		go func() {
 			err := cmd.Wait()
 			_ = pw.Close()
+			if !stopping.Load() && env.died != nil {
+				if err == nil {
+					err = errors.New("exit status 0 before being stopped")
+				}
+				env.died(err)
+			}
 			exited <- err
 		}()
 		var once sync.Once
 		stop := func() {
 			once.Do(func() {
+				stopping.Store(true)
 				_ = cmd.Process.Signal(syscall.SIGTERM)
 				var err error
 				select {

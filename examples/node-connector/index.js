@@ -293,7 +293,7 @@ async function main() {
     maxReconnectAttempts: -1,
   });
   // checkAPI false: a connector's user may not read account info ($JS.API.INFO).
-  const jsm = await nc.jetstreamManager(false);
+  const jsm = await nc.jetstreamManager({ checkAPI: false });
   const js = nc.jetstream();
   const names = [];
   for (let p = 0; p < cfg.partitions; p++) {
