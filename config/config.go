@@ -100,13 +100,19 @@ type App struct {
 
 // MP lists the Official Accounts.
 type MP struct {
+	// APIBase is the Official Account API (token, customer-service and template
+	// messages). Default https://api.weixin.qq.com; the simulator's address in the demo.
+	APIBase  string    `yaml:"api_base"`
 	Accounts []Account `yaml:"accounts"`
 }
 
 // Account is one WeChat Official Account (服务号).
 type Account struct {
-	Name           string `yaml:"name"` // -> /mp/{name}/callback
-	AppID          string `yaml:"app_id"`
+	Name  string `yaml:"name"` // -> /mp/{name}/callback
+	AppID string `yaml:"app_id"`
+	// Secret is the AppSecret, for replies (customer-service and template
+	// messages). Empty: the account only receives, and replies to it fail as
+	// addressed to an unknown app.
 	Secret         string `yaml:"secret"`
 	Token          string `yaml:"token"`
 	EncodingAESKey string `yaml:"encoding_aes_key"`
@@ -149,6 +155,7 @@ func (c *Config) Defaults() {
 		c.Gateway.PublishTimeout = 3 * time.Second
 	}
 	setDefault(&c.WeCom.APIBase, "https://qyapi.weixin.qq.com")
+	setDefault(&c.MP.APIBase, "https://api.weixin.qq.com")
 	if c.Connectors.Concurrency == 0 {
 		c.Connectors.Concurrency = 4
 	}
@@ -184,6 +191,9 @@ func (c *Config) Validate() error {
 	}
 	if !strings.HasPrefix(c.WeCom.APIBase, "http://") && !strings.HasPrefix(c.WeCom.APIBase, "https://") {
 		return invalid("wecom.api_base", "must be an http(s) URL, got %q", c.WeCom.APIBase)
+	}
+	if !strings.HasPrefix(c.MP.APIBase, "http://") && !strings.HasPrefix(c.MP.APIBase, "https://") {
+		return invalid("mp.api_base", "must be an http(s) URL, got %q", c.MP.APIBase)
 	}
 	if len(c.WeCom.Apps) > 0 && c.WeCom.CorpID == "" {
 		return invalid("wecom.corp_id", "is required when wecom.apps is set")
@@ -247,8 +257,8 @@ func (c *Config) Validate() error {
 	if err := c.Router.Validate(); err != nil {
 		return fmt.Errorf("%w: %s", ErrInvalid, strings.TrimPrefix(err.Error(), router.ErrConfig.Error()+": "))
 	}
-	if len(c.WeCom.Apps) > 0 {
-		if err := c.SenderConfig().Validate(); err != nil {
+	if sc := c.SenderConfig(); len(sc.Apps) > 0 {
+		if err := sc.Validate(); err != nil {
 			return fmt.Errorf("%w: %s", ErrInvalid, strings.TrimPrefix(err.Error(), sender.ErrConfig.Error()+": "))
 		}
 	}
@@ -312,13 +322,20 @@ func invalid(key, format string, args ...any) error {
 }
 
 // SenderConfig is the sender section completed with the corp id and the apps
-// of the wecom section.
+// of the wecom section, and the Official Accounts that have a secret (the
+// others only receive) with mp.api_base.
 func (c *Config) SenderConfig() sender.Config {
 	sc := c.Sender
 	sc.CorpID = c.WeCom.CorpID
+	sc.MPAPIBase = c.MP.APIBase
 	sc.Apps = nil
 	for _, a := range c.WeCom.Apps {
 		sc.Apps = append(sc.Apps, sender.App{Name: a.Name, AgentID: a.AgentID, Secret: a.Secret})
+	}
+	for _, a := range c.MP.Accounts {
+		if a.Secret != "" {
+			sc.Apps = append(sc.Apps, sender.App{Name: a.Name, Kind: sender.AppKindMP, AppID: a.AppID, Secret: a.Secret})
+		}
 	}
 	return sc
 }

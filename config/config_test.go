@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/wxhub/wxhub/config"
+	"github.com/wxhub/wxhub/sender"
 )
 
 func env(m map[string]string) func(string) (string, bool) {
@@ -57,6 +58,56 @@ func TestParseErrorsNameTheKey(t *testing.T) {
 			}
 			if strings.Count(err.Error(), "\n") > 0 {
 				t.Errorf("error must be one line: %q", err)
+			}
+		})
+	}
+}
+
+const mpYAML = `
+mp:
+  accounts:
+    - name: service
+      app_id: wx5823bf96d3bd56c7
+      secret: ${WXHUB_SERVICE_SECRET}
+      token: QDG6eK
+      encoding_aes_key: jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C
+    - name: receiveonly
+      app_id: wx0000000000000001
+      token: QDG6eK
+      encoding_aes_key: jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C
+`
+
+// Official Accounts with a secret become sender apps of kind mp; the Official
+// Account API defaults to WeChat's and takes an override like wecom.api_base.
+func TestOfficialAccountsReachTheSender(t *testing.T) {
+	tests := []struct {
+		name     string
+		env      map[string]string
+		wantBase string
+		wantErr  string
+	}{
+		{name: "default api base", env: map[string]string{"WXHUB_SERVICE_SECRET": "mp-s"}, wantBase: "https://api.weixin.qq.com"},
+		{name: "override", env: map[string]string{"WXHUB_SERVICE_SECRET": "mp-s", "WXHUB_MP_API_BASE": "http://127.0.0.1:8090"}, wantBase: "http://127.0.0.1:8090"},
+		{name: "bad api base", env: map[string]string{"WXHUB_SERVICE_SECRET": "mp-s", "WXHUB_MP_API_BASE": "127.0.0.1:8090"}, wantErr: "mp.api_base: must be an http(s) URL"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := config.Parse([]byte(mpYAML), env(tt.env))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			sc := c.SenderConfig()
+			if sc.MPAPIBase != tt.wantBase || len(sc.Apps) != 1 {
+				t.Fatalf("sender config %+v", sc)
+			}
+			if a := sc.Apps[0]; a.Name != "service" || a.Kind != sender.AppKindMP || a.AppID != "wx5823bf96d3bd56c7" || a.Secret != "mp-s" {
+				t.Errorf("sender app %+v", a)
 			}
 		})
 	}

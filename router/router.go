@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -136,6 +137,12 @@ func ConsumerConfig(durable string, batch int, ackWait time.Duration) jetstream.
 const priorityGroup = "router"
 
 // Run routes events until ctx is done; the batch in hand is finished first.
+//
+// Events are routed in groups: whatever the pull has delivered when the
+// router is ready for more (one event when idle, up to Batch under load). A
+// group's route messages are all published before any ack is awaited, in the
+// group's order on one connection, so JetStream stores them in arrival order
+// and one user's events keep theirs; then every input is acked.
 func (r *Router) Run(ctx context.Context) error {
 	c, err := r.b.JS().CreateOrUpdateConsumer(ctx, bus.StreamIn, ConsumerConfig(r.opts.Durable, r.opts.Batch, r.opts.AckWait))
 	if err != nil {
@@ -143,16 +150,37 @@ func (r *Router) Run(ctx context.Context) error {
 	}
 	workCtx := context.WithoutCancel(ctx)
 	r.log.Info("router started", zap.Int("rules", len(r.Rules().Rules)))
+	group := make([]jetstream.Msg, 0, r.opts.Batch)
 	for ctx.Err() == nil {
 		batch, err := c.Fetch(r.opts.Batch, jetstream.FetchMaxWait(r.opts.PollWait), jetstream.FetchPriorityGroup(priorityGroup))
 		if err != nil {
 			r.pause(ctx, err)
 			continue
 		}
-		for msg := range batch.Messages() {
-			// Events already delivered are routed even during shutdown, in
-			// order; handing them back would let a standby reorder them.
-			r.handle(workCtx, msg)
+		// Events already delivered are routed even during shutdown, in
+		// order; handing them back would let a standby reorder them.
+		msgs := batch.Messages()
+		for open := true; open; {
+			msg, ok := <-msgs
+			if !ok {
+				break
+			}
+			group = append(group[:0], msg)
+		more:
+			for len(group) < r.opts.Batch {
+				select {
+				case msg, ok := <-msgs:
+					if !ok {
+						open = false
+						break more
+					}
+					group = append(group, msg)
+				default:
+					break more
+				}
+			}
+			r.routeGroup(workCtx, group)
+			clear(group) // drop references to routed messages
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
 			r.pause(ctx, err)
@@ -172,66 +200,172 @@ func (r *Router) pause(ctx context.Context, err error) {
 	}
 }
 
-// handle routes one event inside its span ("router.route"), whose traceparent
-// the events published to the connectors carry.
-func (r *Router) handle(ctx context.Context, msg jetstream.Msg) {
-	start := time.Now()
-	defer func() { r.m.seconds.Observe(time.Since(start).Seconds()) }()
-	h := msg.Headers()
-	ctx, end := tracing.StartSpanState(ctx, "router.route", h.Get(bus.HeaderTraceParent), h.Get(bus.HeaderTraceState))
-	err := r.route(ctx, msg)
-	end(err)
+// pending is one event of a group on its way to WXHUB_ROUTE.
+type pending struct {
+	msg   jetstream.Msg
+	ev    schemas.Event
+	rs    *ruleSet // one rule set per event, even across a reload
+	to    []string
+	hits  []int
+	ctx   context.Context // inside the event's "router.route" span
+	end   tracing.End
+	start time.Time
+	route []*nats.Msg
+	futs  []jetstream.PubAckFuture
+	err   error
+	tries int
 }
 
-func (r *Router) route(ctx context.Context, msg jetstream.Msg) error {
-	attempt := 1
-	if md, err := msg.Metadata(); err == nil {
-		attempt = int(md.NumDelivered)
-	}
-	var ev schemas.Event
-	if err := json.Unmarshal(msg.Data(), &ev); err != nil {
-		reason := fmt.Sprintf("invalid event JSON: %v", err)
-		r.deadLetter(ctx, msg, reason, attempt)
-		return errors.New(reason)
-	}
-	if ev.ID == "" {
-		r.deadLetter(ctx, msg, "event has no id", attempt)
-		return errors.New("event has no id")
-	}
-	log := r.log.With(zap.String("event", ev.ID))
-	rs := r.rules.Load() // one rule set per event, even across a reload
-	to, hits := rs.matchIdx(&ev)
-	tracing.SetAttributes(ctx, tracing.String("wxhub.event", ev.ID), tracing.String("wxhub.to", strings.Join(to, ",")))
-
-	stop := heartbeat(msg, r.opts.AckWait/2)
+// routeGroup routes msgs, in order. Each event gets its own span
+// ("router.route"), whose traceparent its route messages carry. A publish
+// error makes the failed event and every event after it in the group
+// publish again (in order, after RetryDelay, doubled each time; JetStream
+// drops the copies already stored by their Nats-Msg-Id); an event that failed
+// MaxAttempts times goes to the DLQ and the rest carry on.
+func (r *Router) routeGroup(ctx context.Context, msgs []jetstream.Msg) {
+	start := time.Now()
+	stop := heartbeat(msgs, r.opts.AckWait/2)
 	defer stop()
-	var lastErr error
+	evs := make([]*pending, 0, len(msgs))
+	for _, msg := range msgs {
+		if p := r.prepare(ctx, msg, start); p != nil {
+			evs = append(evs, p)
+		}
+	}
 	delay := r.opts.RetryDelay
-	for try := 1; try <= r.opts.MaxAttempts; try++ {
-		if lastErr = r.publish(ctx, &ev, rs.cfg.Partitions, to); lastErr == nil {
-			break
+	for len(evs) > 0 {
+		r.publishAll(ctx, evs)
+		ok := r.awaitAcks(evs)
+		for _, p := range evs[:ok] {
+			r.done(p)
 		}
-		log.Warn("publishing to connectors failed", zap.Int("try", try), zap.Error(lastErr))
-		if try < r.opts.MaxAttempts {
-			time.Sleep(delay)
-			delay *= 2
+		evs = evs[ok:]
+		if len(evs) == 0 {
+			return
+		}
+		head := evs[0]
+		head.tries++
+		r.log.Warn("publishing to connectors failed", zap.String("event", head.ev.ID), zap.Int("try", head.tries),
+			zap.Int("behind", len(evs)-1), zap.Error(head.err))
+		if head.tries >= r.opts.MaxAttempts {
+			r.deadLetter(head.ctx, head.msg, head.err.Error(), head.tries)
+			r.finish(head, head.err)
+			evs = evs[1:]
+			delay = r.opts.RetryDelay
+			continue
+		}
+		time.Sleep(delay)
+		delay *= 2
+	}
+}
+
+// prepare decodes and matches one event and builds its route messages; a
+// poison event is dead-lettered here and yields nil.
+func (r *Router) prepare(ctx context.Context, msg jetstream.Msg, start time.Time) *pending {
+	h := msg.Headers()
+	sctx, end := tracing.StartSpanState(ctx, "router.route", h.Get(bus.HeaderTraceParent), h.Get(bus.HeaderTraceState))
+	p := &pending{msg: msg, ctx: sctx, end: end, start: start}
+	fail := func(reason string) *pending {
+		attempt := 1
+		if md, err := msg.Metadata(); err == nil {
+			attempt = int(md.NumDelivered)
+		}
+		r.deadLetter(sctx, msg, reason, attempt)
+		r.finish(p, errors.New(reason))
+		return nil
+	}
+	if err := json.Unmarshal(msg.Data(), &p.ev); err != nil {
+		return fail(fmt.Sprintf("invalid event JSON: %v", err))
+	}
+	if p.ev.ID == "" {
+		return fail("event has no id")
+	}
+	p.rs = r.rules.Load()
+	p.to, p.hits = p.rs.matchIdx(&p.ev)
+	tracing.SetAttributes(sctx, tracing.String("wxhub.event", p.ev.ID), tracing.String("wxhub.to", strings.Join(p.to, ",")))
+	if len(p.to) == 0 {
+		return p
+	}
+	data, err := json.Marshal(&p.ev)
+	if err != nil {
+		return fail(fmt.Sprintf("encode event: %v", err))
+	}
+	p.route = make([]*nats.Msg, len(p.to))
+	for i, c := range p.to {
+		if p.route[i], err = r.b.RouteMsg(sctx, c, p.rs.cfg.Partitions, &p.ev, data); err != nil {
+			return fail(err.Error())
 		}
 	}
-	if lastErr != nil {
-		r.deadLetter(ctx, msg, lastErr.Error(), r.opts.MaxAttempts)
-		return lastErr
+	return p
+}
+
+// publishAll sends every route message of evs without waiting. A publish that
+// fails at once (connection closed, message too large) stops the group there:
+// nothing after it may reach the stream ahead of it.
+func (r *Router) publishAll(ctx context.Context, evs []*pending) {
+	failed := false
+	for _, p := range evs {
+		p.err = nil
+		p.futs = p.futs[:0]
+		if failed {
+			p.err = errNotSent
+			continue
+		}
+		for i, m := range p.route {
+			f, err := r.b.PublishAsync(m)
+			if err != nil {
+				p.err = fmt.Errorf("to %s: %w", p.to[i], err)
+				failed = true
+				break
+			}
+			p.futs = append(p.futs, f)
+		}
 	}
-	if err := msg.DoubleAck(ctx); err != nil {
-		log.Warn("ack failed; the event will be routed again (deduplicated)", zap.Error(err))
+}
+
+var errNotSent = errors.New("not sent: an event ahead of it failed")
+
+// publishTimeout bounds the wait for one group's acks; a lost ack is retried.
+const publishTimeout = 10 * time.Second
+
+// awaitAcks waits for every future of evs and returns how many events, from
+// the first, have all their route messages stored.
+func (r *Router) awaitAcks(evs []*pending) int {
+	ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
+	defer cancel()
+	ok := len(evs)
+	for i, p := range evs {
+		for j, f := range p.futs {
+			if _, err := bus.WaitAck(ctx, f); err != nil && p.err == nil {
+				p.err = fmt.Errorf("to %s: %w", p.to[j], err)
+			}
+		}
+		if p.err != nil && i < ok {
+			ok = i
+		}
 	}
-	r.countRouted(rs, hits, to)
-	if log.Core().Enabled(zap.DebugLevel) {
-		log.Debug("event routed", zap.Strings("to", to), zap.Strings("rules", ruleNames(rs, hits)))
+	return ok
+}
+
+// done acks a routed event. A plain ack suffices: if it is lost, the event
+// comes again and its route messages are dropped as duplicates.
+func (r *Router) done(p *pending) {
+	if err := p.msg.Ack(); err != nil {
+		r.log.Warn("ack failed; the event will be routed again (deduplicated)", zap.String("event", p.ev.ID), zap.Error(err))
+	}
+	r.countRouted(p.rs, p.hits, p.to)
+	if r.log.Core().Enabled(zap.DebugLevel) {
+		r.log.Debug("event routed", zap.String("event", p.ev.ID), zap.Strings("to", p.to), zap.Strings("rules", ruleNames(p.rs, p.hits)))
 	}
 	if r.opts.OnRouted != nil {
-		r.opts.OnRouted(&ev, to)
+		r.opts.OnRouted(&p.ev, p.to)
 	}
-	return nil
+	r.finish(p, nil)
+}
+
+func (r *Router) finish(p *pending, err error) {
+	r.m.seconds.Observe(time.Since(p.start).Seconds())
+	p.end(err)
 }
 
 func ruleNames(rs *ruleSet, hits []int) []string {
@@ -240,15 +374,6 @@ func ruleNames(rs *ruleSet, hits []int) []string {
 		names[i] = rs.rules[h].name
 	}
 	return names
-}
-
-func (r *Router) publish(ctx context.Context, ev *schemas.Event, partitions int, to []string) error {
-	for _, c := range to {
-		if _, err := r.b.PublishRoute(ctx, c, partitions, ev); err != nil {
-			return fmt.Errorf("to %s: %w", c, err)
-		}
-	}
-	return nil
 }
 
 func (r *Router) deadLetter(ctx context.Context, msg jetstream.Msg, reason string, attempts int) {
@@ -261,21 +386,30 @@ func (r *Router) deadLetter(ctx context.Context, msg jetstream.Msg, reason strin
 	r.log.Error("event dead-lettered", zap.String("subject", msg.Subject()), zap.String("reason", reason))
 }
 
-func heartbeat(msg jetstream.Msg, every time.Duration) (stop func()) {
-	done := make(chan struct{})
-	exited := make(chan struct{})
-	go func() {
-		defer close(exited)
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				_ = msg.InProgress()
-			}
+// heartbeat keeps msgs from being redelivered while their group is being
+// routed (retries can outlast AckWait). A timer, not a goroutine: most groups
+// are done long before it first fires.
+func heartbeat(msgs []jetstream.Msg, every time.Duration) (stop func()) {
+	var mu sync.Mutex
+	stopped := false
+	var t *time.Timer
+	mu.Lock()
+	defer mu.Unlock()
+	t = time.AfterFunc(every, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if stopped {
+			return
 		}
-	}()
-	return func() { close(done); <-exited }
+		for _, m := range msgs {
+			_ = m.InProgress() // ErrMsgAlreadyAckd for those done: fine
+		}
+		t.Reset(every)
+	})
+	return func() {
+		mu.Lock()
+		stopped = true
+		t.Stop()
+		mu.Unlock()
+	}
 }

@@ -262,3 +262,115 @@ func TestWatchFileReloadsAndKeepsOldOnError(t *testing.T) {
 		t.Fatalf("unparsable file: err %v, rules %v", err, r.Match(e))
 	}
 }
+
+func TestOrderPerUserUnderLoad(t *testing.T) {
+	b := newBus(t)
+	var routedN atomic.Int64
+	r, err := router.New(b, router.Config{Rules: []router.Rule{{Match: router.Match{Keywords: []string{"x"}}, To: []string{"a", "b"}}}, Default: "c"},
+		router.Options{PollWait: 100 * time.Millisecond, Batch: 16, Logger: zaptest.NewLogger(t),
+			OnRouted: func(*schemas.Event, []string) { routedN.Add(1) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Published before the router starts, so that its first pulls are full batches.
+	const users, per = 5, 40
+	for i := range per {
+		for u := range users {
+			content := fmt.Sprintf("%d", i)
+			if u%2 == 0 {
+				content = "x " + content
+			}
+			inbound(t, b, fmt.Sprintf("user%d", u), content)
+		}
+	}
+	startRouter(t, r)
+	for i := range per { // and some while it runs
+		inbound(t, b, "late", fmt.Sprintf("%d", i))
+	}
+	total := users*per + per
+	eventually(t, "all routed", func() bool { return routedN.Load() == int64(total) })
+	seq := map[string][]string{} // subject+user -> contents in stream order
+	count := 0
+	for _, m := range routeMsgs(t, b) {
+		k := m.subject + " " + m.ev.Data.User
+		seq[k] = append(seq[k], strings.TrimPrefix(m.ev.Data.Content, "x "))
+		count++
+	}
+	if want := (users/2+1)*per*2 + (users/2)*per + per; count != want {
+		t.Fatalf("%d route messages, want %d", count, want)
+	}
+	for k, s := range seq {
+		for i, c := range s {
+			if c != fmt.Sprint(i) {
+				t.Fatalf("%s reordered: %v", k, s)
+			}
+		}
+	}
+}
+
+func TestPublishFailureRetriesThenDeadLetters(t *testing.T) {
+	tests := []struct {
+		name       string
+		restore    bool // declare WXHUB_ROUTE again once the router runs
+		wantRouted int
+		wantDLQ    int
+	}{
+		{name: "stream comes back: nothing lost", restore: true, wantRouted: 3},
+		{name: "stream stays away: DLQ after MaxAttempts", wantDLQ: 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := newBus(t)
+			ctx := testCtx(t)
+			if err := b.JS().DeleteStream(ctx, bus.StreamRoute); err != nil {
+				t.Fatal(err)
+			}
+			var routedN atomic.Int64
+			r, err := router.New(b, router.Config{Default: "erp"}, router.Options{PollWait: 100 * time.Millisecond,
+				MaxAttempts: 2, RetryDelay: 50 * time.Millisecond, Logger: zaptest.NewLogger(t),
+				OnRouted: func(*schemas.Event, []string) { routedN.Add(1) }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var sent []*schemas.Event
+			for i := range 3 {
+				sent = append(sent, inbound(t, b, "zhangsan", fmt.Sprint(i)))
+			}
+			startRouter(t, r)
+			if tt.restore {
+				// The first attempt fails (no stream answers); the retry finds it back.
+				time.Sleep(20 * time.Millisecond)
+				if err := b.Declare(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tt.wantRouted > 0 {
+				eventually(t, "routed", func() bool { return routedN.Load() == int64(tt.wantRouted) })
+				var got []string
+				for _, m := range routeMsgs(t, b) {
+					got = append(got, m.ev.ID)
+				}
+				want := []string{sent[0].ID, sent[1].ID, sent[2].ID}
+				if !slices.Equal(got, want) {
+					t.Fatalf("routed %v, want %v in order", got, want)
+				}
+			}
+			if tt.wantDLQ > 0 {
+				eventually(t, "dead-lettered", func() bool {
+					l, _ := b.ListDLQ(ctx, bus.DLQFilter{Stage: router.Stage})
+					return len(l) == tt.wantDLQ
+				})
+				l, _ := b.ListDLQ(ctx, bus.DLQFilter{Stage: router.Stage})
+				for i, e := range l {
+					var ev schemas.Event
+					if err := json.Unmarshal(e.Letter.Data.Original, &ev); err != nil || ev.ID != sent[i].ID || e.Letter.Data.Attempts != 2 {
+						t.Errorf("dlq[%d] = %s attempts %d (%v), want %s after 2", i, ev.ID, e.Letter.Data.Attempts, err, sent[i].ID)
+					}
+				}
+				if routedN.Load() != 0 {
+					t.Errorf("%d routed without a stream", routedN.Load())
+				}
+			}
+		})
+	}
+}

@@ -101,6 +101,10 @@ const (
 	KindAppChat    = "appchat"     // appchat/send
 	KindCardUpdate = "card_update" // message/update_template_card
 	KindChatCreate = "chat_create" // appchat/create (the body carries the chatid the hub chose)
+	// KindMPTemplate is an Official Account template message (message/template/send:
+	// touser, template_id, data, url). Official Accounts send KindMessage bodies
+	// through message/custom/send (客服消息).
+	KindMPTemplate = "mp_template"
 )
 
 // Priorities of outbound messages. Urgent ones pass quiet hours and jump queues.

@@ -27,7 +27,7 @@ func full() map[string]any {
 				Event: "template_card_event", EventKey: "k", Latitude: 1, Longitude: 2, Precision: 3, ScanType: "qrcode", ScanResult: "s",
 				TaskID: "task", CardType: "button_interaction", ResponseCode: "rc",
 				SelectedItems: []schemas.SelectedItem{{QuestionKey: "q", OptionIDs: []string{"a"}}},
-				ChangeType: "update_user", Extra: map[string]string{"Foo": "bar"},
+				ChangeType:    "update_user", Extra: map[string]string{"Foo": "bar"},
 			},
 		},
 		"outbound.v1": schemas.Outbound{
@@ -163,5 +163,30 @@ func TestSchemasRejectBadMessages(t *testing.T) {
 				t.Fatalf("field %q (%s), want %q", fe.Field, fe.Reason, tt.wantField)
 			}
 		})
+	}
+}
+
+// Every outbound kind the Go code knows is allowed by the schema.
+func TestOutboundKindsDeclared(t *testing.T) {
+	raw, _ := schemas.FS().ReadFile("outbound.v1.json")
+	var root struct {
+		Properties struct {
+			Data struct {
+				Properties struct {
+					Kind struct {
+						Enum []string `json:"enum"`
+					} `json:"kind"`
+				} `json:"properties"`
+			} `json:"data"`
+		} `json:"properties"`
+	}
+	if err := json.Unmarshal(raw, &root); err != nil {
+		t.Fatal(err)
+	}
+	enum := strings.Join(root.Properties.Data.Properties.Kind.Enum, ",")
+	for _, k := range []string{schemas.KindMessage, schemas.KindAppChat, schemas.KindCardUpdate, schemas.KindChatCreate, schemas.KindMPTemplate} {
+		if !strings.Contains(","+enum+",", ","+k+",") {
+			t.Errorf("kind %q missing from outbound.v1.json data.kind enum %q", k, enum)
+		}
 	}
 }

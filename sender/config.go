@@ -3,6 +3,7 @@ package sender
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/wxhub/wxhub/dnd"
@@ -11,13 +12,24 @@ import (
 // ErrConfig wraps every configuration error; the message names the key.
 var ErrConfig = errors.New("sender: invalid config")
 
-// App is one WeCom self-built app the sender may send as. The lead fills these
-// from the main config's wecom.apps.
+// App kinds: what an App sends through.
+const (
+	AppKindWeCom = "wecom" // a WeCom self-built app: message/send and friends (the default)
+	AppKindMP    = "mp"    // a WeChat Official Account: customer-service and template messages
+)
+
+// App is one WeCom self-built app, or one Official Account (Kind "mp"), the
+// sender may send as. The lead fills these from the main config's wecom.apps
+// and mp.accounts; names are unique across both (OutboundData.App).
 type App struct {
 	Name    string `yaml:"name"`     // the app's name in the config (OutboundData.App)
-	AgentID int64  `yaml:"agent_id"` // added to every body as agentid
-	Secret  string `yaml:"secret"`   // corpsecret for gettoken; never logged
+	Kind    string `yaml:"kind"`     // AppKindWeCom (default) or AppKindMP
+	AgentID int64  `yaml:"agent_id"` // WeCom: added to every body as agentid
+	AppID   string `yaml:"app_id"`   // Official Account: appid for /cgi-bin/token
+	Secret  string `yaml:"secret"`   // corpsecret (WeCom) or AppSecret (Official Account); never logged
 }
+
+func (a App) mp() bool { return a.Kind == AppKindMP }
 
 // Limits are WeCom's send limits. Zero takes the default (WeCom's documented
 // value); a negative value switches the limit off.
@@ -57,10 +69,13 @@ type Retry struct {
 // Config is the sender's section of the main config (`sender:`). Every zero value
 // takes its default; Validate reports the first bad key.
 type Config struct {
-	// CorpID for gettoken. Required.
+	// CorpID for gettoken. Required when a WeCom app is configured.
 	CorpID string `yaml:"-"` // from wecom.corp_id
-	// Apps the sender may send as. At least one.
-	Apps []App `yaml:"-"` // from wecom.apps
+	// Apps the sender may send as: WeCom apps and Official Accounts. At least one.
+	Apps []App `yaml:"-"` // from wecom.apps and mp.accounts
+	// MPAPIBase is the Official Account API's base URL. Default
+	// https://api.weixin.qq.com (wecom.DefaultMPBaseURL); the simulator's in tests.
+	MPAPIBase string `yaml:"-"` // from mp.api_base
 	// Limits, defaulting to WeCom's documented values.
 	Limits Limits `yaml:"limits"`
 	// Retry of failed sends.
@@ -160,9 +175,6 @@ func (c Config) Validate() error {
 	bad := func(key, format string, a ...any) error {
 		return fmt.Errorf("%w: sender.%s: %s", ErrConfig, key, fmt.Sprintf(format, a...))
 	}
-	if c.CorpID == "" {
-		return bad("corp_id", "empty")
-	}
 	if len(c.Apps) == 0 {
 		return bad("apps", "no app to send as")
 	}
@@ -174,12 +186,21 @@ func (c Config) Validate() error {
 			return bad(k+".name", "empty")
 		case names[a.Name]:
 			return bad(k+".name", "%q used twice", a.Name)
-		case a.AgentID <= 0:
+		case a.Kind != "" && a.Kind != AppKindWeCom && a.Kind != AppKindMP:
+			return bad(k+".kind", "%q, want %s or %s", a.Kind, AppKindWeCom, AppKindMP)
+		case a.mp() && a.AppID == "":
+			return bad(k+".app_id", "empty")
+		case !a.mp() && a.AgentID <= 0:
 			return bad(k+".agent_id", "must be a positive number, got %d", a.AgentID)
+		case !a.mp() && c.CorpID == "":
+			return bad("corp_id", "empty")
 		case a.Secret == "":
 			return bad(k+".secret", "empty")
 		}
 		names[a.Name] = true
+	}
+	if c.MPAPIBase != "" && !strings.HasPrefix(c.MPAPIBase, "http://") && !strings.HasPrefix(c.MPAPIBase, "https://") {
+		return bad("mp_api_base", "must be an http(s) URL, got %q", c.MPAPIBase)
 	}
 	if c.Limits.Margin < 0 {
 		return bad("limits.margin", "negative")

@@ -28,6 +28,17 @@ func TestConfigValidate(t *testing.T) {
 		{name: "retry max below base", given: func(c *Config) { c.Retry.Base, c.Retry.Max = time.Minute, time.Second }, wantKey: "sender.retry.max"},
 		{name: "negative margin", given: func(c *Config) { c.Limits.Margin = -time.Second }, wantKey: "sender.limits.margin"},
 		{name: "workers", given: func(c *Config) { c.Workers = -1 }, wantKey: "sender.workers"},
+		{name: "official account alone needs no corp id", given: func(c *Config) {
+			c.CorpID, c.Apps = "", []App{{Name: "service", Kind: AppKindMP, AppID: "wx1", Secret: "s"}}
+		}},
+		{name: "official account app id", given: func(c *Config) {
+			c.Apps = append(c.Apps, App{Name: "service", Kind: AppKindMP, Secret: "s"})
+		}, wantKey: "sender.apps[1].app_id"},
+		{name: "official account secret", given: func(c *Config) {
+			c.Apps = append(c.Apps, App{Name: "service", Kind: AppKindMP, AppID: "wx1"})
+		}, wantKey: "sender.apps[1].secret"},
+		{name: "unknown kind", given: func(c *Config) { c.Apps[0].Kind = "sms" }, wantKey: "sender.apps[0].kind"},
+		{name: "mp api base", given: func(c *Config) { c.MPAPIBase = "api.weixin.qq.com" }, wantKey: "sender.mp_api_base"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

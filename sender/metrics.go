@@ -150,9 +150,16 @@ func errCode(err error) string {
 	return "other"
 }
 
-const codeIPNotTrusted = 60020
+const (
+	codeIPNotTrusted   = 60020 // WeCom: not on the app's trusted IPs
+	codeMPIPNotAllowed = 40164 // Official Account: not on the account's IP whitelist
+)
 
 func isIPNotTrusted(err error) bool {
+	var me *wecom.MPError
+	if errors.As(err, &me) {
+		return me.Code == codeMPIPNotAllowed
+	}
 	var ae *wecom.APIError
 	return errors.As(err, &ae) && ae.Code == codeIPNotTrusted
 }
@@ -292,6 +299,12 @@ func (u *limitUsage) Collect(ch chan<- prometheus.Metric) {
 // app fails until an admin adds this server's IP in the WeCom console.
 func (s *Sender) ipNotTrusted(app string, err error) {
 	s.m.ipNotTrusted.WithLabelValues(app).Inc()
+	var me *wecom.MPError
+	if errors.As(err, &me) {
+		s.log.Error("WeChat refuses calls from this server's IP (errcode 40164): add the server's outbound IP to the Official Account's IP whitelist (Settings and Development > Basic configuration)",
+			zap.String("app", app), zap.Error(err))
+		return
+	}
 	s.log.Error("WeCom refuses calls from this server's IP (errcode 60020): add the server's outbound IP to the app's trusted IPs in the WeCom admin console",
 		zap.String("app", app), zap.Error(err))
 }

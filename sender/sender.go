@@ -46,6 +46,10 @@ type Option func(*Sender)
 // expiry). Default: the system clock.
 func WithClock(c Clock) Option { return func(s *Sender) { s.clock = c } }
 
+// WithMPClient sets the Official Account API client. Default: one for
+// Config.MPAPIBase, made when an Official Account is configured.
+func WithMPClient(c *wecom.MPClient) Option { return func(s *Sender) { s.mpapi = mpClient{c} } }
+
 // WithRand sets the jitter source (tests: a constant). Default math/rand/v2.
 func WithRand(f func() float64) Option { return func(s *Sender) { s.rnd = f } }
 
@@ -54,6 +58,7 @@ type Sender struct {
 	cfg    Config
 	bus    *bus.Bus
 	api    wecomAPI
+	mpapi  wecomAPI // Official Accounts; nil when none is configured
 	log    *zap.Logger
 	clock  Clock
 	rnd    func() float64
@@ -120,6 +125,14 @@ func New(cfg Config, b *bus.Bus, client *wecom.Client, log *zap.Logger, opts ...
 	}
 	for _, o := range opts {
 		o(s)
+	}
+	if s.mpapi == nil {
+		for _, a := range cfg.Apps {
+			if a.mp() {
+				s.mpapi = mpClient{wecom.NewMPClient(cfg.MPAPIBase)}
+				break
+			}
+		}
 	}
 	s.m = newMetrics(s.reg, s)
 	s.loc, _ = time.LoadLocation(cfg.TimeZone) // checked by Validate
@@ -221,6 +234,9 @@ func (s *Sender) open(ctx context.Context) error {
 	s.mu.Unlock()
 	s.tokens = newTokens(kvT, s.cfg.CorpID, s.api.GetToken, s.api.badSecret, s.clock, s.log)
 	s.tokens.onFetch = s.tokenFetched
+	if s.mpapi != nil {
+		s.tokens.getMP = s.mpapi.GetToken
+	}
 	s.status = NewStatusStore(kvS)
 	s.dnd = dnd.NewStore(kvD)
 	s.dndKV = kvD
@@ -310,7 +326,7 @@ func (s *Sender) decode(msg jetstream.Msg) (*job, error) {
 	}
 	app, ok := s.cfg.app(d.App)
 	if !ok {
-		return j, fmt.Errorf("%w: data.app: %q", ErrUnknownApp, d.App)
+		return j, fmt.Errorf("%w: data.app: %q is neither a WeCom app nor an Official Account with a secret", ErrUnknownApp, d.App)
 	}
 	j.app = app
 	switch d.Priority {
@@ -332,6 +348,9 @@ func (s *Sender) decode(msg jetstream.Msg) (*job, error) {
 			_ = json.Unmarshal(raw, &v)
 		}
 		return v
+	}
+	if app.mp() {
+		return j, decodeMP(j, str)
 	}
 	switch d.Kind {
 	case "", schemas.KindMessage:
@@ -359,6 +378,8 @@ func (s *Sender) decode(msg jetstream.Msg) (*job, error) {
 		if j.chatID = str("chatid"); j.chatID == "" {
 			return j, fmt.Errorf("%w: data.body.chatid: empty", ErrBadMessage)
 		}
+	case schemas.KindMPTemplate:
+		return j, fmt.Errorf("%w: data.kind: %s is for Official Accounts; %q is a WeCom app", ErrBadMessage, d.Kind, app.Name)
 	default:
 		return j, fmt.Errorf("%w: data.kind: %q", ErrBadMessage, d.Kind)
 	}
@@ -507,6 +528,12 @@ func (s *Sender) admit(ctx context.Context, t *task) bool {
 // member here (WeCom expands them), so they count against the corp API limits
 // only — see docs/outbound.md.
 func (s *Sender) claims(j *job) []claim {
+	if j.app.mp() {
+		// WeChat limits an account's customer-service messages by the user's
+		// interactions (48-hour window, a few per interaction), which the sender
+		// cannot see: it sends at once and takes 45015/45047 as final.
+		return nil
+	}
 	app := dnd.Key(j.app.Name)
 	switch j.out.Data.Kind {
 	case schemas.KindAppChat:
@@ -534,8 +561,10 @@ func (s *Sender) claims(j *job) []claim {
 // (id + "-dnd") that waits on its own, and j goes to the others now; ok=false
 // means j was dealt with (put back after a failed split).
 func (s *Sender) quiet(ctx context.Context, j *job, now time.Time) (time.Time, bool) {
-	if j.out.Data.Kind != schemas.KindMessage {
-		return now, true // chats and card updates answer an action; no quiet hours
+	if j.out.Data.Kind != schemas.KindMessage || j.app.mp() {
+		// Chats and card updates answer an action; quiet hours are a member's
+		// setting, and customers of an Official Account are no members.
+		return now, true
 	}
 	s.mu.Lock()
 	var quietUsers, loud []string
@@ -663,8 +692,9 @@ func (s *Sender) send(ctx context.Context, t *task) {
 		return
 	}
 	body := s.requestBody(j)
+	api := s.apiFor(j.app)
 	start := time.Now()
-	res, err := s.api.send(ctx, j.out.Data.Kind, tok, body)
+	res, err := api.send(ctx, j.out.Data.Kind, tok, body)
 	s.m.sendSeconds.WithLabelValues(j.app.Name).Observe(time.Since(start).Seconds())
 	if err == nil {
 		s.sent(ctx, t, res)
@@ -674,7 +704,7 @@ func (s *Sender) send(ctx context.Context, t *task) {
 	if isIPNotTrusted(err) {
 		s.ipNotTrusted(j.app.Name, err)
 	}
-	switch s.api.classify(err) {
+	switch api.classify(err) {
 	case errToken:
 		if ierr := s.tokens.Invalidate(ctx, j.app, tok); ierr != nil {
 			s.log.Warn("token invalidate", zap.Error(ierr))
@@ -714,7 +744,18 @@ func chatNotYetCreated(j *job, err error) bool {
 	return j.out.Data.Kind == schemas.KindAppChat && errors.As(err, &ae) && ae.Code == 86003
 }
 
+// apiFor is the API client of app's kind.
+func (s *Sender) apiFor(app App) wecomAPI {
+	if app.mp() {
+		return s.mpapi
+	}
+	return s.api
+}
+
 func (s *Sender) requestBody(j *job) map[string]json.RawMessage {
+	if j.app.mp() {
+		return mpRequestBody(j)
+	}
 	b := make(map[string]json.RawMessage, len(j.body)+3)
 	for k, v := range j.body {
 		b[k] = v

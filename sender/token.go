@@ -42,7 +42,7 @@ func (r tokenRecord) valid(now time.Time) bool {
 	return r.Token != "" && !r.Stale && now.Before(r.ExpiresAt.Add(-tokenEarly))
 }
 
-// getTokenFunc is wecom.Client.GetToken.
+// getTokenFunc is wecom.Client.GetToken or wecom.MPClient.GetToken.
 type getTokenFunc func(ctx context.Context, corpID, secret string) (string, time.Duration, error)
 
 // tokens hands out access tokens, one per app, shared by every replica through
@@ -53,7 +53,8 @@ type getTokenFunc func(ctx context.Context, corpID, secret string) (string, time
 type tokens struct {
 	kv       jetstream.KeyValue
 	corpID   string
-	get      getTokenFunc
+	get      getTokenFunc     // WeCom's gettoken
+	getMP    getTokenFunc     // the Official Account's /cgi-bin/token (appid, AppSecret); nil without accounts
 	badCreds func(error) bool // gettoken answer that must not be retried soon
 	clock    Clock
 	log      *zap.Logger
@@ -72,6 +73,10 @@ func newTokens(kv jetstream.KeyValue, corpID string, get getTokenFunc, badCreds 
 var tokenKeyUnsafe = regexp.MustCompile(`[^-_=a-zA-Z0-9]`)
 
 func (t *tokens) key(app App) string {
+	if app.mp() {
+		// An Official Account's token belongs to its appid, whichever corp runs the hub.
+		return "mp_" + tokenKeyUnsafe.ReplaceAllString(app.AppID, "_")
+	}
 	return tokenKeyUnsafe.ReplaceAllString(t.corpID, "_") + "_" + strconv.FormatInt(app.AgentID, 10)
 }
 
@@ -144,7 +149,20 @@ func (t *tokens) Token(ctx context.Context, app App) (string, error) {
 }
 
 func (t *tokens) fetch(ctx context.Context, app App, key string, rev uint64) (string, error) {
-	tok, expiresIn, gerr := t.get(ctx, t.corpID, app.Secret)
+	get, id := t.get, t.corpID
+	if app.mp() {
+		get, id = t.getMP, app.AppID
+	}
+	var (
+		tok       string
+		expiresIn time.Duration
+		gerr      error
+	)
+	if get == nil {
+		gerr = fmt.Errorf("sender: no Official Account client for %s", app.Name)
+	} else {
+		tok, expiresIn, gerr = get(ctx, id, app.Secret)
+	}
 	if t.onFetch != nil {
 		t.onFetch(app.Name, gerr) // logs 60020 (IP not trusted) in plain words
 	}
@@ -156,7 +174,7 @@ func (t *tokens) fetch(ctx context.Context, app App, key string, rev uint64) (st
 		t.log.Info("access token refreshed", zap.String("app", app.Name), zap.Duration("expires_in", expiresIn))
 	case t.badCreds != nil && t.badCreds(gerr):
 		rec = tokenRecord{Error: gerr.Error(), ErrorUntil: now.Add(badSecretPause)}
-		t.log.Error("gettoken refused; check the app's secret (sender.apps), the corp id and the app's trusted IPs; pausing gettoken",
+		t.log.Error("gettoken refused; check the app's secret, the corp id (Official Account: the appid) and the trusted IPs / IP whitelist; pausing gettoken",
 			zap.String("app", app.Name), zap.Duration("pause", badSecretPause), zap.Error(gerr))
 	default:
 		rec = tokenRecord{} // release the lease: the next caller tries again after its own backoff

@@ -52,3 +52,36 @@ func (w wecomClient) classify(err error) errClass {
 // badSecret: gettoken's permanent answers (40001 wrong secret, 40013 corp id,
 // 60020 IP not trusted) must not be retried in a loop.
 func (w wecomClient) badSecret(err error) bool { return wecom.IsPermanent(err) }
+
+// mpClient adapts *wecom.MPClient to wecomAPI for Official Accounts.
+type mpClient struct{ c *wecom.MPClient }
+
+func (m mpClient) GetToken(ctx context.Context, appID, secret string) (string, time.Duration, error) {
+	return m.c.GetToken(ctx, appID, secret)
+}
+
+func (m mpClient) send(ctx context.Context, kind, token string, body any) (sendResult, error) {
+	if kind == schemas.KindMPTemplate {
+		id, err := m.c.SendTemplate(ctx, token, body)
+		return sendResult{MsgID: id}, err
+	}
+	return sendResult{}, m.c.SendCustom(ctx, token, body)
+}
+
+// classify: the Official Account has no corp-wide frequency code worth pausing
+// every app for (its 45009 is the account's daily quota), so nothing here
+// pauses WeCom sends. 45015 and 45047 are permanent: only the user's next
+// interaction reopens the window, which no retry can wait for.
+func (m mpClient) classify(err error) errClass {
+	switch {
+	case wecom.IsTokenExpired(err):
+		return errToken
+	case wecom.IsRetryable(err):
+		return errRetry
+	case wecom.IsPermanent(err):
+		return errPermanent
+	}
+	return errRetry
+}
+
+func (m mpClient) badSecret(err error) bool { return wecom.IsPermanent(err) }

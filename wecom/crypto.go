@@ -18,7 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sort"
+	"slices"
 	"strings"
 )
 
@@ -102,17 +102,40 @@ func (c *Crypter) ReceiveID() string { return c.receiveID }
 // Signature is the callback signature: the lower-case hex SHA1 of the token,
 // timestamp, nonce and encrypted text, sorted and concatenated.
 func (c *Crypter) Signature(timestamp, nonce, encrypted string) string {
-	parts := []string{c.token, timestamp, nonce, encrypted}
-	sort.Strings(parts)
-	sum := sha1.Sum([]byte(strings.Join(parts, "")))
-	return hex.EncodeToString(sum[:])
+	sum := c.signature(timestamp, nonce, encrypted)
+	return string(sum[:])
+}
+
+// signature is Signature into an array: the callback path verifies every
+// request, so it hashes without joining or sorting on the heap.
+func (c *Crypter) signature(timestamp, nonce, encrypted string) (hexSum [2 * sha1.Size]byte) {
+	parts := [4]string{c.token, timestamp, nonce, encrypted}
+	slices.Sort(parts[:])
+	h := sha1.New()
+	for _, p := range parts {
+		_, _ = io.WriteString(h, p)
+	}
+	var sum [sha1.Size]byte
+	hex.Encode(hexSum[:], h.Sum(sum[:0]))
+	return hexSum
 }
 
 // verify compares signatures in constant time so that a forger learns nothing
-// from how long the rejection took.
+// from how long the rejection took. Upper-case hex is accepted.
 func (c *Crypter) verify(msgSignature, timestamp, nonce, encrypted string) error {
-	want := c.Signature(timestamp, nonce, encrypted)
-	if subtle.ConstantTimeCompare([]byte(strings.ToLower(msgSignature)), []byte(want)) != 1 {
+	want := c.signature(timestamp, nonce, encrypted)
+	if len(msgSignature) != len(want) {
+		return ErrSignature
+	}
+	var got [len(want)]byte
+	for i := range got {
+		b := msgSignature[i]
+		if 'A' <= b && b <= 'Z' {
+			b += 'a' - 'A'
+		}
+		got[i] = b
+	}
+	if subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
 		return ErrSignature
 	}
 	return nil
@@ -146,14 +169,20 @@ type envelope struct {
 // Decrypt verifies and decrypts a callback POST body (<xml><Encrypt>..</Encrypt></xml>)
 // and returns the plain XML of the message or event.
 func (c *Crypter) Decrypt(msgSignature, timestamp, nonce string, body []byte) ([]byte, error) {
-	var env envelope
-	if err := xml.Unmarshal(body, &env); err != nil {
-		return nil, fmt.Errorf("wecom: decrypt: %w: %v", ErrXML, err)
+	encrypted, ok := scanEnvelope(body)
+	if !ok {
+		// Anything but the plain shape WeChat sends goes through the XML
+		// parser, which has the last word on what is well-formed.
+		var env envelope
+		if err := xml.Unmarshal(body, &env); err != nil {
+			return nil, fmt.Errorf("wecom: decrypt: %w: %v", ErrXML, err)
+		}
+		if env.Encrypt == nil {
+			return nil, fmt.Errorf("wecom: decrypt: %w: no <Encrypt> element", ErrXML)
+		}
+		encrypted = *env.Encrypt
 	}
-	if env.Encrypt == nil {
-		return nil, fmt.Errorf("wecom: decrypt: %w: no <Encrypt> element", ErrXML)
-	}
-	encrypted := strings.TrimSpace(*env.Encrypt)
+	encrypted = strings.TrimSpace(encrypted)
 	if err := c.verify(msgSignature, timestamp, nonce, encrypted); err != nil {
 		return nil, fmt.Errorf("wecom: decrypt: %w", err)
 	}
@@ -164,12 +193,89 @@ func (c *Crypter) Decrypt(msgSignature, timestamp, nonce string, body []byte) ([
 	return plain, nil
 }
 
+// scanEnvelope is Decrypt's fast path: the envelope as WeChat sends it, a
+// flat <xml> of elements holding one CDATA section or plain text (printable
+// ASCII, no entities), exactly one of them <Encrypt>. It returns Encrypt's
+// text, or ok=false for anything else, which the XML parser then reads. What
+// it accepts, encoding/xml accepts too, with the same text (FuzzScanEnvelope).
+func scanEnvelope(body []byte) (encrypt string, ok bool) {
+	s := trimXMLSpace(body)
+	if len(s) < len("<xml></xml>") || !bytes.HasPrefix(s, []byte("<xml>")) || !bytes.HasSuffix(s, []byte("</xml>")) {
+		return "", false
+	}
+	s = s[len("<xml>") : len(s)-len("</xml>")]
+	found := false
+	for {
+		s = trimXMLSpace(s)
+		if len(s) == 0 {
+			return encrypt, found
+		}
+		if s[0] != '<' {
+			return "", false
+		}
+		end := 1
+		for end < len(s) && isNameByte(s[end]) {
+			end++
+		}
+		if end == 1 || end >= len(s) || s[end] != '>' {
+			return "", false
+		}
+		name := s[1:end]
+		s = s[end+1:]
+		var text []byte
+		if bytes.HasPrefix(s, []byte("<![CDATA[")) {
+			s = s[len("<![CDATA["):]
+			i := bytes.Index(s, []byte("]]>"))
+			if i < 0 {
+				return "", false
+			}
+			text, s = s[:i], s[i+len("]]>"):]
+		} else {
+			i := bytes.IndexByte(s, '<')
+			if i < 0 || bytes.Contains(s[:i], []byte("]]>")) { // "]]>" is an error outside CDATA
+				return "", false
+			}
+			text, s = s[:i], s[i:]
+		}
+		if !isPlainText(text) || len(s) < len(name)+3 || s[0] != '<' || s[1] != '/' ||
+			!bytes.Equal(s[2:2+len(name)], name) || s[2+len(name)] != '>' {
+			return "", false
+		}
+		s = s[len(name)+3:]
+		if string(name) == "Encrypt" {
+			if found {
+				return "", false // repeated: let the parser decide
+			}
+			encrypt, found = string(text), true
+		}
+	}
+}
+
+func isNameByte(b byte) bool {
+	return 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9' || b == '_'
+}
+
+// isPlainText: printable ASCII, tab and newline; nothing the parser would
+// unescape or normalize ("\r\n" becomes "\n").
+func isPlainText(b []byte) bool {
+	for _, c := range b {
+		if (c < 0x20 && c != '\t' && c != '\n') || c > 0x7e || c == '&' || c == '<' {
+			return false
+		}
+	}
+	return true
+}
+
+func trimXMLSpace(b []byte) []byte {
+	return bytes.Trim(b, " \t\r\n")
+}
+
 func (c *Crypter) decryptOwn(encrypted string) ([]byte, error) {
-	plain, receiveID, err := c.DecryptText(encrypted)
+	plain, receiveID, err := c.decryptText(encrypted)
 	if err != nil {
 		return nil, err
 	}
-	if subtle.ConstantTimeCompare([]byte(receiveID), []byte(c.receiveID)) != 1 {
+	if subtle.ConstantTimeCompare(receiveID, []byte(c.receiveID)) != 1 {
 		return nil, fmt.Errorf("%w: got %q", ErrReceiveID, receiveID)
 	}
 	return plain, nil
@@ -179,28 +285,38 @@ func (c *Crypter) decryptOwn(encrypted string) ([]byte, error) {
 // receive id it was encrypted for. It checks neither the signature nor the
 // receive id; VerifyURL and Decrypt do both.
 func (c *Crypter) DecryptText(encrypted string) (plain []byte, receiveID string, err error) {
-	ct, err := base64.StdEncoding.DecodeString(encrypted)
-	if err != nil {
-		return nil, "", fmt.Errorf("%w: %v", ErrBase64, err)
-	}
-	if len(ct) == 0 || len(ct)%aes.BlockSize != 0 {
-		return nil, "", fmt.Errorf("%w: ciphertext of %d bytes is not a positive multiple of %d", ErrLength, len(ct), aes.BlockSize)
-	}
-	buf := make([]byte, len(ct))
-	cipher.NewCBCDecrypter(c.block, c.key[:aes.BlockSize]).CryptBlocks(buf, ct)
-	buf, err = unpad(buf)
+	plain, id, err := c.decryptText(encrypted)
 	if err != nil {
 		return nil, "", err
 	}
+	return plain, string(id), nil
+}
+
+func (c *Crypter) decryptText(encrypted string) (plain, receiveID []byte, err error) {
+	// One buffer: decoded in place, then decrypted in place.
+	buf := make([]byte, base64.StdEncoding.DecodedLen(len(encrypted)))
+	n, err := base64.StdEncoding.Decode(buf, []byte(encrypted))
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %v", ErrBase64, err)
+	}
+	buf = buf[:n]
+	if len(buf) == 0 || len(buf)%aes.BlockSize != 0 {
+		return nil, nil, fmt.Errorf("%w: ciphertext of %d bytes is not a positive multiple of %d", ErrLength, len(buf), aes.BlockSize)
+	}
+	cipher.NewCBCDecrypter(c.block, c.key[:aes.BlockSize]).CryptBlocks(buf, buf)
+	buf, err = unpad(buf)
+	if err != nil {
+		return nil, nil, err
+	}
 	if len(buf) < randomLen+4 {
-		return nil, "", fmt.Errorf("%w: plain text of %d bytes is shorter than its %d-byte header", ErrLength, len(buf), randomLen+4)
+		return nil, nil, fmt.Errorf("%w: plain text of %d bytes is shorter than its %d-byte header", ErrLength, len(buf), randomLen+4)
 	}
-	n := binary.BigEndian.Uint32(buf[randomLen : randomLen+4])
+	size := binary.BigEndian.Uint32(buf[randomLen : randomLen+4])
 	rest := buf[randomLen+4:]
-	if uint64(n) > uint64(len(rest)) {
-		return nil, "", fmt.Errorf("%w: message length %d exceeds the %d bytes present", ErrLength, n, len(rest))
+	if uint64(size) > uint64(len(rest)) {
+		return nil, nil, fmt.Errorf("%w: message length %d exceeds the %d bytes present", ErrLength, size, len(rest))
 	}
-	return rest[:n], string(rest[n:]), nil
+	return rest[:size:size], rest[size:], nil
 }
 
 // unpad removes WeChat's PKCS#7 padding (1..32 bytes, each holding the pad length).

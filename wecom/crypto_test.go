@@ -442,3 +442,58 @@ func FuzzDecrypt(f *testing.F) {
 		}
 	})
 }
+
+// FuzzScanEnvelope: whatever Decrypt's fast path accepts, encoding/xml
+// accepts too, with the same <Encrypt> text.
+func FuzzScanEnvelope(f *testing.F) {
+	for _, s := range []string{
+		"<xml><ToUserName><![CDATA[ww1]]></ToUserName><Encrypt><![CDATA[abc+/=]]></Encrypt><AgentID><![CDATA[1]]></AgentID></xml>",
+		"<xml>\n  <Encrypt>abc</Encrypt>\n</xml>\n",
+		"<xml><Encrypt></Encrypt></xml>",
+		"<xml><Encrypt><![CDATA[a]]></Encrypt><Encrypt>b</Encrypt></xml>",
+		"<xml><Encrypt>a&amp;b</Encrypt></xml>",
+		"<xml><A></B><Encrypt>x</Encrypt></xml>",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		got, ok := scanEnvelope(body)
+		if !ok {
+			return
+		}
+		var env envelope
+		if err := xml.Unmarshal(body, &env); err != nil {
+			t.Fatalf("fast path accepted %q; encoding/xml: %v", body, err)
+		}
+		if env.Encrypt == nil || *env.Encrypt != got {
+			t.Fatalf("fast path read %q from %q; encoding/xml %v", got, body, env.Encrypt)
+		}
+	})
+}
+
+func TestScanEnvelope(t *testing.T) {
+	tests := []struct {
+		name, given, want string
+		wantOK            bool
+	}{
+		{name: "wecom app", given: "<xml><ToUserName><![CDATA[ww1]]></ToUserName><Encrypt><![CDATA[q+/=]]></Encrypt><AgentID><![CDATA[1]]></AgentID></xml>", want: "q+/=", wantOK: true},
+		{name: "indented, plain text", given: "\n<xml>\n\t<Encrypt>abc</Encrypt>\n</xml>\n", want: "abc", wantOK: true},
+		{name: "no Encrypt", given: "<xml><ToUserName>a</ToUserName></xml>"},
+		{name: "repeated Encrypt", given: "<xml><Encrypt>a</Encrypt><Encrypt>b</Encrypt></xml>"},
+		{name: "entity", given: "<xml><Encrypt>a&amp;</Encrypt></xml>"},
+		{name: "mismatched end tag", given: "<xml><A>x</B><Encrypt>y</Encrypt></xml>"},
+		{name: "nested", given: "<xml><A><Encrypt>y</Encrypt></A></xml>"},
+		{name: "attribute", given: `<xml><Encrypt a="1">y</Encrypt></xml>`},
+		{name: "declaration", given: `<?xml version="1.0"?><xml><Encrypt>y</Encrypt></xml>`},
+		{name: "unterminated", given: "<xml><Encrypt>abc</Encrypt"},
+		{name: "too short", given: "<xml>"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := scanEnvelope([]byte(tt.given))
+			if ok != tt.wantOK || got != tt.want {
+				t.Fatalf("scanEnvelope = %q, %v; want %q, %v", got, ok, tt.want, tt.wantOK)
+			}
+		})
+	}
+}

@@ -32,6 +32,9 @@ type node struct {
 
 // parseTree reads the callback document into a tree rooted at <xml>.
 func parseTree(doc []byte) (*node, error) {
+	if root := scanTree(doc); root != nil {
+		return root, nil
+	}
 	dec := xml.NewDecoder(bytes.NewReader(doc))
 	var root *node
 	var stack []*node
@@ -87,16 +90,37 @@ func parseTree(doc []byte) (*node, error) {
 
 // indexRepeats numbers same-named siblings so that each gets its own Extra key.
 func indexRepeats(n *node) {
-	count := map[string]int{}
-	for _, c := range n.children {
-		count[c.name]++
-	}
-	seen := map[string]int{}
-	for _, c := range n.children {
-		if count[c.name] > 1 {
-			c.index = seen[c.name]
-			seen[c.name]++
+	if len(n.children) <= 16 {
+		// The usual few children: compare pairs rather than build two maps.
+		for i, c := range n.children {
+			if c.index >= 0 {
+				continue // numbered with an earlier sibling of its name
+			}
+			k := 0
+			for _, d := range n.children[i+1:] {
+				if d.name == c.name {
+					k++
+					d.index = k
+				}
+			}
+			if k > 0 {
+				c.index = 0
+			}
 		}
+	} else {
+		count := map[string]int{}
+		for _, c := range n.children {
+			count[c.name]++
+		}
+		seen := map[string]int{}
+		for _, c := range n.children {
+			if count[c.name] > 1 {
+				c.index = seen[c.name]
+				seen[c.name]++
+			}
+		}
+	}
+	for _, c := range n.children {
 		indexRepeats(c)
 	}
 }

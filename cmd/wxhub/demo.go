@@ -26,6 +26,7 @@ func demoConfig(s sim.Config, dataDir, listen string) *config.Config {
 		NATS:    bus.Config{DataDir: filepath.Join(dataDir, "nats")},
 		Gateway: config.Gateway{Listen: listen},
 		WeCom:   config.WeCom{APIBase: "http://" + s.Listen, CorpID: s.CorpID},
+		MP:      config.MP{APIBase: "http://" + s.Listen}, // the simulator serves the Official Account API too
 		API:     config.API{Keys: []config.APIKey{{Name: "erp", Key: demoAPIKey, Apps: []string{"*"}}}},
 		Log:     config.Log{Level: "info", Format: "console"},
 	}
@@ -35,7 +36,7 @@ func demoConfig(s sim.Config, dataDir, listen string) *config.Config {
 			Token: a.Token, EncodingAESKey: a.EncodingAESKey})
 	}
 	for _, a := range s.Accounts {
-		c.MP.Accounts = append(c.MP.Accounts, config.Account{Name: a.Name, AppID: a.AppID,
+		c.MP.Accounts = append(c.MP.Accounts, config.Account{Name: a.Name, AppID: a.AppID, Secret: a.Secret,
 			Token: a.Token, EncodingAESKey: a.EncodingAESKey})
 	}
 	c.Defaults()

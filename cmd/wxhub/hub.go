@@ -196,7 +196,7 @@ func runHub(ctx context.Context, cfg *config.Config, log *zap.Logger, o hubOptio
 			opts = connectors.Options{Name: name, Concurrency: cfg.Connectors.Concurrency, MaxDeliver: cfg.Connectors.MaxDeliver,
 				Logger: log.Named("connector." + name)}
 		}
-		opts.Partitions, opts.PollWait = cfg.NATS.Partitions, o.pollWait
+		opts.Partitions, opts.PollWait, opts.Registerer = cfg.NATS.Partitions, o.pollWait, reg
 		g.Go(func() error { return connectors.Run(ctx, b, opts, handler) })
 	}
 

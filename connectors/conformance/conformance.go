@@ -95,7 +95,7 @@ type Env struct {
 	// URL of the embedded NATS server, and the connector's own login: a user
 	// with bus.ConnectorPermissions(Name), who must use InboxPrefix.
 	URL, User, Password, InboxPrefix string
-	Partitions, MaxDeliver int
+	Partitions, MaxDeliver           int
 	// BackoffMillis is the retry delay the connector should use (short).
 	BackoffMillis int
 	// Bus is a connection with the connector's login (bus.Dial), for Go

@@ -67,7 +67,7 @@ func TestNodeConnectorConformance(t *testing.T) {
 	conformance.Run(t, conformance.Connector{
 		Name: "kb",
 		Start: conformance.Process([]string{node, "index.js"}, dir,
-			"LEGACY_URL="+legacy.URL(), "LEGACY_TIMEOUT_MS=2000", "WXHUB_POLL_MS=200",
+			"LEGACY_URL="+legacy.URL(), "LEGACY_TIMEOUT_MS=2000",
 			"WXHUB_SCHEMAS_DIR="+filepath.Join(dir, "..", "..", "schemas")),
 		Samples: []conformance.Sample{
 			{Name: "question", Event: conformance.Text("kb 报销流程"), Want: conformance.ReplyContains("答案：报销流程")},

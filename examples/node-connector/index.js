@@ -39,7 +39,7 @@ const cfg = {
   backoffMaxMs: intEnv("WXHUB_BACKOFF_MAX_MS", 60000),
   concurrency: intEnv("WXHUB_CONCURRENCY", 4),
   ackWaitMs: intEnv("WXHUB_ACK_WAIT_MS", 30000),
-  pollMs: intEnv("WXHUB_POLL_MS", 1000),
+  pollMs: Math.max(1000, intEnv("WXHUB_POLL_MS", 1000)), // nats.js wants >= 1 s
   schemasDir: env("WXHUB_SCHEMAS_DIR", path.resolve(__dirname, "..", "..", "schemas")),
   legacyURL: env("LEGACY_URL", "http://127.0.0.1:8088"),
   legacyTimeoutMs: intEnv("LEGACY_TIMEOUT_MS", 2000),

@@ -30,6 +30,7 @@ func (s *Server) routes() {
 	m.HandleFunc("/cgi-bin/auth/getuserinfo", s.api("auth/getuserinfo", true, "", s.getUserInfo))
 	m.HandleFunc("/cgi-bin/user/getuserinfo", s.api("auth/getuserinfo", true, "", s.getUserInfo)) // the older path, still served by WeCom
 	m.HandleFunc("/cgi-bin/user/get", s.api("user/get", true, "", s.userGet))
+	s.mpRoutes(m)
 	s.controlRoutes(m)
 	s.mux = m
 }
@@ -74,7 +75,7 @@ func (s *Server) api(name string, needToken bool, method string, h apiHandler) h
 func (s *Server) takeFaultLocked(api string) (int, bool) {
 	for i := range s.faults {
 		f := &s.faults[i]
-		if f.left <= 0 || (f.api == "" && api == "gettoken") || (f.api != "" && f.api != api) {
+		if f.left <= 0 || (f.api == "" && (api == "gettoken" || api == "token")) || (f.api != "" && f.api != api) {
 			continue
 		}
 		f.left--

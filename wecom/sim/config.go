@@ -59,6 +59,12 @@ type Account struct {
 	EncodingAESKey string `yaml:"encoding_aes_key"` // callback EncodingAESKey, 43 characters
 	CallbackURL    string `yaml:"callback_url"`     // overrides GatewayURL + /mp/{name}/callback
 	Recognition    bool   `yaml:"recognition"`      // voice recognition on: voice messages carry Recognition
+	// Secret is the AppSecret for /cgi-bin/token; empty: the account's API answers 40125.
+	Secret string `yaml:"secret"`
+	// Followers are openids that follow the account from the start (template
+	// messages may go to them). Anyone who plays a message or event is a follower
+	// too; other openids get 40003 from the send APIs.
+	Followers []string `yaml:"followers"`
 }
 
 // User is a member of the corp's address book.
@@ -155,6 +161,7 @@ func (c Config) WithDefaults() Config {
 	c.Apps = append([]App(nil), c.Apps...)
 	c.Accounts = append([]Account(nil), c.Accounts...)
 	for i := range c.Accounts {
+		c.Accounts[i].Followers = append([]string(nil), c.Accounts[i].Followers...)
 		if c.Accounts[i].OriginalID == "" {
 			c.Accounts[i].OriginalID = "gh_" + c.Accounts[i].Name
 		}
@@ -163,7 +170,14 @@ func (c Config) WithDefaults() Config {
 	return c
 }
 
-var userIDRe = regexp.MustCompile(`^[0-9A-Za-z_.@-]{1,64}$`)
+var (
+	userIDRe = regexp.MustCompile(`^[0-9A-Za-z_.@-]{1,64}$`)
+	openIDRe = regexp.MustCompile(`^[0-9A-Za-z_-]{1,64}$`)
+)
+
+// DemoOpenIDs are the followers of the demo Official Account "service" (28
+// characters, the shape of real openids).
+var DemoOpenIDs = []string{"o6_bmjrPTlm6_2sgVt7hMZOPfL2M", "oK3Hq5yVJpZ1n8Wd4xR2sT7uLm9A", "oP0cN4eGf6hJ8kL1mQ3rS5tV7wX9"}
 
 // Validate reports the first invalid field, wrapping ErrConfig.
 func (c Config) Validate() error {
@@ -222,6 +236,11 @@ func (c Config) Validate() error {
 		case a.Token == "":
 			return bad(f+".token", "empty")
 		}
+		for j, o := range a.Followers {
+			if !openIDRe.MatchString(o) {
+				return bad(fmt.Sprintf("%s.followers[%d]", f, j), "%q is not an openid (1-64 of 0-9 A-Z a-z _ -)", o)
+			}
+		}
 		names[a.Name] = "account"
 	}
 	users := map[string]bool{}
@@ -259,6 +278,8 @@ func DemoConfig() Config {
 			Token:          "QDG6eK",
 			EncodingAESKey: "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C",
 			Recognition:    true,
+			Secret:         "service-demo-secret",
+			Followers:      append([]string(nil), DemoOpenIDs...),
 		}},
 		Users: []User{
 			{UserID: "zhangsan", Name: "张三", Department: []int64{1, 2}, Position: "销售经理", Gender: "1", Tags: []int64{1}},

@@ -153,6 +153,11 @@ func (s *Server) SendMessage(ctx context.Context, app, user string, d schemas.Ev
 	if d.MsgType != "event" && d.MsgID == "" {
 		d.MsgID = s.nextMsgID()
 	}
+	if t.mp {
+		// WeChat opens the customer-service window on the user's action, whatever
+		// the gateway answers.
+		s.interact(t.name, d)
+	}
 	if d.MsgType == "event" && d.Event == "template_card_event" && d.ResponseCode == "" {
 		d.ResponseCode = s.IssueClickCode(t.name, d.User, d.TaskID)
 	}

@@ -185,6 +185,11 @@ type Server struct {
 	faults   []fault
 	httpSrv  *http.Server
 	listener net.Listener
+
+	// Official Accounts (mp.go), under mu: tokens by value, followers by account|openid.
+	mpTokens    map[string]*token
+	mpFollowers map[string]*mpFollower
+	mpMsgSeq    int64
 }
 
 // New validates cfg (after WithDefaults) and returns a Server.
@@ -241,6 +246,7 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 		s.users[lower(u.UserID)] = u
 	}
 	s.resetLocked()
+	s.initMP()
 	s.routes()
 	return s, nil
 }
@@ -417,9 +423,13 @@ func (s *Server) ExpireTokens() {
 	for _, t := range s.tokens {
 		t.expires = now
 	}
+	for _, t := range s.mpTokens { // replaced ones still in their grace period
+		t.expires = now
+	}
 }
 
-// FailNext makes the next n API calls (any API but gettoken) fail with errcode.
+// FailNext makes the next n API calls (any API but gettoken and the Official
+// Account's token) fail with errcode.
 // An errcode from 500 to 599 is answered as that HTTP status instead, with no JSON.
 func (s *Server) FailNext(n int, errcode int) { s.FailNextOn("", n, errcode) }
 
