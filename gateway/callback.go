@@ -1,18 +1,22 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha1"
 	"crypto/subtle"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
-	"io"
+	"fmt"
 	"net/http"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"go.uber.org/zap"
 
 	"github.com/wxhub/wxhub/bus"
@@ -175,10 +179,15 @@ func (g *Gateway) receive(w http.ResponseWriter, r *http.Request, ch *channel) (
 	if err := g.checkTimestamp(q.Get("timestamp")); err != nil {
 		return "", err
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.cfg.Gateway.MaxBodyBytes))
-	if err != nil {
+	buf := getBuffer()
+	defer putBuffer(buf)
+	if n := r.ContentLength; n > 0 && n <= g.cfg.Gateway.MaxBodyBytes {
+		buf.Grow(int(n) + 1) // +1: ReadFrom wants room to see EOF
+	}
+	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, g.cfg.Gateway.MaxBodyBytes)); err != nil {
 		return "", err
 	}
+	body := buf.Bytes() // only until the handler returns: plain and data copy what they keep
 	var plain []byte
 	if q.Get("msg_signature") == "" && ch.plainText {
 		if err := plainSignatureOK(ch.token, q.Get("signature"), q.Get("timestamp"), q.Get("nonce")); err != nil {
@@ -231,11 +240,34 @@ func (g *Gateway) publish(ctx context.Context, subject, id, schema string, v any
 	ctx, cancel := context.WithTimeout(ctx, g.cfg.Gateway.PublishTimeout)
 	defer cancel()
 	start := g.now()
-	_, err := g.bus.PublishJSON(ctx, subject, id, schema, v)
+	// Encoded into a pooled buffer: the client copies the data into its own
+	// write buffer, so the buffer is free again once Publish returns.
+	buf := getBuffer()
+	defer putBuffer(buf)
+	err := json.NewEncoder(buf).Encode(v)
+	if err == nil {
+		data := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+		_, err = g.bus.Publish(ctx, subject, id, nats.Header{bus.HeaderSchema: {schema}}, data)
+	} else {
+		err = fmt.Errorf("gateway: marshal %s: %w", schema, err)
+	}
 	g.metrics.publishSeconds.Observe(g.now().Sub(start).Seconds())
 	if err != nil {
 		g.log.Error("publish failed", zap.String("subject", subject), zap.String("id", id), zap.Error(err))
 		return errors.Join(errPublish, err)
 	}
 	return nil
+}
+
+// bufPool holds request bodies and encoded events: two per callback.
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+func getBuffer() *bytes.Buffer { return bufPool.Get().(*bytes.Buffer) }
+
+func putBuffer(b *bytes.Buffer) {
+	if b.Cap() > 64<<10 {
+		return // an odd large body: let it go rather than pin it
+	}
+	b.Reset()
+	bufPool.Put(b)
 }

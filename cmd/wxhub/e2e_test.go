@@ -426,3 +426,40 @@ func TestDLQCommandsReplayADeadLetter(t *testing.T) {
 		t.Fatalf("show of a replayed entry: %v, want not found", err)
 	}
 }
+
+// A connector in its own process logs in as its own NATS user, which may use
+// its own subjects only; the hub's other components run elsewhere.
+func TestE2EConnectorProcessWithItsOwnNATSUser(t *testing.T) {
+	e := startE2E(t, func(c *config.Config) {
+		c.NATS.Users = []bus.UserConfig{{Name: "echo", Password: "echo-secret-123", Connector: "echo"}}
+	}, withOnly("gateway", "router", "sender", "connector:help", "connector:dnd"))
+	ctx := waitCtx(t, 30*time.Second)
+
+	ccfg := *e.cfg
+	ccfg.NATS = bus.Config{URL: e.bus.ClientURL(), User: "echo", Password: "echo-secret-123", Partitions: e.cfg.NATS.Partitions}
+	hctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- runHub(hctx, &ccfg, zap.NewNop(), hubOptions{only: map[string]bool{"connector:echo": true}, pollWait: 200 * time.Millisecond})
+	}()
+	defer func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("connector process: %v", err)
+		}
+	}()
+	if _, err := e.sim.Say(ctx, "helpdesk", "zhouba", "echo 独立进程"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.sim.WaitSent(ctx, func(m sim.SentMessage) bool { return m.User == "zhouba" && m.Content == "echo: 独立进程" }); err != nil {
+		t.Fatalf("no reply from the connector process: %v", err)
+	}
+	// The same login may not run another connector.
+	wrong := ccfg
+	wctx, cancel := context.WithTimeout(ctx, 3*time.Second) // refused requests go unanswered: bound the wait
+	defer cancel()
+	err := runHub(wctx, &wrong, zap.NewNop(), hubOptions{only: map[string]bool{"connector:help": true}, pollWait: 200 * time.Millisecond})
+	if err == nil {
+		t.Fatal("the echo user ran the help connector")
+	}
+}

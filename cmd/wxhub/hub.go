@@ -85,6 +85,27 @@ func builtinRules(cfg *config.Config) router.Config {
 	return rc
 }
 
+// onlyConnectors reports whether only connectors were asked for.
+func onlyConnectors(only map[string]bool) bool {
+	for c := range only {
+		if !strings.HasPrefix(c, "connector:") {
+			return false
+		}
+	}
+	return len(only) > 0
+}
+
+// soleConnector names the one connector asked for, if only one was.
+func soleConnector(only map[string]bool) (string, bool) {
+	if len(only) != 1 {
+		return "", false
+	}
+	for c := range only {
+		return strings.CutPrefix(c, "connector:")
+	}
+	return "", false
+}
+
 func parseOnly(s string) (map[string]bool, error) {
 	if s == "" {
 		return nil, nil
@@ -106,7 +127,16 @@ func parseOnly(s string) (map[string]bool, error) {
 // one of them fails; then everything stops and the bus drains.
 func runHub(ctx context.Context, cfg *config.Config, log *zap.Logger, o hubOptions) error {
 	want := func(c string) bool { return len(o.only) == 0 || o.only[c] }
-	b, err := bus.Open(ctx, cfg.NATS, log.Named("bus"))
+	open, natsCfg := bus.Open, cfg.NATS
+	if onlyConnectors(o.only) && natsCfg.URL != "" {
+		// A connector process logs in as its own NATS user, which may not declare
+		// streams (the hub's other processes did) and receives on its own inboxes.
+		open = bus.Dial
+		if name, ok := soleConnector(o.only); ok && natsCfg.User != "" && natsCfg.InboxPrefix == "" {
+			natsCfg.InboxPrefix = bus.InboxPrefix(name)
+		}
+	}
+	b, err := open(ctx, natsCfg, log.Named("bus"))
 	if err != nil {
 		return err
 	}
@@ -162,18 +192,20 @@ func runHub(ctx context.Context, cfg *config.Config, log *zap.Logger, o hubOptio
 		g.Go(func() error { return s.Run(ctx) })
 	}
 
-	dndKV, err := b.KV(ctx, bus.BucketDND)
-	if err != nil {
-		return err
-	}
-	var defaultQuiet *dnd.Window
-	if cfg.Sender.QuietHours != "" {
-		w, _ := dnd.ParseWindow(cfg.Sender.QuietHours) // validated with the config
-		defaultQuiet = &w
-	}
 	conns := map[string]connectors.Handler{
-		help.Name:       help.Handler(func() string { return *helpText.Load() }),
-		quiethours.Name: quiethours.Handler(dnd.NewStore(dndKV), defaultQuiet, time.Now),
+		help.Name: help.Handler(func() string { return *helpText.Load() }),
+	}
+	if want("connector:" + quiethours.Name) {
+		dndKV, err := b.KV(ctx, bus.BucketDND)
+		if err != nil {
+			return err
+		}
+		var defaultQuiet *dnd.Window
+		if cfg.Sender.QuietHours != "" {
+			w, _ := dnd.ParseWindow(cfg.Sender.QuietHours) // validated with the config
+			defaultQuiet = &w
+		}
+		conns[quiethours.Name] = quiethours.Handler(dnd.NewStore(dndKV), defaultQuiet, time.Now)
 	}
 	if *cfg.Connectors.Echo {
 		conns[echo.Name] = echo.Handler()
