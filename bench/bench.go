@@ -162,7 +162,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		if ctx.Err() != nil {
 			break
 		}
-		o.progressf(p, "start")
+		load := LoadAverage()
+		rep.Loads = append(rep.Loads, PhaseLoad{Phase: p, Before: load})
+		o.progressf(p, "start (load average %s)", load)
 		t := time.Now()
 		var err error
 		switch p {
@@ -180,6 +182,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			rep.Rows = append(rep.Rows, Row{Area: p, Measure: "phase", Result: "failed: " + err.Error()})
 			o.progressf(p, "failed: %v", err)
 		}
+		rep.Loads[len(rep.Loads)-1].After = LoadAverage()
 		o.progressf(p, "done in %s", time.Since(t).Round(100*time.Millisecond))
 	}
 	rep.Took = time.Since(start)

@@ -34,6 +34,27 @@ type Report struct {
 	Took     time.Duration
 	Rows     []Row
 	Sections []Section
+	// Loads: the machine's load average around each phase. The bench shares
+	// the machine with whatever else runs; a figure means little without it.
+	Loads []PhaseLoad
+}
+
+// PhaseLoad is /proc/loadavg (1, 5, 15 min) before and after one phase.
+type PhaseLoad struct {
+	Phase, Before, After string
+}
+
+// LoadAverage is the first three fields of /proc/loadavg, or "unknown".
+func LoadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 func (r *Report) add(row Row) { r.Rows = append(r.Rows, row) }
@@ -100,7 +121,11 @@ func (r *Report) Markdown() string {
 	if r.Command != "" {
 		fmt.Fprintf(&b, "- command: `%s`\n", r.Command)
 	}
-	fmt.Fprintf(&b, "- took: %s\n\n", r.Took.Round(time.Second))
+	fmt.Fprintf(&b, "- took: %s\n", r.Took.Round(time.Second))
+	for _, l := range r.Loads {
+		fmt.Fprintf(&b, "- load average (1/5/15 min) %s: %s before, %s after\n", l.Phase, l.Before, l.After)
+	}
+	b.WriteString("\n")
 	b.WriteString("## Summary\n\n")
 	b.WriteString(r.Table())
 	for _, s := range r.Sections {
@@ -127,6 +152,7 @@ func (r *Report) Markdown() string {
 		}
 	}
 	b.WriteString("\n" + methodology)
+	b.WriteString("\n" + history)
 	return b.String()
 }
 

@@ -87,3 +87,39 @@ func BenchmarkDedupKeyEvent(b *testing.B) {
 		_ = DedupKey(d, plain)
 	}
 }
+
+// BenchmarkDecryptXMLFallback is Decrypt on an envelope the fast path leaves
+// to encoding/xml (a declaration in front): the cost of an unusual sender.
+func BenchmarkDecryptXMLFallback(b *testing.B) {
+	c := benchCrypter(b)
+	ts := strconv.FormatInt(time.Now().Unix(), 10)
+	body, sig, err := c.EncryptCallbackAgent(benchPlain(b), ts, "1234567890", "1000002")
+	if err != nil {
+		b.Fatal(err)
+	}
+	body = append([]byte(`<?xml version="1.0"?>`), body...)
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := c.Decrypt(sig, ts, "1234567890", body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkParseInboundNested is an event with nested elements
+// (scancode_waitmsg with ScanCodeInfo).
+func BenchmarkParseInboundNested(b *testing.B) {
+	plain, err := BuildEvent(benchCorp, "u0001", 1000002, time.Now().Unix(), "scancode_waitmsg", "SCAN_1",
+		map[string]string{"ScanCodeInfo.ScanType": "qrcode", "ScanCodeInfo.ScanResult": "https://example.com/x?y=1"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(plain)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ParseInbound(plain); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
