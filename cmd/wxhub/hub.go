@@ -183,7 +183,7 @@ func runHub(ctx context.Context, cfg *config.Config, log *zap.Logger, o hubOptio
 		}
 	}
 
-	if want("sender") && len(cfg.WeCom.Apps) > 0 {
+	if want("sender") && len(cfg.SenderConfig().Apps) > 0 {
 		client := wecom.NewClient(cfg.WeCom.APIBase)
 		s, err := sender.New(cfg.SenderConfig(), b, client, log, sender.WithRegisterer(reg))
 		if err != nil {
