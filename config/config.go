@@ -53,7 +53,9 @@ type Config struct {
 	Dashboard dashboard.Config `yaml:"dashboard"`
 	// Tracing: OpenTelemetry export over OTLP/HTTP; off unless an endpoint is set.
 	Tracing tracing.Config `yaml:"tracing"`
-	Log     Log            `yaml:"log"`
+	// Auth: scan-to-login and WeCom OAuth2 login (/api/v1/auth/...); see Auth.
+	Auth Auth `yaml:"auth"`
+	Log  Log  `yaml:"log"`
 }
 
 // Connectors configures the connectors that run inside the wxhub process.
@@ -166,6 +168,7 @@ func (c *Config) Defaults() {
 		on := true
 		c.Connectors.Echo = &on
 	}
+	c.Auth.defaults()
 	setDefault(&c.Log.Level, "info")
 	setDefault(&c.Log.Format, "json")
 }
@@ -272,6 +275,9 @@ func (c *Config) Validate() error {
 		if err := c.Connectors.ERP.WithDefaults().Validate(); err != nil {
 			return fmt.Errorf("%w: %s", ErrInvalid, strings.TrimPrefix(err.Error(), erp.ErrConfig.Error()+": "))
 		}
+	}
+	if err := c.validateAuth(); err != nil {
+		return err
 	}
 	if c.Connectors.Concurrency < 1 || c.Connectors.Concurrency > 1024 {
 		return invalid("connectors.concurrency", "must be 1 to 1024, got %d", c.Connectors.Concurrency)

@@ -33,6 +33,8 @@ type Gateway struct {
 	keys     []config.APIKey
 	metrics  *metrics
 	registry prometheus.Gatherer
+	signer   *signer       // login assertions (auth.go)
+	wecom    *wecom.Client // auth/getuserinfo and gettoken for OAuth login
 }
 
 // channel is one callback endpoint: its crypto and how to reach its app.
@@ -91,6 +93,11 @@ func New(cfg *config.Config, b *bus.Bus, log *zap.Logger, opts ...Option) (*Gate
 		}
 		g.channels["mp/"+a.Name] = ch
 	}
+	var err error
+	if g.signer, err = newSigner(cfg.Auth, log); err != nil {
+		return nil, err
+	}
+	g.wecom = wecom.NewClient(cfg.WeCom.APIBase)
 	for _, o := range opts {
 		o(g)
 	}
@@ -110,6 +117,7 @@ func (g *Gateway) routes() {
 	g.mux.HandleFunc("POST /api/v1/messages", g.pushMessage)
 	g.mux.HandleFunc("GET /api/v1/messages/{id}", g.messageStatus)
 	g.mux.HandleFunc("POST /api/v1/chats", g.createChat)
+	g.authRoutes()
 	g.mux.HandleFunc("GET /cgi-bin/gettoken", g.dropInToken)
 	g.mux.HandleFunc("POST /cgi-bin/message/send", g.dropInSend)
 	g.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/wxhub/wxhub/config"
 	"github.com/wxhub/wxhub/connectors/erp"
 	"github.com/wxhub/wxhub/connectors/erp/erpdemo"
+	"github.com/wxhub/wxhub/connectors/scanlogin/loginpage"
 	"github.com/wxhub/wxhub/wecom/sim"
 )
 
@@ -18,6 +20,8 @@ import (
 const (
 	demoAPIKey         = "demo-erp-key"         // the push-API key of the sample legacy systems
 	demoDashboardToken = "demo-dashboard-token" // the dashboard's admin token
+	demoLoginClient    = "erp-login"            // the sample login page's client (assertion audience)
+	demoLoginPath      = "/demo/login/"         // where the demo mounts the sample login page
 )
 
 // demoConfig is the hub's config for the demo corp of the simulator.
@@ -31,6 +35,9 @@ func demoConfig(s sim.Config, dataDir, listen string) *config.Config {
 		Log:     config.Log{Level: "info", Format: "console"},
 	}
 	c.Dashboard.AdminToken = demoDashboardToken
+	// The sample login page (/demo/login/) logs users in to "erp-login".
+	c.Auth.Clients = []config.AuthClient{{Name: demoLoginClient, Title: "ERP 系统", Keys: []string{"erp"},
+		RedirectURLs: []string{"http://" + listen + demoLoginPath}}}
 	for _, a := range s.Apps {
 		c.WeCom.Apps = append(c.WeCom.Apps, config.App{Name: a.Name, AgentID: a.AgentID, Secret: a.Secret,
 			Token: a.Token, EncodingAESKey: a.EncodingAESKey})
@@ -84,9 +91,17 @@ func demoCmd(ctx context.Context, args []string) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	return runHub(ctx, cfg, log, hubOptions{ready: func(h *hub) {
-		printDemoBanner(h.addr, scfg.Listen, erpSrv.URL())
-	}})
+	// The sample legacy login page: scan to log in instead of a USB key.
+	login, err := loginpage.New(loginpage.Config{HubURL: "http://" + *listen, APIKey: demoAPIKey, Client: demoLoginClient,
+		PublicURL: "http://" + *listen + demoLoginPath, Logger: log.Named("loginpage")})
+	if err != nil {
+		return err
+	}
+	return runHub(ctx, cfg, log, hubOptions{
+		handlers: map[string]http.Handler{demoLoginPath: http.StripPrefix(demoLoginPath[:len(demoLoginPath)-1], login)},
+		ready: func(h *hub) {
+			printDemoBanner(h.addr, scfg.Listen, erpSrv.URL())
+		}})
 }
 
 func printDemoBanner(gatewayAddr, simAddr, erpURL string) {
@@ -100,6 +115,7 @@ func printDemoBanner(gatewayAddr, simAddr, erpURL string) {
     WeCom simulator http://%[2]s   (what the hub sent: /sim/sent)
     sample ERP     %[5]s   (orders 1001-1005, stock A-100..., approvals)
     dashboard      http://%[1]s/dashboard/   (admin token: %[6]s)
+    login page     http://%[1]s/demo/login/   (scan to log in: a sample legacy login page)
 
   Try, in another terminal:
     ./bin/wxhub sim say%[3]s zhangsan "你好"                 # unmatched: the help text comes back
@@ -109,6 +125,10 @@ func printDemoBanner(gatewayAddr, simAddr, erpURL string) {
                                                           # the ERP pushes an approval card to zhangsan
     ./bin/wxhub sim say%[3]s lisi "免打扰 22:00-08:00"       # quiet hours for lisi
     ./bin/wxhub sim sent%[3]s                                # every message the hub sent
+    ./bin/wxhub sim event%[3]s --key login --scan "wxhub-login:<id>" zhangsan scancode_waitmsg
+    ./bin/wxhub sim event%[3]s --key confirm --task "wxhub-login-<id>" zhangsan template_card_event
+                                                          # zhangsan scans the login page's QR code (<id>: the page's
+                                                          # data-id) and confirms on the card: docs/identity.md
     curl -s -H 'Authorization: Bearer %[4]s' \
       -d '{"app":"helpdesk","touser":"zhangsan","msgtype":"text","text":{"content":"审批已通过"}}' \
       http://%[1]s/api/v1/messages                          # a legacy system pushes a message

@@ -21,10 +21,12 @@ import (
 	"github.com/wxhub/wxhub/connectors/erp"
 	"github.com/wxhub/wxhub/connectors/help"
 	"github.com/wxhub/wxhub/connectors/quiethours"
+	"github.com/wxhub/wxhub/connectors/scanlogin"
 	"github.com/wxhub/wxhub/dashboard"
 	"github.com/wxhub/wxhub/dnd"
 	"github.com/wxhub/wxhub/gateway"
 	"github.com/wxhub/wxhub/router"
+	"github.com/wxhub/wxhub/schemas"
 	"github.com/wxhub/wxhub/sender"
 	"github.com/wxhub/wxhub/tracing"
 	"github.com/wxhub/wxhub/wecom"
@@ -65,6 +67,15 @@ func builtinRules(cfg *config.Config) router.Config {
 		Name: "builtin-dnd", Description: "免打扰 22:00-08:00 / 取消免打扰 / 我的免打扰：设置免打扰时段",
 		Match: router.Match{MsgType: router.Strings{"text"}, Content: quiethours.Rule}, To: router.Strings{quiethours.Name},
 	}}
+	// Scan-to-login: every scancode_waitmsg goes to scanlogin, which ignores codes
+	// that are not wxhub logins; continue lets configured rules see the scan too.
+	rules = append(rules, router.Rule{
+		Name: "builtin-scanlogin", Match: router.Match{Event: router.Strings{"scancode_waitmsg"}},
+		To: router.Strings{scanlogin.Name}, Continue: true,
+	}, router.Rule{
+		Name:  "builtin-scanlogin-confirm",
+		Match: router.Match{Event: router.Strings{"template_card_event"}, TaskID: router.Strings{schemas.AuthTaskPrefix + "*"}}, To: router.Strings{scanlogin.Name},
+	})
 	if cfg.Connectors.ERP != nil {
 		rules = append(rules, router.Rule{
 			Name: "builtin-erp", Description: "订单 1001 / 库存 A-100：查询 ERP",
@@ -206,6 +217,14 @@ func runHub(ctx context.Context, cfg *config.Config, log *zap.Logger, o hubOptio
 			defaultQuiet = &w
 		}
 		conns[quiethours.Name] = quiethours.Handler(dnd.NewStore(dndKV), defaultQuiet, time.Now)
+	}
+	if want("connector:" + scanlogin.Name) {
+		authKV, err := b.KV(ctx, bus.BucketAuth)
+		if err != nil {
+			return err
+		}
+		conns[scanlogin.Name] = scanlogin.Handler(authKV, scanlogin.Options{
+			Confirm: cfg.Auth.Confirm == nil || *cfg.Auth.Confirm, Logger: log.Named("connector." + scanlogin.Name)})
 	}
 	if *cfg.Connectors.Echo {
 		conns[echo.Name] = echo.Handler()
