@@ -11,8 +11,18 @@ import (
 
 var loginTmpl = template.Must(template.ParseFS(webFS, "web/login.html"))
 
+// loginView is the login page: the token form and the WeCom button, or, with
+// QR set, the QR code of a WeCom login in progress.
 type loginView struct {
 	Error string
+	Token bool // the token form (users with tokens exist)
+	WeCom bool // the "Log in with WeCom" button
+	// QR is the server-drawn SVG of QRText; Status says what to do; Expires
+	// is when the code stops working (RFC 3339).
+	QR      template.HTML
+	QRText  string
+	Status  string
+	Expires string
 }
 
 func (d *Dashboard) loginPage(w http.ResponseWriter, r *http.Request) {
@@ -20,13 +30,15 @@ func (d *Dashboard) loginPage(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, Prefix, http.StatusSeeOther)
 		return
 	}
-	d.renderLogin(w, http.StatusOK, "")
+	d.renderLogin(w, http.StatusOK, loginView{})
 }
 
-func (d *Dashboard) renderLogin(w http.ResponseWriter, code int, msg string) {
+func (d *Dashboard) renderLogin(w http.ResponseWriter, code int, v loginView) {
+	v.Token = len(d.userList) > 0
+	v.WeCom = d.wecomEnabled()
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(code)
-	if err := loginTmpl.Execute(w, loginView{Error: msg}); err != nil {
+	if err := loginTmpl.Execute(w, v); err != nil {
 		d.log.Debug("login page", zap.Error(err))
 	}
 }
@@ -48,27 +60,34 @@ func sameOrigin(r *http.Request) bool {
 
 func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 	if !sameOrigin(r) {
-		d.renderLogin(w, http.StatusForbidden, "Cross-site login refused.")
+		d.renderLogin(w, http.StatusForbidden, loginView{Error: "Cross-site login refused."})
 		return
 	}
 	lim := d.allowLogin(r)
 	now := d.now()
 	if lim.TokensAt(now) < 1 {
-		d.renderLogin(w, http.StatusTooManyRequests, "Too many failed attempts; wait a minute.")
+		d.renderLogin(w, http.StatusTooManyRequests, loginView{Error: "Too many failed attempts; wait a minute."})
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, 8<<10)
 	if err := r.ParseForm(); err != nil {
-		d.renderLogin(w, http.StatusBadRequest, "Bad form.")
+		d.renderLogin(w, http.StatusBadRequest, loginView{Error: "Bad form."})
 		return
 	}
 	u, ok := findUser(d.userList, r.PostForm.Get("token"))
 	if !ok {
 		lim.AllowN(now, 1)
 		d.log.Warn("dashboard login failed", zap.String("remote", r.RemoteAddr))
-		d.renderLogin(w, http.StatusUnauthorized, "Wrong token.")
+		d.renderLogin(w, http.StatusUnauthorized, loginView{Error: "Wrong token."})
 		return
 	}
+	d.setSession(w, u)
+	d.log.Info("dashboard login", zap.String("user", u.Name), zap.String("role", u.Role))
+	http.Redirect(w, r, Prefix, http.StatusSeeOther)
+}
+
+// setSession sets the session cookie of a user who just logged in.
+func (d *Dashboard) setSession(w http.ResponseWriter, u User) {
 	value, s := d.sess.issue(u)
 	http.SetCookie(w, &http.Cookie{
 		Name:     sessionCookie,
@@ -80,8 +99,6 @@ func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 		Secure:   d.cfg.SecureCookie,
 		SameSite: http.SameSiteStrictMode,
 	})
-	d.log.Info("dashboard login", zap.String("user", u.Name), zap.String("role", u.Role))
-	http.Redirect(w, r, Prefix, http.StatusSeeOther)
 }
 
 func (d *Dashboard) logout(w http.ResponseWriter, _ *http.Request, s session) {

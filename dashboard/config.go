@@ -3,6 +3,8 @@ package dashboard
 import (
 	"errors"
 	"fmt"
+	"regexp"
+	"strings"
 	"time"
 )
 
@@ -24,6 +26,14 @@ type User struct {
 	Role  string `yaml:"role"`  // viewer (default) or admin
 }
 
+// WeComUser is a WeCom member allowed into the dashboard by scanning the login
+// QR code with the WeCom app (see docs/identity.md). Their session's user name
+// is "wecom:<userid>".
+type WeComUser struct {
+	UserID string `yaml:"userid"` // the WeCom userid (通讯录 账号); compared ignoring case, as WeCom does
+	Role   string `yaml:"role"`   // viewer (default) or admin
+}
+
 // Config is the `dashboard:` section of wxhub.yaml. The zero value is a
 // disabled dashboard (nobody can log in); set AdminToken or Users to enable it.
 type Config struct {
@@ -32,6 +42,13 @@ type Config struct {
 	AdminToken string `yaml:"admin_token"`
 	// Users beside AdminToken, each with a role. Names must be unique.
 	Users []User `yaml:"users"`
+	// WeComUsers may log in with WeCom scan-to-login, each with a role. A member
+	// who scans but is not listed is refused. Needs WeComApp and the scanlogin
+	// connector running.
+	WeComUsers []WeComUser `yaml:"wecom_users"`
+	// WeComApp is the WeCom app (a wecom.apps name) whose members scan the
+	// dashboard's login QR code. Required with WeComUsers.
+	WeComApp string `yaml:"wecom_app"`
 	// SessionKey signs session cookies (HMAC-SHA256); at least 32 characters.
 	// Empty (default): a random key per process, so sessions end on restart and
 	// are not shared between replicas behind one load balancer.
@@ -58,6 +75,7 @@ const (
 	DefaultTraceScan  = 5000
 	DefaultSentMetric = "wxhub_sender_sends_total"
 	adminUserName     = "admin"
+	wecomUserPrefix   = "wecom:" // session user names of WeComUsers
 	minTokenLen       = 16
 	minSessionKeyLen  = 32
 )
@@ -82,11 +100,19 @@ func (c Config) WithDefaults() Config {
 			c.Users[i].Role = RoleViewer
 		}
 	}
+	c.WeComUsers = append([]WeComUser(nil), c.WeComUsers...)
+	for i := range c.WeComUsers {
+		if c.WeComUsers[i].Role == "" {
+			c.WeComUsers[i].Role = RoleViewer
+		}
+	}
 	return c
 }
 
 // Enabled reports whether anybody can log in.
-func (c Config) Enabled() bool { return c.AdminToken != "" || len(c.Users) > 0 }
+func (c Config) Enabled() bool {
+	return c.AdminToken != "" || len(c.Users) > 0 || len(c.WeComUsers) > 0
+}
 
 // Validate checks c after defaults; errors wrap ErrConfig and name the key.
 func (c Config) Validate() error {
@@ -108,6 +134,8 @@ func (c Config) Validate() error {
 		switch {
 		case u.Name == "":
 			return bad(k+".name", "empty")
+		case strings.HasPrefix(u.Name, wecomUserPrefix):
+			return bad(k+".name", "%q: the prefix %q is reserved for wecom_users", u.Name, wecomUserPrefix)
 		case names[u.Name]:
 			return bad(k+".name", "%q used twice (admin_token takes the name %q)", u.Name, adminUserName)
 		case len(u.Token) < minTokenLen:
@@ -119,6 +147,21 @@ func (c Config) Validate() error {
 		}
 		names[u.Name] = true
 		tokens[u.Token] = true
+	}
+	for i, u := range c.WeComUsers {
+		k := fmt.Sprintf("wecom_users[%d]", i)
+		switch {
+		case !wecomUserID.MatchString(u.UserID):
+			return bad(k+".userid", "must be 1-64 of A-Z a-z 0-9 _ - . @, starting with a letter or digit, got %q", u.UserID)
+		case names[wecomUserPrefix+strings.ToLower(u.UserID)]:
+			return bad(k+".userid", "%q listed twice (WeCom userids ignore case)", u.UserID)
+		case u.Role != RoleViewer && u.Role != RoleAdmin:
+			return bad(k+".role", "must be %s or %s, got %q", RoleViewer, RoleAdmin, u.Role)
+		}
+		names[wecomUserPrefix+strings.ToLower(u.UserID)] = true
+	}
+	if len(c.WeComUsers) > 0 && c.WeComApp == "" {
+		return bad("wecom_app", "is required with wecom_users: the WeCom app whose members scan the login code")
 	}
 	switch {
 	case c.SessionKey != "" && len(c.SessionKey) < minSessionKeyLen:
@@ -133,6 +176,9 @@ func (c Config) Validate() error {
 	return nil
 }
 
+// wecomUserID is what WeCom allows in a userid (unique ignoring case).
+var wecomUserID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$`)
+
 // users returns every user, AdminToken first.
 func (c Config) users() []User {
 	var us []User
@@ -140,4 +186,14 @@ func (c Config) users() []User {
 		us = append(us, User{Name: adminUserName, Token: c.AdminToken, Role: RoleAdmin})
 	}
 	return append(us, c.Users...)
+}
+
+// wecomUsers returns the WeComUsers as session users: named "wecom:<userid>",
+// without a token (they cannot use the token form).
+func (c Config) wecomUsers() []User {
+	us := make([]User, 0, len(c.WeComUsers))
+	for _, u := range c.WeComUsers {
+		us = append(us, User{Name: wecomUserPrefix + u.UserID, Role: u.Role})
+	}
+	return us
 }

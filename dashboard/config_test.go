@@ -28,6 +28,13 @@ func TestConfigValidate(t *testing.T) {
 		{"short session ttl", Config{AdminToken: tok, SessionTTL: time.Second}, "dashboard.session_ttl"},
 		{"fast refresh", Config{AdminToken: tok, Refresh: time.Millisecond}, "dashboard.refresh"},
 		{"huge trace scan", Config{AdminToken: tok, TraceScan: 1 << 30}, "dashboard.trace_scan"},
+		{"wecom users only", Config{WeComApp: "helpdesk", WeComUsers: []WeComUser{{UserID: "zhangsan", Role: RoleAdmin}, {UserID: "li.si@corp"}}}, ""},
+		{"wecom users without app", Config{WeComUsers: []WeComUser{{UserID: "zhangsan"}}}, "dashboard.wecom_app"},
+		{"empty wecom userid", Config{WeComApp: "helpdesk", WeComUsers: []WeComUser{{}}}, "dashboard.wecom_users[0].userid"},
+		{"wecom userid with a space", Config{WeComApp: "helpdesk", WeComUsers: []WeComUser{{UserID: "zhang san"}}}, "dashboard.wecom_users[0].userid"},
+		{"wecom userid twice ignoring case", Config{WeComApp: "helpdesk", WeComUsers: []WeComUser{{UserID: "ZhangSan"}, {UserID: "zhangsan"}}}, "dashboard.wecom_users[1].userid"},
+		{"bad wecom role", Config{WeComApp: "helpdesk", WeComUsers: []WeComUser{{UserID: "zhangsan", Role: "root"}}}, "dashboard.wecom_users[0].role"},
+		{"token user in the wecom namespace", Config{Users: []User{{Name: "wecom:zhangsan", Token: tok}}}, "dashboard.users[0].name"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -5,7 +5,8 @@
 // from a Prometheus Gatherer, so it imports no other component. Its page and
 // assets are embedded and need no network beyond the hub itself.
 //
-// Every page and API needs a login (token from the config); sessions are
+// Every page and API needs a login (a token from the config, or WeCom
+// scan-to-login for the members listed in it); sessions are
 // HMAC-signed HttpOnly SameSite=Strict cookies, and every POST carries a CSRF
 // token bound to the session.
 package dashboard
@@ -82,6 +83,9 @@ type Dashboard struct {
 	loginMu      sync.Mutex
 	loginLimiter map[string]*rate.Limiter
 
+	challengeTTL time.Duration
+	wecom        wecomLogin
+
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -92,7 +96,7 @@ func New(cfg Config, b *bus.Bus, log *zap.Logger, opts ...Option) (*Dashboard, e
 		return nil, err
 	}
 	if !cfg.Enabled() {
-		return nil, fmt.Errorf("%w: dashboard.admin_token: no admin_token and no users: nobody could log in", ErrConfig)
+		return nil, fmt.Errorf("%w: dashboard.admin_token: no admin_token, users or wecom_users: nobody could log in", ErrConfig)
 	}
 	if b == nil {
 		return nil, fmt.Errorf("dashboard: nil bus")
@@ -111,6 +115,7 @@ func New(cfg Config, b *bus.Bus, log *zap.Logger, opts ...Option) (*Dashboard, e
 		mux:          http.NewServeMux(),
 		errors:       newErrorRing(50),
 		loginLimiter: map[string]*rate.Limiter{},
+		challengeTTL: DefaultChallengeTTL,
 		done:         make(chan struct{}),
 	}
 	for _, o := range opts {
@@ -120,6 +125,7 @@ func New(cfg Config, b *bus.Bus, log *zap.Logger, opts ...Option) (*Dashboard, e
 	for _, u := range d.userList {
 		d.users[u.Name] = u
 	}
+	d.initWeCom()
 	if cfg.SessionKey == "" {
 		d.log.Warn("dashboard.session_key is not set: sessions end when the process restarts")
 	}
@@ -156,6 +162,12 @@ func (d *Dashboard) routes() {
 	m.HandleFunc("GET /dashboard/login", d.loginPage)
 	m.HandleFunc("GET /dashboard/login.css", d.loginCSS) // the form's style: public, holds nothing
 	m.HandleFunc("POST /dashboard/login", d.login)
+	m.HandleFunc("GET /dashboard/login.js", d.loginJS) // the QR page's poller: public, holds nothing
+	if d.wecomEnabled() {
+		m.HandleFunc("POST "+wecomPath, d.wecomStart)
+		m.HandleFunc("GET "+wecomPath, d.wecomPage)
+		m.HandleFunc("GET "+wecomPath+"/status", d.wecomStatus)
+	}
 	m.HandleFunc("POST /dashboard/logout", d.post(RoleViewer, d.logout))
 	m.HandleFunc("GET /dashboard/{$}", d.page(d.index))
 	m.HandleFunc("GET /dashboard/assets/{file}", d.page(d.asset))
@@ -245,12 +257,17 @@ func (d *Dashboard) post(role string, h handlerFunc) http.HandlerFunc {
 	}
 }
 
-// allowLogin limits failed logins per client address: 5 a minute, burst 5.
-func (d *Dashboard) allowLogin(r *http.Request) *rate.Limiter {
+func clientHost(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		host = r.RemoteAddr
 	}
+	return host
+}
+
+// allowLogin limits failed logins per client address: 5 a minute, burst 5.
+func (d *Dashboard) allowLogin(r *http.Request) *rate.Limiter {
+	host := clientHost(r)
 	d.loginMu.Lock()
 	defer d.loginMu.Unlock()
 	l, ok := d.loginLimiter[host]

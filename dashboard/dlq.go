@@ -208,6 +208,10 @@ func (d *Dashboard) loginCSS(w http.ResponseWriter, r *http.Request) {
 	d.serveFile(w, r, "login.css")
 }
 
+func (d *Dashboard) loginJS(w http.ResponseWriter, r *http.Request) {
+	d.serveFile(w, r, "login.js")
+}
+
 func (d *Dashboard) serveFile(w http.ResponseWriter, r *http.Request, name string) {
 	name = path.Clean("/" + name)[1:]
 	data, err := fs.ReadFile(d.static, name)

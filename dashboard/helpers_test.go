@@ -63,9 +63,14 @@ type env struct {
 
 func newEnv(t *testing.T, opts ...dashboard.Option) *env {
 	t.Helper()
+	return newEnvConfig(t, testConfig(), opts...)
+}
+
+func newEnvConfig(t *testing.T, cfg dashboard.Config, opts ...dashboard.Option) *env {
+	t.Helper()
 	b := openBus(t)
 	reg := prometheus.NewRegistry()
-	d, err := dashboard.New(testConfig(), b, zaptest.NewLogger(t), append([]dashboard.Option{dashboard.WithGatherer(reg)}, opts...)...)
+	d, err := dashboard.New(cfg, b, zaptest.NewLogger(t), append([]dashboard.Option{dashboard.WithGatherer(reg)}, opts...)...)
 	if err != nil {
 		t.Fatalf("dashboard.New: %v", err)
 	}

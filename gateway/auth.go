@@ -44,9 +44,6 @@ var (
 )
 
 const (
-	// fetchGrace lets a page that polls every few seconds still fetch the
-	// assertion of a challenge confirmed just before it expired.
-	fetchGrace = 30 * time.Second
 	// casRetries bounds the read-modify-write loops on a challenge.
 	casRetries = 5
 	// tokenEarly matches the sender: a token this close to its end is not used.
@@ -225,15 +222,9 @@ func (g *Gateway) newChallenge(key *config.APIKey, app, client, ret string) (sch
 	if ret != "" && !cc.AllowsReturn(ret) {
 		return schemas.AuthChallenge{}, badField("return", "%q is not under one of auth.clients[%s].redirect_urls", ret, client)
 	}
-	title := cc.Title
-	if title == "" {
-		title = client
-	}
-	now := g.now().UTC()
-	return schemas.AuthChallenge{
-		ID: randomHex(16), App: app, Client: client, ClientTitle: title, Key: key.Name, Return: ret,
-		Status: schemas.AuthPending, CreatedAt: now, ExpiresAt: now.Add(g.cfg.Auth.ChallengeTTL),
-	}, nil
+	ch := schemas.NewAuthChallenge(app, client, cc.Title, key.Name, g.now(), g.cfg.Auth.ChallengeTTL)
+	ch.Return = ret
+	return ch, nil
 }
 
 // oauthURLs are WeCom's authorize and web-login addresses that come back to
@@ -295,22 +286,13 @@ func (g *Gateway) redeem(ctx context.Context, key *config.APIKey, id string) (ch
 			return challengeState{}, ErrChallengeNotFound
 		}
 		now := g.now()
-		st := challengeState{ID: ch.ID, Status: ch.Status, ExpiresAt: ch.ExpiresAt}
-		switch ch.Status {
-		case schemas.AuthPending, schemas.AuthScanned:
-			if ch.Expired(now) {
-				st.Status = schemas.AuthExpired
-			}
-			return st, nil
+		st := challengeState{ID: ch.ID, Status: ch.Reported(now), ExpiresAt: ch.ExpiresAt}
+		switch st.Status {
 		case schemas.AuthConsumed:
 			st.User = ch.User
 			return st, nil
 		case schemas.AuthConfirmed:
-			if !now.Before(ch.ExpiresAt.Add(fetchGrace)) {
-				st.Status = schemas.AuthExpired
-				return st, nil
-			}
-		default: // denied, or a state we do not know: nothing to hand out
+		default: // pending, scanned, expired, denied, or a state we do not know: nothing to hand out
 			return st, nil
 		}
 		consumed := ch
@@ -334,7 +316,7 @@ func (g *Gateway) redeem(ctx context.Context, key *config.APIKey, id string) (ch
 
 func getChallenge(ctx context.Context, kv jetstream.KeyValue, id string) (schemas.AuthChallenge, uint64, error) {
 	var ch schemas.AuthChallenge
-	if !validChallengeID(id) {
+	if !schemas.ValidAuthChallengeID(id) {
 		return ch, 0, ErrChallengeNotFound
 	}
 	e, err := kv.Get(ctx, id)
@@ -354,14 +336,6 @@ func isRevisionConflict(err error) bool {
 	// The server answers a stale revision with "wrong last sequence"; nats.go
 	// maps it to ErrKeyExists.
 	return errors.Is(err, jetstream.ErrKeyExists)
-}
-
-func validChallengeID(id string) bool {
-	if len(id) != 32 {
-		return false
-	}
-	_, err := hex.DecodeString(id)
-	return err == nil
 }
 
 func randomHex(n int) string {

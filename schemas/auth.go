@@ -1,6 +1,10 @@
 package schemas
 
-import "time"
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"time"
+)
 
 // Scan-to-login challenge states, kept in the wxhub_auth KV bucket under the
 // challenge id. The gateway creates a challenge (pending) and hands out its
@@ -56,3 +60,51 @@ type AuthChallenge struct {
 
 // Expired reports whether the challenge can no longer be scanned or confirmed at now.
 func (c AuthChallenge) Expired(now time.Time) bool { return !now.Before(c.ExpiresAt) }
+
+// AuthFetchGrace is how long after ExpiresAt a confirmed challenge can still be
+// redeemed, so a page polling every few seconds gets a confirmation made just
+// before the end.
+const AuthFetchGrace = 30 * time.Second
+
+// NewAuthChallenge returns a pending challenge with a fresh random id (32 hex
+// digits, a valid KV key) that can be scanned until now+ttl. The caller stores
+// it with a KV Create under its ID.
+func NewAuthChallenge(app, client, clientTitle, key string, now time.Time, ttl time.Duration) AuthChallenge {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b) // never fails (crypto/rand since Go 1.24)
+	if clientTitle == "" {
+		clientTitle = client
+	}
+	now = now.UTC()
+	return AuthChallenge{
+		ID: hex.EncodeToString(b), App: app, Client: client, ClientTitle: clientTitle, Key: key,
+		Status: AuthPending, CreatedAt: now, ExpiresAt: now.Add(ttl),
+	}
+}
+
+// ValidAuthChallengeID reports whether id has the form NewAuthChallenge gives:
+// anything else cannot be a stored challenge (and may not be a valid KV key).
+func ValidAuthChallengeID(id string) bool {
+	if len(id) != 32 {
+		return false
+	}
+	_, err := hex.DecodeString(id)
+	return err == nil
+}
+
+// Reported is the status a reader reports at now: Status, except AuthExpired
+// for a pending or scanned challenge past ExpiresAt and for a confirmed one
+// not redeemed within AuthFetchGrace after it.
+func (c AuthChallenge) Reported(now time.Time) string {
+	switch c.Status {
+	case AuthPending, AuthScanned:
+		if c.Expired(now) {
+			return AuthExpired
+		}
+	case AuthConfirmed:
+		if !now.Before(c.ExpiresAt.Add(AuthFetchGrace)) {
+			return AuthExpired
+		}
+	}
+	return c.Status
+}
