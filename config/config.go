@@ -268,6 +268,11 @@ func (c *Config) Validate() error {
 	if err := c.Dashboard.WithDefaults().Validate(); err != nil {
 		return fmt.Errorf("%w: %s", ErrInvalid, strings.TrimPrefix(err.Error(), dashboard.ErrConfig.Error()+": "))
 	}
+	if a := c.Dashboard.WeComApp; a != "" {
+		if _, ok := c.App(a); !ok {
+			return invalid("dashboard.wecom_app", "no WeCom app named %q", a)
+		}
+	}
 	if err := c.Tracing.Validate(); err != nil {
 		return fmt.Errorf("%w: %s", ErrInvalid, strings.TrimPrefix(err.Error(), tracing.ErrConfig.Error()+": "))
 	}

@@ -112,3 +112,11 @@ func TestOfficialAccountsReachTheSender(t *testing.T) {
 		})
 	}
 }
+
+func TestDashboardWeComAppMustExist(t *testing.T) {
+	raw := string(config.Smallest) + "dashboard:\n  admin_token: a-long-admin-token-123\n  wecom_app: nope\n  wecom_users: [{userid: zhangsan, role: admin}]\n"
+	_, err := config.Parse([]byte(raw), env(map[string]string{"WXHUB_HELPDESK_SECRET": "s", "WXHUB_ERP_KEY": "erp-key-123"}))
+	if err == nil || !strings.Contains(err.Error(), `dashboard.wecom_app: no WeCom app named "nope"`) {
+		t.Fatalf("err = %v", err)
+	}
+}

@@ -255,11 +255,6 @@ func runHub(ctx context.Context, cfg *config.Config, log *zap.Logger, o hubOptio
 		gopts := []gateway.Option{gateway.WithRegistry(reg)}
 		reg.MustRegister(dashboard.NewBusCollector(b))
 		if cfg.Dashboard.Enabled() {
-			if a := cfg.Dashboard.WeComApp; a != "" {
-				if _, ok := cfg.App(a); !ok {
-					return fmt.Errorf("config: dashboard.wecom_app: no WeCom app named %q", a)
-				}
-			}
 			d, err := dashboard.New(cfg.Dashboard, b, log.Named("dashboard"),
 				dashboard.WithGatherer(reg), dashboard.WithSendLimits(sendLimits(cfg)...),
 				dashboard.WithChallengeTTL(cfg.Auth.ChallengeTTL))
