@@ -54,6 +54,15 @@ router no longer limits the pipeline; the sender's serial limiter
 reservations (KV round trips per message in its dispatch loop) and the
 connector runner's one-pull-per-event lanes do.
 
+Cost (` + "`wxhub bench --phases cost`" + `, the whole hub as a child process at 300/s, CPU per
+1,000 messages), alternating: before 3,233 / 3,126 / 3,716 ms, after 3,448 /
+3,573 / 3,388 ms (load 1.8–4.0): no difference beyond the run-to-run noise.
+
+The embedded server's store was left as it is: a single-node stream flushes
+each message to the OS before the ack (no async flush, fsync every 2 min by
+default), which already survives a process kill; async persist mode would ack
+before the write and is not used.
+
 The earlier figure "e2e not sustained at 200/s, p50 751 ms" was taken with a
 load average near 5 from other work: on a quieter machine the same code gave
 p50 3–4 ms at 200/s.

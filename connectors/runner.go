@@ -295,7 +295,7 @@ func (r *Runner) process(ctx, workCtx context.Context, p int, msg jetstream.Msg)
 		res.Err = err
 		log.Warn("handler answered the user instead of succeeding", zap.Error(ans.err), zap.Int("replies", res.Replies))
 		r.answered.Add(1)
-		res.Outcome = r.ack(workCtx, log, msg, OutcomeAnswered)
+		res.Outcome = r.ack(log, msg, OutcomeAnswered)
 		return
 	case errors.As(err, &notice) && !IsPermanent(err):
 		if n, perr := r.publishReplies(hctx, &ev, seq, "notice/", notice.replies); perr != nil {
@@ -307,7 +307,7 @@ func (r *Runner) process(ctx, workCtx context.Context, p int, msg jetstream.Msg)
 	res.Err = err
 	switch {
 	case err == nil:
-		res.Outcome = r.ack(workCtx, log, msg, OutcomeAcked)
+		res.Outcome = r.ack(log, msg, OutcomeAcked)
 		log.Debug("event handled", zap.Int("replies", res.Replies))
 	case IsPermanent(err):
 		res.Outcome = r.deadLetter(workCtx, log, msg, err.Error(), attempt)
@@ -318,10 +318,13 @@ func (r *Runner) process(ctx, workCtx context.Context, p int, msg jetstream.Msg)
 	}
 }
 
-func (r *Runner) ack(ctx context.Context, log *zap.Logger, msg jetstream.Msg, o Outcome) Outcome {
-	if err := msg.DoubleAck(ctx); err != nil {
-		// Replies are out; a redelivery would re-run the handler but its
-		// replies are de-duplicated by message id.
+func (r *Runner) ack(log *zap.Logger, msg jetstream.Msg, o Outcome) Outcome {
+	// A plain ack, not DoubleAck: waiting for the server's confirmation would
+	// add a round trip per event. The replies are already stored, so if this
+	// ack is lost the server redelivers after AckWait, the handler runs again
+	// and its replies are dropped as duplicates by Nats-Msg-Id (within the
+	// out stream's 10 min window); the side effects must be idempotent anyway.
+	if err := msg.Ack(); err != nil {
 		log.Warn("ack failed; event may be redelivered", zap.Error(err))
 	}
 	r.acked.Add(1)
@@ -439,21 +442,30 @@ func (r *Runner) outbound(ev *schemas.Event, id string, i int, rep Reply, tp str
 }
 
 // heartbeat tells the server the event is being worked on every AckWait/2,
-// from receipt (including the wait for a worker) until stop is called.
+// from receipt (including the wait for a worker) until stop is called. A timer
+// rather than a goroutine per event; after stop returns no InProgress is sent.
 func (r *Runner) heartbeat(msg jetstream.Msg) (stop func()) {
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		t := time.NewTicker(r.opts.AckWait / 2)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				_ = msg.InProgress()
-			}
+	every := r.opts.AckWait / 2
+	var (
+		mu      sync.Mutex
+		stopped bool
+		t       *time.Timer
+	)
+	mu.Lock()
+	defer mu.Unlock()
+	t = time.AfterFunc(every, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if stopped {
+			return
 		}
+		_ = msg.InProgress()
+		t.Reset(every)
 	})
-	return func() { close(done); wg.Wait() }
+	return func() {
+		mu.Lock()
+		stopped = true
+		t.Stop()
+		mu.Unlock()
+	}
 }

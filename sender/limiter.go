@@ -43,8 +43,9 @@ type limiter struct {
 	margin time.Duration
 	loc    *time.Location
 
-	mu    sync.Mutex
-	cache map[string]cachedEntry
+	mu     sync.Mutex
+	cache  map[string]cachedEntry
+	queues map[string]*keyQueue // keys with a commit in flight
 }
 
 type cachedEntry struct {
@@ -59,7 +60,7 @@ type dailyCount struct {
 }
 
 func newLimiter(kv jetstream.KeyValue, margin time.Duration, loc *time.Location) *limiter {
-	return &limiter{kv: kv, margin: margin, loc: loc, cache: map[string]cachedEntry{}}
+	return &limiter{kv: kv, margin: margin, loc: loc, cache: map[string]cachedEntry{}, queues: map[string]*keyQueue{}}
 }
 
 // reserve takes every claim's slots or none. It returns wait > 0 and which claim
@@ -85,6 +86,7 @@ func (l *limiter) reserve(ctx context.Context, now time.Time, claims []claim) (t
 func (l *limiter) reserveOne(ctx context.Context, now time.Time, c *claim) (time.Duration, error) {
 	var wait time.Duration
 	err := l.update(ctx, c.key, func(cur []byte) ([]byte, error) {
+		wait, c.fullRule = 0, "" // a redo on a fresh value decides anew
 		if c.daily > 0 {
 			return l.takeDaily(cur, now, c, &wait)
 		}
@@ -151,9 +153,74 @@ func (l *limiter) release(ctx context.Context, now time.Time, c *claim) error {
 	})
 }
 
+// keyOp is one read-modify-write waiting for its key's next commit.
+type keyOp struct {
+	fn   func([]byte) ([]byte, error)
+	done chan opResult
+}
+
+type opResult struct {
+	err  error
+	lead bool // not a result: the op is to commit the key's queue itself
+}
+
+// keyQueue serialises a key's writes inside this replica: one commit in flight
+// per key, and whatever arrives meanwhile is committed together by the next one
+// (group commit). Without it, concurrent workers reserving on the hot corp key
+// would lose CAS races to each other, and every claim would cost its own write.
+type keyQueue struct {
+	ops []*keyOp
+}
+
 // update runs fn on the key's value and writes the result with compare-and-set,
-// retrying on a lost race. fn returning nil bytes means "no change".
+// retrying on a lost race. fn returning nil bytes means "no change". fn may be
+// called more than once (a lost race redoes it on the fresh value), so it must
+// set its side effects anew on each call.
 func (l *limiter) update(ctx context.Context, key string, fn func([]byte) ([]byte, error)) error {
+	op := &keyOp{fn: fn, done: make(chan opResult, 1)}
+	l.mu.Lock()
+	q, busy := l.queues[key]
+	if !busy {
+		q = &keyQueue{}
+		l.queues[key] = q
+	}
+	q.ops = append(q.ops, op)
+	l.mu.Unlock()
+	if busy {
+		r := <-op.done // no ctx case: the leader may already be applying op
+		if !r.lead {
+			return r.err
+		}
+	}
+	// This goroutine commits the whole queue (op included), then hands the lead
+	// to the next waiter, so no caller commits for others more than once.
+	l.mu.Lock()
+	batch := q.ops
+	q.ops = nil
+	l.mu.Unlock()
+	errs := l.commit(ctx, key, batch)
+	l.mu.Lock()
+	if len(q.ops) > 0 {
+		q.ops[0].done <- opResult{lead: true}
+	} else {
+		delete(l.queues, key)
+	}
+	l.mu.Unlock()
+	var mine error
+	for i, o := range batch {
+		if o == op {
+			mine = errs[i]
+		} else {
+			o.done <- opResult{err: errs[i]}
+		}
+	}
+	return mine
+}
+
+// commit applies batch in order to the key's value and writes the result once.
+// It returns each op's error.
+func (l *limiter) commit(ctx context.Context, key string, batch []*keyOp) []error {
+	errs := make([]error, len(batch))
 	l.mu.Lock()
 	ce, ok := l.cache[key]
 	l.mu.Unlock()
@@ -165,44 +232,60 @@ func (l *limiter) update(ctx context.Context, key string, fn func([]byte) ([]byt
 			case errors.Is(err, jetstream.ErrKeyNotFound):
 				ce = cachedEntry{}
 			case err != nil:
-				return fmt.Errorf("sender: limits get %s: %w", key, err)
+				return fill(errs, fmt.Errorf("sender: limits get %s: %w", key, err))
 			default:
 				ce = cachedEntry{val: e.Value(), rev: e.Revision()}
 			}
 			ok, fresh = true, true
 		}
-		next, err := fn(ce.val)
-		if err != nil {
-			return err
-		}
-		if next == nil {
-			if !fresh {
+		cur, changed, staleNo := ce.val, false, false
+		for i, o := range batch {
+			next, err := o.fn(cur)
+			errs[i] = err
+			switch {
+			case err != nil:
+			case next == nil:
 				// Our copy may be stale in the other direction (a release by
 				// another replica); a "full" answer is worth one fresh read.
-				ok = false
-				continue
+				staleNo = staleNo || !fresh
+			default:
+				cur, changed = next, true
 			}
-			return nil
+		}
+		if staleNo {
+			ok = false
+			continue
+		}
+		if !changed {
+			return errs
 		}
 		var rev uint64
+		var err error
 		if ce.rev == 0 {
-			rev, err = l.kv.Create(ctx, key, next)
+			rev, err = l.kv.Create(ctx, key, cur)
 		} else {
-			rev, err = l.kv.Update(ctx, key, next, ce.rev)
+			rev, err = l.kv.Update(ctx, key, cur, ce.rev)
 		}
 		if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyNotFound) {
 			ok = false // another replica wrote first: redo on its value
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("sender: limits update %s: %w", key, err)
+			return fill(errs, fmt.Errorf("sender: limits update %s: %w", key, err))
 		}
 		l.mu.Lock()
-		l.cache[key] = cachedEntry{val: next, rev: rev}
+		l.cache[key] = cachedEntry{val: cur, rev: rev}
 		l.mu.Unlock()
-		return nil
+		return errs
 	}
-	return fmt.Errorf("sender: limits update %s: too much contention", key)
+	return fill(errs, fmt.Errorf("sender: limits update %s: too much contention", key))
+}
+
+func fill(errs []error, err error) []error {
+	for i := range errs {
+		errs[i] = err
+	}
+	return errs
 }
 
 // snapshot returns the cached ledgers, decoded (for wxhub_sender_limit_usage).

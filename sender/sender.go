@@ -68,6 +68,7 @@ type Sender struct {
 	defDND *dnd.Window
 
 	status *StatusStore
+	stq    *statusQueue // status writes off the send path
 	dnd    *dnd.Store
 	dndKV  jetstream.KeyValue
 	tokens *tokens
@@ -199,6 +200,7 @@ func (s *Sender) Run(ctx context.Context) error {
 	<-cc.Closed()
 	wg.Wait()
 	s.handBack()
+	s.stq.close()
 	s.log.Info("sender stopped")
 	return nil
 }
@@ -238,6 +240,7 @@ func (s *Sender) open(ctx context.Context) error {
 		s.tokens.getMP = s.mpapi.GetToken
 	}
 	s.status = NewStatusStore(kvS)
+	s.stq = newStatusQueue(s.status, s.log)
 	s.dnd = dnd.NewStore(kvD)
 	s.dndKV = kvD
 	return nil
@@ -535,25 +538,46 @@ func (s *Sender) claims(j *job) []claim {
 		return nil
 	}
 	app := dnd.Key(j.app.Name)
+	// Per-recipient claims come before the corp-wide one: at the member limit
+	// most refusals are a member's, and then the hot corp key is never touched.
+	var cs []claim
 	switch j.out.Data.Kind {
 	case schemas.KindAppChat:
-		return []claim{
-			{key: "corp.appchat_send", rules: s.corpRules, n: 1, global: true},
+		cs = []claim{
 			{key: "chat." + app + "." + dnd.Key(j.chatID), rules: s.chatRules, n: 1},
+			{key: "corp.appchat_send", rules: s.corpRules, n: 1, global: true},
 		}
 	case schemas.KindCardUpdate:
-		return []claim{{key: "corp.update_template_card", rules: s.corpRules, n: 1, global: true}}
+		cs = []claim{{key: "corp.update_template_card", rules: s.corpRules, n: 1, global: true}}
 	case schemas.KindChatCreate:
-		return []claim{{key: "corp.appchat_create", rules: s.corpRules, n: 1, global: true}}
+		cs = []claim{{key: "corp.appchat_create", rules: s.corpRules, n: 1, global: true}}
+	default:
+		cs = make([]claim, 0, len(j.users)+2)
+		for _, u := range j.users {
+			cs = append(cs, claim{key: "member." + app + "." + dnd.Key(u), rules: s.memberRules, n: 1})
+		}
+		cs = append(cs, claim{key: "corp.message_send", rules: s.corpRules, n: 1, global: true})
+		if q := s.cfg.Limits.AppDailyRecipients; q > 0 && len(j.users) > 0 {
+			cs = append(cs, claim{key: "daily." + app, n: len(j.users), daily: q})
+		}
 	}
-	cs := []claim{{key: "corp.message_send", rules: s.corpRules, n: 1, global: true}}
-	for _, u := range j.users {
-		cs = append(cs, claim{key: "member." + app + "." + dnd.Key(u), rules: s.memberRules, n: 1})
+	// A claim whose limits are all switched off would only cost a KV write.
+	kept := cs[:0]
+	for _, c := range cs {
+		if c.daily > 0 || anyOn(c.rules) {
+			kept = append(kept, c)
+		}
 	}
-	if q := s.cfg.Limits.AppDailyRecipients; q > 0 && len(j.users) > 0 {
-		cs = append(cs, claim{key: "daily." + app, n: len(j.users), daily: q})
+	return kept
+}
+
+func anyOn(rules []rule) bool {
+	for _, r := range rules {
+		if r.Limit > 0 {
+			return true
+		}
 	}
-	return cs
+	return false
 }
 
 // quiet returns when j may be sent regarding quiet hours (now: at once). When
@@ -800,11 +824,8 @@ func (s *Sender) sent(ctx context.Context, t *task, res sendResult) {
 	if res.InvalidParty != "" || res.InvalidTag != "" {
 		st.Reason = strings.TrimSpace("invalid party: " + res.InvalidParty + " invalid tag: " + res.InvalidTag)
 	}
-	if err := s.status.Put(ctx, st); err != nil {
-		s.log.Warn("status put", zap.String("id", j.out.ID), zap.Error(err))
-	}
-	if err := j.msg.DoubleAck(ctx); err != nil {
-		// WeCom has it; a redelivery is caught by enable_duplicate_check.
+	s.stq.put(st)
+	if err := s.ackSent(ctx, j); err != nil {
 		s.log.Warn("ack after send failed", zap.String("id", j.out.ID), zap.Error(err))
 	}
 	s.countSend(j.app.Name, resultSent, nil)
@@ -844,12 +865,22 @@ func (s *Sender) newStatus(j *job, status, reason string) schemas.MessageStatus 
 	return schemas.MessageStatus{ID: j.out.ID, App: j.out.Data.App, Status: status, Reason: reason, Attempts: j.attempts, UpdatedAt: s.clock.Now()}
 }
 
-func (s *Sender) putStatus(ctx context.Context, j *job, status, reason string, until *time.Time) {
+func (s *Sender) putStatus(_ context.Context, j *job, status, reason string, until *time.Time) {
 	st := s.newStatus(j, status, reason)
 	st.DeferredUntil = until
-	if err := s.status.Put(ctx, st); err != nil {
-		s.log.Warn("status put", zap.String("id", j.out.ID), zap.Error(err))
+	s.stq.put(st)
+}
+
+// ackSent acks a message WeCom accepted. message/send carries
+// enable_duplicate_check, so WeCom drops the copy a lost ack would cause to be
+// sent again: a plain ack (no round trip) is enough there. The other APIs have
+// no such check (appchat, card updates, chat creation, Official Accounts), so
+// their ack is confirmed by the server.
+func (s *Sender) ackSent(ctx context.Context, j *job) error {
+	if !j.app.mp() && j.out.Data.Kind == schemas.KindMessage {
+		return j.msg.Ack()
 	}
+	return j.msg.DoubleAck(ctx)
 }
 
 // heartbeat keeps every held message's AckWait from running out (wall clock:

@@ -5,10 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
+	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/wxhub/wxhub/dnd"
 	"github.com/wxhub/wxhub/schemas"
+	"go.uber.org/zap"
 )
 
 // ErrNoStatus reports an outbound id with no status record (never accepted, or
@@ -68,3 +72,57 @@ func NewDNDStore(kv jetstream.KeyValue) *DNDStore { return dnd.NewStore(kv) }
 
 // ParseDNDCommand reads a do-not-disturb chat command (see dnd.ParseCommand).
 func ParseDNDCommand(text string) (dnd.Command, dnd.Window, error) { return dnd.ParseCommand(text) }
+
+// statusQueue writes the sender's status records off the send path. Writes for
+// one id go through one shard in order, so "sent" is never overwritten by an
+// older "queued" or "deferred"; the queue is bounded (a full shard makes the
+// caller wait) and drained by close.
+type statusQueue struct {
+	store  *StatusStore
+	log    *zap.Logger
+	shards []chan schemas.MessageStatus
+	wg     sync.WaitGroup
+}
+
+// statusShards writers in parallel; statusShardDepth records each may queue.
+const (
+	statusShards     = 8
+	statusShardDepth = 1024
+	statusPutTimeout = 10 * time.Second
+)
+
+func newStatusQueue(store *StatusStore, log *zap.Logger) *statusQueue {
+	q := &statusQueue{store: store, log: log, shards: make([]chan schemas.MessageStatus, statusShards)}
+	for i := range q.shards {
+		ch := make(chan schemas.MessageStatus, statusShardDepth)
+		q.shards[i] = ch
+		q.wg.Add(1)
+		go func() {
+			defer q.wg.Done()
+			for st := range ch {
+				// Not the caller's context: a status accepted here is written
+				// even while the sender shuts down.
+				ctx, cancel := context.WithTimeout(context.Background(), statusPutTimeout)
+				if err := q.store.Put(ctx, st); err != nil {
+					q.log.Warn("status put", zap.String("id", st.ID), zap.Error(err))
+				}
+				cancel()
+			}
+		}()
+	}
+	return q
+}
+
+func (q *statusQueue) put(st schemas.MessageStatus) {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(st.ID))
+	q.shards[h.Sum32()%uint32(len(q.shards))] <- st
+}
+
+// close writes what is queued and stops the writers.
+func (q *statusQueue) close() {
+	for _, ch := range q.shards {
+		close(ch)
+	}
+	q.wg.Wait()
+}
