@@ -3,6 +3,7 @@ package bus
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -59,16 +60,45 @@ func (b *Bus) KVConfigs() []jetstream.KeyValueConfig {
 
 // Declare creates or updates every stream and bucket; safe to repeat and to run
 // from several processes at once.
+//
+// A stream or bucket that already has the declared settings is left alone:
+// an update request rewrites the store's config even when nothing changed, and
+// the server then races with consumers being created on it at the same moment
+// (another process starting, a CLI attaching), as the race detector showed.
 func (b *Bus) Declare(ctx context.Context) error {
 	for _, sc := range b.StreamConfigs() {
+		if s, err := b.js.Stream(ctx, sc.Name); err == nil && sameStream(s.CachedInfo().Config, sc) {
+			continue
+		}
 		if _, err := b.js.CreateOrUpdateStream(ctx, sc); err != nil {
 			return fmt.Errorf("bus: declare stream %s: %w", sc.Name, err)
 		}
 	}
 	for _, kc := range b.KVConfigs() {
+		if kv, err := b.js.KeyValue(ctx, kc.Bucket); err == nil {
+			if st, err := kv.Status(ctx); err == nil && sameBucket(st, kc) {
+				continue
+			}
+		}
 		if _, err := b.js.CreateOrUpdateKeyValue(ctx, kc); err != nil {
 			return fmt.Errorf("bus: declare bucket %s: %w", kc.Bucket, err)
 		}
 	}
 	return nil
+}
+
+// sameStream compares the settings Declare sets; the server fills the rest.
+func sameStream(have, want jetstream.StreamConfig) bool {
+	return slices.Equal(have.Subjects, want.Subjects) && have.Retention == want.Retention &&
+		have.Storage == want.Storage && have.Replicas == want.Replicas && have.MaxAge == want.MaxAge &&
+		have.Duplicates == want.Duplicates && have.Discard == want.Discard &&
+		have.AllowDirect == want.AllowDirect && have.Description == want.Description
+}
+
+func sameBucket(have jetstream.KeyValueStatus, want jetstream.KeyValueConfig) bool {
+	history := want.History
+	if history == 0 {
+		history = 1
+	}
+	return have.History() == int64(history) && have.TTL() == want.TTL
 }

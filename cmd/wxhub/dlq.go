@@ -46,7 +46,7 @@ func dlqCmd(ctx context.Context, args []string) error {
 			bcfg.URL = fmt.Sprintf("nats://%s:%d", orDefault(bcfg.Host, "127.0.0.1"), portOrDefault(bcfg.Port))
 		}
 	}
-	b, err := bus.Open(ctx, bcfg, zap.NewNop())
+	b, err := bus.Dial(ctx, bcfg, zap.NewNop()) // a reader of the DLQ declares nothing
 	if err != nil {
 		return err
 	}
