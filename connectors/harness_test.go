@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/wxhub/wxhub/bus"
+	"github.com/wxhub/wxhub/bus/bustest"
 	"github.com/wxhub/wxhub/connectors"
 	"github.com/wxhub/wxhub/schemas"
 )
@@ -21,14 +22,7 @@ const testPartitions = 4
 
 func newBus(t *testing.T) *bus.Bus {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	b, err := bus.Open(ctx, bus.Config{DataDir: t.TempDir(), Port: -1, Partitions: testPartitions}, zaptest.NewLogger(t).Named("bus"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
-	return b
+	return bustest.Open(t, bus.Config{Partitions: testPartitions})
 }
 
 func testCtx(t *testing.T) context.Context {

@@ -19,6 +19,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/wxhub/wxhub/bus"
+	"github.com/wxhub/wxhub/bus/bustest"
 	"github.com/wxhub/wxhub/router"
 	"github.com/wxhub/wxhub/schemas"
 )
@@ -27,14 +28,7 @@ const partitions = 4
 
 func newBus(t *testing.T) *bus.Bus {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	b, err := bus.Open(ctx, bus.Config{DataDir: t.TempDir(), Port: -1, Partitions: partitions}, zaptest.NewLogger(t).Named("bus"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
-	return b
+	return bustest.Open(t, bus.Config{Partitions: partitions})
 }
 
 func testCtx(t *testing.T) context.Context {

@@ -12,18 +12,12 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wxhub/wxhub/bus"
+	"github.com/wxhub/wxhub/bus/bustest"
 )
 
 func openBus(t testing.TB) *bus.Bus {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	b, err := bus.Open(ctx, bus.Config{DataDir: t.TempDir(), Port: -1}, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
-	return b
+	return bustest.Open(t, bus.Config{})
 }
 
 func limitsKV(t testing.TB, b *bus.Bus) jetstream.KeyValue {
