@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -392,5 +393,21 @@ func TestLatenciesPercentiles(t *testing.T) {
 		if got := l.Percentile(tt.p); got != tt.want {
 			t.Errorf("p%v = %s, want %s", tt.p, got, tt.want)
 		}
+	}
+}
+
+func TestPrepareSignsEachRequestForItsDueSecond(t *testing.T) {
+	cfg := Config{Target: Target{URL: "http://127.0.0.1:1", App: "helpdesk", AgentID: 1000002, CorpID: "ww0123456789abcdef",
+		Token: "QDG6eK", EncodingAESKey: "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"}, Users: []string{"u1"}, Rate: 100}
+	reqs, err := Prepare(cfg, 60001) // ten minutes at 100/s
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, _ := url.ParseQuery(reqs[0].Query)
+	last, _ := url.ParseQuery(reqs[60000].Query)
+	t0, _ := strconv.ParseInt(first.Get("timestamp"), 10, 64)
+	t1, _ := strconv.ParseInt(last.Get("timestamp"), 10, 64)
+	if t1-t0 != 600 {
+		t.Fatalf("last request signed %d s after the first, want 600", t1-t0)
 	}
 }

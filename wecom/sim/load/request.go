@@ -161,13 +161,19 @@ func Prepare(cfg Config, n int) ([]Request, error) {
 		return nil, fmt.Errorf("load: random: %w", err)
 	}
 	msgBase := int64(binary.BigEndian.Uint64(b[:])>>2) + 1<<60
-	now := time.Now().Unix()
-	ts := strconv.FormatInt(now, 10)
+	start := time.Now().Unix()
 	agent := strconv.FormatInt(cfg.Target.AgentID, 10)
 	pick := newPicker(cfg.Mix)
 	reqs := make([]Request, n)
 	for i := range reqs {
 		seq := int64(i)
+		// Signed for the second it is due, as WeChat signs at sending time: a run
+		// longer than the gateway's timestamp window (5 min) must not turn stale.
+		now := start
+		if cfg.Rate > 0 {
+			now += int64(float64(i) / cfg.Rate)
+		}
+		ts := strconv.FormatInt(now, 10)
 		user := cfg.Users[i%len(cfg.Users)]
 		kind := pick.next()
 		d := schemas.EventData{ToUser: cfg.Target.CorpID, User: user, AgentID: cfg.Target.AgentID,
