@@ -35,20 +35,30 @@ func (s *Server) routes() {
 	s.mux = m
 }
 
+// countAndFault counts a call of the API name and answers it with the fault
+// FailNext injected, if any (an HTTP status for 5xx, else an errcode through
+// write); true means the call was answered.
+func (s *Server) countAndFault(w http.ResponseWriter, name string, write func(http.ResponseWriter, string, map[string]any, error)) bool {
+	s.mu.Lock()
+	s.stats.Calls[name]++
+	code, faulted := s.takeFaultLocked(name)
+	s.mu.Unlock()
+	if !faulted {
+		return false
+	}
+	if code >= 500 && code <= 599 {
+		http.Error(w, http.StatusText(code), code)
+		return true
+	}
+	write(w, name, nil, apiErr(code, "injected by FailNext"))
+	return true
+}
+
 // api wraps a WeCom API handler with what every call goes through, in WeCom's
 // order: injected faults, method, access_token, the corp's per-API ceiling.
 func (s *Server) api(name string, needToken bool, method string, h apiHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		s.mu.Lock()
-		s.stats.Calls[name]++
-		code, faulted := s.takeFaultLocked(name)
-		s.mu.Unlock()
-		if faulted {
-			if code >= 500 && code <= 599 {
-				http.Error(w, http.StatusText(code), code)
-				return
-			}
-			s.writeJSON(w, name, nil, apiErr(code, "injected by FailNext"))
+		if s.countAndFault(w, name, s.writeJSON) {
 			return
 		}
 		var (

@@ -147,16 +147,7 @@ type mpHandler func(r *http.Request, acct *Account) (map[string]any, error)
 // mpAPI is api for the Official Account API: faults, method, access_token.
 func (s *Server) mpAPI(name string, needToken bool, method string, h mpHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		s.mu.Lock()
-		s.stats.Calls[name]++
-		code, faulted := s.takeFaultLocked(name)
-		s.mu.Unlock()
-		if faulted {
-			if code >= 500 && code <= 599 {
-				http.Error(w, http.StatusText(code), code)
-				return
-			}
-			s.writeMP(w, name, nil, apiErr(code, "injected by FailNext"))
+		if s.countAndFault(w, name, s.writeMP) {
 			return
 		}
 		var (
