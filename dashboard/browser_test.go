@@ -74,15 +74,11 @@ func waitJS(expr string) chromedp.Action[chromedp.Void] {
 	return chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingTimeout(20*time.Second), chromedp.WithPollingInterval(50*time.Millisecond))
 }
 
-func TestBrowserQueuesAndDLQReplay(t *testing.T) {
-	chromium := findChromium(t)
-	e := newEnv(t, dashboard.WithSendLimits(dashboard.SendLimit{App: "helpdesk", Name: "corp message/send a minute", PerMinute: 600}))
-	ctx := testCtx(t)
-	shots := newShooter(t)
-	// The sender's counter, as the sender registers it.
-	sent := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wxhub_sender_sends_total", Help: "Sends."}, []string{"app", "result", "errcode"})
-	e.reg.MustRegister(sent)
-
+// startBrowser starts headless Debian chromium for one test and returns its
+// context and a runner that gives each action its own deadline, so that a
+// failure names its step and shows the page text.
+func startBrowser(t *testing.T, ctx context.Context, chromium string) (context.Context, func(what string, actions ...chromedp.Action[chromedp.Void])) {
+	t.Helper()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromium),
 		chromedp.Flag("headless", true),
@@ -97,10 +93,9 @@ func TestBrowserQueuesAndDLQReplay(t *testing.T) {
 		chromedp.WindowSize(1280, 900),
 	)
 	actx, cancelA := chromedp.NewExecAllocator(ctx, opts...)
-	defer cancelA()
+	t.Cleanup(cancelA)
 	bctx, cancelB := chromedp.NewContext(actx)
-	defer cancelB()
-	// Each action gets its own deadline so a failure names its step.
+	t.Cleanup(cancelB)
 	run := func(what string, actions ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
 		for i, a := range actions {
@@ -108,11 +103,8 @@ func TestBrowserQueuesAndDLQReplay(t *testing.T) {
 			err := chromedp.Do(sctx, a)
 			cancel()
 			if err != nil {
-				var html string
-				if h, herr := chromedp.Run(bctx, chromedp.Evaluate[string](`document.body ? document.body.innerText.slice(0, 2000) : ""`)); herr == nil {
-					html = h
-				}
-				t.Fatalf("%s, step %d: %v\npage text:\n%s", what, i, err, html)
+				text, _ := chromedp.Run(bctx, chromedp.Evaluate[string](`document.body ? document.body.innerText.slice(0, 2000) : ""`))
+				t.Fatalf("%s, step %d: %v\npage text:\n%s", what, i, err, text)
 			}
 		}
 	}
@@ -120,6 +112,19 @@ func TestBrowserQueuesAndDLQReplay(t *testing.T) {
 	if err := chromedp.Do(bctx); err != nil {
 		t.Fatalf("start chromium: %v", err)
 	}
+	return bctx, run
+}
+
+func TestBrowserQueuesAndDLQReplay(t *testing.T) {
+	chromium := findChromium(t)
+	e := newEnv(t, dashboard.WithSendLimits(dashboard.SendLimit{App: "helpdesk", Name: "corp message/send a minute", PerMinute: 600}))
+	ctx := testCtx(t)
+	shots := newShooter(t)
+	// The sender's counter, as the sender registers it.
+	sent := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wxhub_sender_sends_total", Help: "Sends."}, []string{"app", "result", "errcode"})
+	e.reg.MustRegister(sent)
+
+	_, run := startBrowser(t, ctx, chromium)
 
 	// A connector's consumer exists but nobody pulls: its queue can only grow.
 	cons, err := e.bus.JS().CreateOrUpdateConsumer(ctx, bus.StreamRoute, jetstream.ConsumerConfig{

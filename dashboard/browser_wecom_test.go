@@ -1,9 +1,7 @@
 package dashboard_test
 
 import (
-	"context"
 	"testing"
-	"time"
 
 	"github.com/chromedp/chromedp"
 
@@ -18,37 +16,7 @@ func TestBrowserWeComLogin(t *testing.T) {
 	ctx := testCtx(t)
 	shots := newShooter(t)
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium),
-		chromedp.Flag("headless", true),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 900),
-	)
-	actx, cancelA := chromedp.NewExecAllocator(ctx, opts...)
-	defer cancelA()
-	bctx, cancelB := chromedp.NewContext(actx)
-	defer cancelB()
-	run := func(what string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		for i, a := range actions {
-			sctx, cancel := context.WithTimeout(bctx, 25*time.Second)
-			err := chromedp.Do(sctx, a)
-			cancel()
-			if err != nil {
-				text, _ := chromedp.Run(bctx, chromedp.Evaluate[string](`document.body ? document.body.innerText.slice(0, 2000) : ""`))
-				t.Fatalf("%s, step %d: %v\npage text:\n%s", what, i, err, text)
-			}
-		}
-	}
-	if err := chromedp.Do(bctx); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
+	bctx, run := startBrowser(t, ctx, chromium)
 
 	run("login page",
 		chromedp.Navigate(w.srv.URL+"/dashboard/"),
