@@ -429,8 +429,8 @@ func (s *Sender) kick() {
 	}
 }
 
-// dispatch is the one goroutine that picks messages and reserves their send
-// slots; calls run on up to Workers goroutines. Returns when ctx is done and the
+// dispatch is the one goroutine that picks messages; admission and calls run
+// on up to Workers goroutines. Returns when ctx is done and the
 // workers have finished.
 func (s *Sender) dispatch(ctx context.Context) {
 	slots := make(chan struct{}, s.cfg.Workers)
@@ -474,15 +474,17 @@ func (s *Sender) dispatch(ctx context.Context) {
 				armed, timer = time.Time{}, nil
 			}
 		}
-		if !s.admit(ctx, t) {
-			<-slots
-			continue
-		}
+		// Admission (quiet hours, the KV reservation) runs on the worker, not
+		// here: a reservation is a KV round trip, and one at a time capped the
+		// sender near 1/RTT. Lanes stay in order (a lane has one task in flight)
+		// and concurrent claims on one key are group-committed by the limiter.
 		workers.Add(1)
 		go func() {
 			defer workers.Done()
 			defer func() { <-slots }()
-			s.send(callCtx, t)
+			if s.admit(ctx, t) {
+				s.send(callCtx, t)
+			}
 		}()
 	}
 }
