@@ -64,6 +64,8 @@ type Options struct {
 	CostRate           float64
 	// CPUProfile, when set, receives a CPU profile of the in-process phases.
 	CPUProfile string
+	// ChildPprof, when set, is passed to the cost phase's child as --pprof.
+	ChildPprof string
 	// TempDir for data directories. Default the system's.
 	TempDir string
 	// Command is how the run was started, for the report.

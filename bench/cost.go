@@ -221,7 +221,11 @@ func runCost(ctx context.Context, o *Options, rep *Report) error {
 		return err
 	}
 	var stderr bytes.Buffer
-	cmd := exec.Command(bin, "run", "--config", cfgPath)
+	args := []string{"run", "--config", cfgPath}
+	if o.ChildPprof != "" {
+		args = append(args, "--pprof", o.ChildPprof)
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Dir = e.dir
 	cmd.Stdout, cmd.Stderr = &stderr, &stderr
 	if err := cmd.Start(); err != nil {

@@ -51,8 +51,14 @@ type Config struct {
 	// User and Password for the cluster, if it uses user/password auth.
 	User     string `yaml:"user"`
 	Password string `yaml:"password"`
-	// DuplicateWindow is how long a Nats-Msg-Id is remembered. Default 10m;
-	// WeChat retries within seconds, redeliveries within AckWait × MaxDeliver.
+	// DuplicateWindow is how long WXHUB_IN, WXHUB_OUT and WXHUB_DLQ remember a
+	// Nats-Msg-Id. Default 5m: WeChat retries within 15 s, a replayed callback
+	// is refused by the gateway once its timestamp is older than
+	// gateway.timestamp_window (5m; config checks the window covers it), and a
+	// connector's notices repeat within its retry backoff (1 s..1 min). Every
+	// id costs the server ~130 bytes of memory for the window, so a longer
+	// window is memory held at the message rate: 5m at 300 msg/s ≈ 35 MB.
+	// WXHUB_ROUTE uses at most routeDuplicateWindow.
 	DuplicateWindow time.Duration `yaml:"duplicate_window"`
 	// MaxAge of messages in WXHUB_IN, WXHUB_ROUTE and WXHUB_OUT. Default 7 days.
 	MaxAge time.Duration `yaml:"max_age"`
@@ -72,6 +78,9 @@ type Config struct {
 	// connector with its own user sets InboxPrefix(name).
 	InboxPrefix string `yaml:"inbox_prefix"`
 }
+
+// DefaultDuplicateWindow is Config.DuplicateWindow when unset.
+const DefaultDuplicateWindow = 5 * time.Minute
 
 func (c Config) withDefaults() Config {
 	if c.DataDir == "" {
@@ -93,7 +102,7 @@ func (c Config) withDefaults() Config {
 		c.Name = "wxhub"
 	}
 	if c.DuplicateWindow == 0 {
-		c.DuplicateWindow = 10 * time.Minute
+		c.DuplicateWindow = DefaultDuplicateWindow
 	}
 	if c.MaxAge == 0 {
 		c.MaxAge = 7 * 24 * time.Hour

@@ -24,6 +24,12 @@ import (
 //     priority or app) and the dashboard may browse what was sent.
 //   - WXHUB_DLQ: limits (30 days), browsable and replayable; entries are deleted
 //     one by one on replay or drop.
+// routeDuplicateWindow bounds WXHUB_ROUTE's duplicate window: only the router
+// republishes there, after its AckWait (30 s) when it died between publish and
+// ack, so two minutes cover it and the ids of the busiest hop are not kept
+// longer than needed.
+const routeDuplicateWindow = 2 * time.Minute
+
 func (b *Bus) StreamConfigs() []jetstream.StreamConfig {
 	c := b.cfg
 	base := func(name, subj, desc string, ret jetstream.RetentionPolicy, age time.Duration) jetstream.StreamConfig {
@@ -42,6 +48,7 @@ func (b *Bus) StreamConfigs() []jetstream.StreamConfig {
 	}
 	in := base(StreamIn, SubjectInAll, "wxhub: inbound events from WeChat", jetstream.LimitsPolicy, c.MaxAge)
 	route := base(StreamRoute, SubjectRouteAll, "wxhub: events routed to connectors", jetstream.WorkQueuePolicy, c.MaxAge)
+	route.Duplicates = min(c.DuplicateWindow, routeDuplicateWindow)
 	out := base(StreamOut, SubjectOutAll, "wxhub: messages to send to WeChat", jetstream.LimitsPolicy, c.MaxAge)
 	dlq := base(StreamDLQ, SubjectDLQAll, "wxhub: dead letters", jetstream.LimitsPolicy, c.DLQMaxAge)
 	return []jetstream.StreamConfig{in, route, out, dlq}

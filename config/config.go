@@ -4,6 +4,7 @@
 package config
 
 import (
+	"cmp"
 	_ "embed"
 	"errors"
 	"fmt"
@@ -185,6 +186,11 @@ var namePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
 func (c *Config) Validate() error {
 	if err := c.NATS.Validate(); err != nil {
 		return fmt.Errorf("%w: %s", ErrInvalid, strings.TrimPrefix(err.Error(), bus.ErrConfig.Error()+": "))
+	}
+	if dw := cmp.Or(c.NATS.DuplicateWindow, bus.DefaultDuplicateWindow); dw < c.Gateway.TimestampWindow {
+		// A replayed callback passes the timestamp check for this long; only the
+		// duplicate window of WXHUB_IN then keeps it from becoming a second event.
+		return invalid("nats.duplicate_window", "must be at least gateway.timestamp_window (%s), got %s", c.Gateway.TimestampWindow, dw)
 	}
 	if c.Gateway.MaxBodyBytes < 1024 {
 		return invalid("gateway.max_body_bytes", "must be at least 1024, got %d", c.Gateway.MaxBodyBytes)

@@ -16,6 +16,7 @@ func runCmd(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	cfgPath := fs.String("config", "wxhub.yaml", "config file")
 	only := fs.String("only", "", "comma-separated components: gateway,router,sender,connector:<name> (default all)")
+	pprofAddr := fs.String("pprof", "", "serve Go's /debug/pprof on this loopback host:port (off by default; for profiling)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -32,6 +33,13 @@ func runCmd(ctx context.Context, args []string) error {
 		return err
 	}
 	defer log.Sync()
+	if *pprofAddr != "" {
+		stop, err := servePprof(*pprofAddr, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	log.Info("wxhub starting", zap.String("version", version), zap.String("config", *cfgPath),
 		zap.Bool("embedded_nats", cfg.NATS.URL == ""), zap.String("only", *only))
 	err = runHub(ctx, cfg, log, hubOptions{only: components, configPath: *cfgPath})
