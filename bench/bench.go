@@ -64,8 +64,11 @@ type Options struct {
 	CostRate           float64
 	// CPUProfile, when set, receives a CPU profile of the in-process phases.
 	CPUProfile string
-	// ChildPprof, when set, is passed to the cost phase's child as --pprof.
+	// ChildPprof, when set, is passed to the child `wxhub run` as --pprof.
 	ChildPprof string
+	// InProcess runs the e2e phase's hub in this process (Hub) instead of as a
+	// `wxhub run` child (Binary). A CPU profile implies it.
+	InProcess bool
 	// TempDir for data directories. Default the system's.
 	TempDir string
 	// Command is how the run was started, for the report.

@@ -8,12 +8,10 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -139,7 +137,7 @@ func (s *sampler) close() { close(s.stop); <-s.done }
 
 // childConfig is the YAML the child `wxhub run` reads: the bench's simulated
 // corp, corp ceilings off (as in the e2e phase), errors-only logs.
-func childConfig(e *env, listen string) ([]byte, error) {
+func childConfig(e *env, listen string, natsPort int) ([]byte, error) {
 	type app struct {
 		Name           string `yaml:"name"`
 		AgentID        int64  `yaml:"agent_id"`
@@ -152,7 +150,7 @@ func childConfig(e *env, listen string) ([]byte, error) {
 		apps = append(apps, app{a.Name, a.AgentID, a.Secret, a.Token, a.EncodingAESKey})
 	}
 	doc := map[string]any{
-		"nats":    map[string]any{"data_dir": filepath.Join(e.dir, "nats"), "port": -1},
+		"nats":    map[string]any{"data_dir": filepath.Join(e.dir, "nats"), "port": natsPort},
 		"gateway": map[string]any{"listen": listen},
 		"wecom":   map[string]any{"api_base": e.cfg.WeCom.APIBase, "corp_id": e.cfg.WeCom.CorpID, "apps": apps},
 		"api":     map[string]any{"keys": []map[string]any{{"name": "bench", "key": benchAPIKey, "apps": []string{"*"}}}},
@@ -195,68 +193,13 @@ func waitReady(ctx context.Context, url string, exited <-chan error) error {
 }
 
 func runCost(ctx context.Context, o *Options, rep *Report) error {
-	bin, err := filepath.Abs(o.Binary)
-	if err != nil {
-		return err
-	}
-	if _, err := os.Stat(bin); err != nil {
-		return fmt.Errorf("%s: %w (run `make build` first)", o.Binary, err)
-	}
 	users := load.Users("u", o.Users)
-	e, err := newEnv(ctx, o, envSpec{users: users, simLimits: simNoCorpLimits, tune: noCorpLimits, noHub: true})
+	e, err := newEnv(ctx, o, envSpec{users: users, simLimits: simNoCorpLimits, tune: noCorpLimits, child: true})
 	if err != nil {
 		return err
 	}
 	defer e.close()
-	listen, err := freeAddr()
-	if err != nil {
-		return err
-	}
-	yml, err := childConfig(e, listen)
-	if err != nil {
-		return err
-	}
-	cfgPath := filepath.Join(e.dir, "wxhub.yaml")
-	if err := os.WriteFile(cfgPath, yml, 0o600); err != nil {
-		return err
-	}
-	var stderr bytes.Buffer
-	args := []string{"run", "--config", cfgPath}
-	if o.ChildPprof != "" {
-		args = append(args, "--pprof", o.ChildPprof)
-	}
-	cmd := exec.Command(bin, args...)
-	cmd.Dir = e.dir
-	cmd.Stdout, cmd.Stderr = &stderr, &stderr
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start %s: %w", bin, err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	stopped := false
-	stop := func() error {
-		if stopped {
-			return nil
-		}
-		stopped = true
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case err := <-exited:
-			return err
-		case <-time.After(30 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-			return errors.New("wxhub run did not stop within 30 s of SIGTERM")
-		}
-	}
-	defer stop()
-	base := "http://" + listen
-	if err := waitReady(ctx, base+"/readyz", exited); err != nil {
-		return fmt.Errorf("%w\n%s", err, tail(stderr.String(), 2000))
-	}
-	e.target.URL = base
-	e.sim.SetGatewayURL(base)
-	pid := cmd.Process.Pid
+	pid := e.child.pid
 	smp := startSampler(pid)
 	defer smp.close()
 
@@ -323,12 +266,8 @@ func runCost(ctx context.Context, o *Options, rep *Report) error {
 		Result: fmt.Sprintf("%s CPU (%.0f%% of a core; %s messages round trip)", ms(perK), 100*loadCPU.Seconds()/span.Seconds(), thousands(int64(replies)))})
 	rep.add(Row{Area: "cost", Measure: fmt.Sprintf("`wxhub run` at %s e2e: resident memory", rate(o.CostRate)),
 		Result: fmt.Sprintf("RSS %s at the end, peak %s (VmHWM %s)", mib(load1.RSS), mib(loadPeak), mib(load1.HWM))})
-	if err := stop(); err != nil {
-		var ee *exec.ExitError
-		if !errors.As(err, &ee) {
-			return err
-		}
-		return fmt.Errorf("wxhub run exited with %v\n%s", err, tail(stderr.String(), 2000))
+	if err := e.hub.Stop(); err != nil {
+		return err
 	}
 	o.progressf(PhaseCost, "idle RSS %s; under load %s CPU per 1,000 messages, RSS peak %s", mib(idle1.RSS), ms(perK), mib(loadPeak))
 	return nil

@@ -28,7 +28,11 @@ const sustainedP99 = time.Second
 
 func runE2E(ctx context.Context, o *Options, rep *Report) error {
 	users := load.Users("u", o.Users)
-	e, err := newEnv(ctx, o, envSpec{users: users, simLimits: simNoCorpLimits, tune: noCorpLimits})
+	// The hub runs as `wxhub run` in a process of its own: in this one, every
+	// garbage collection of the generator's and the simulator's heap (all the
+	// prepared requests, every reply recorded) would stall the hub as well.
+	child := !o.InProcess && o.CPUProfile == ""
+	e, err := newEnv(ctx, o, envSpec{users: users, simLimits: simNoCorpLimits, tune: noCorpLimits, child: child})
 	if err != nil {
 		return err
 	}

@@ -39,6 +39,7 @@ type env struct {
 	simAddr string
 	cfg     *config.Config
 	hub     *Hub
+	child   *childHub // when the hub runs as `wxhub run` (hub is then child.Hub)
 	dir     string
 	target  load.Target
 }
@@ -49,10 +50,11 @@ type envSpec struct {
 	simLimits sim.Limits
 	tune      func(*config.Config) // bench settings on top of the demo-like config
 	only      []string
-	noHub     bool // the cost phase runs the hub as a child process
+	child     bool // run the hub as a `wxhub run` child process (Options.Binary)
 }
 
-// newEnv starts the simulator and, unless noHub, the hub. close undoes it.
+// newEnv starts the simulator and the hub, in this process or as a child
+// process. close undoes it.
 func newEnv(ctx context.Context, o *Options, spec envSpec) (*env, error) {
 	dir, err := os.MkdirTemp(o.TempDir, "wxhub-bench-")
 	if err != nil {
@@ -94,7 +96,13 @@ func newEnv(ctx context.Context, o *Options, spec envSpec) (*env, error) {
 	}
 	app := e.simCfg.Apps[0]
 	e.target = load.Target{App: app.Name, AgentID: app.AgentID, CorpID: e.simCfg.CorpID, Token: app.Token, EncodingAESKey: app.EncodingAESKey}
-	if !spec.noHub {
+	if spec.child {
+		c, err := startChild(ctx, o, e)
+		if err != nil {
+			return nil, err
+		}
+		e.child, e.hub = c, c.Hub
+	} else {
 		hln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return nil, fmt.Errorf("bench: gateway listen: %w", err)

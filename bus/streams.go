@@ -24,6 +24,7 @@ import (
 //     priority or app) and the dashboard may browse what was sent.
 //   - WXHUB_DLQ: limits (30 days), browsable and replayable; entries are deleted
 //     one by one on replay or drop.
+//
 // routeDuplicateWindow bounds WXHUB_ROUTE's duplicate window: only the router
 // republishes there, after its AckWait (30 s) when it died between publish and
 // ack, so two minutes cover it and the ids of the busiest hop are not kept

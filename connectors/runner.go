@@ -12,7 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
@@ -177,25 +176,42 @@ func (r *Runner) Run(ctx context.Context) error {
 	return nil
 }
 
-// lane pulls partition p one event at a time; the consumer's MaxAckPending of 1
-// makes the server hold the partition's next event until this one is settled.
+// lane consumes partition p; the consumer's MaxAckPending of 1 makes the server
+// hand out the partition's next event only once this one is settled. One pull
+// request stays open for several events (the server pushes the next as soon as
+// the previous is acked), which saves the subscribe/pull/unsubscribe round trip
+// per event that a Fetch costs.
 func (r *Runner) lane(ctx, workCtx context.Context, p int, c jetstream.Consumer) {
 	for ctx.Err() == nil {
-		// No FetchContext: cancelling a pull mid-flight could strand an event
-		// on a dead subscription until AckWait; the pull expires on its own.
-		batch, err := c.Fetch(1, jetstream.FetchMaxWait(r.opts.PollWait))
+		it, err := c.Messages(jetstream.PullMaxMessages(lanePullBatch),
+			jetstream.PullExpiry(max(r.opts.PollWait, time.Second)),
+			jetstream.WithMessagesErrOnMissingHeartbeat(false))
 		if err != nil {
-			r.pause(ctx, "fetch", p, err)
+			r.pause(ctx, "consume", p, err)
 			continue
 		}
-		for msg := range batch.Messages() {
+		// Drain, not Stop: the event already delivered to this process is
+		// still handed to process, which gives it back (Nak) at once when
+		// shutting down instead of leaving it to AckWait.
+		stop := context.AfterFunc(ctx, it.Drain)
+		for {
+			msg, err := it.Next()
+			if err != nil {
+				if !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+					r.pause(ctx, "next", p, err)
+				}
+				break
+			}
 			r.process(ctx, workCtx, p, msg)
 		}
-		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
-			r.pause(ctx, "fetch batch", p, err)
-		}
+		stop()
+		it.Stop()
 	}
 }
+
+// lanePullBatch is how many events one pull request of a lane may bring in
+// turn (MaxAckPending 1 still holds them to one at a time).
+const lanePullBatch = 16
 
 func (r *Runner) pause(ctx context.Context, what string, p int, err error) {
 	r.log.Warn("pull failed; retrying", zap.String("op", what), zap.Int("partition", p), zap.Error(err))
@@ -245,7 +261,7 @@ func (r *Runner) process(ctx, workCtx context.Context, p int, msg jetstream.Msg)
 		attempt, seq = int(md.NumDelivered), md.Sequence.Stream
 	}
 	res.Attempt = attempt
-	log := r.log.With(zap.Int("partition", p), zap.Int("attempt", attempt), zap.Uint64("seq", seq))
+	log := r.log.WithLazy(zap.Int("partition", p), zap.Int("attempt", attempt), zap.Uint64("seq", seq))
 
 	if err := r.consumes(msg.Headers().Get(bus.HeaderSchema)); err != nil {
 		res.Err = err
@@ -259,7 +275,7 @@ func (r *Runner) process(ctx, workCtx context.Context, p int, msg jetstream.Msg)
 		return
 	}
 	res.EventID = ev.ID
-	log = log.With(zap.String("event", ev.ID))
+	log = log.WithLazy(zap.String("event", ev.ID))
 	if attempt > r.opts.MaxDeliver {
 		// The previous attempts ended without an outcome: crashes or AckWait.
 		res.Outcome = r.deadLetter(workCtx, log, msg, fmt.Sprintf("no outcome after %d deliveries (handler crashed or exceeded ack wait)", attempt-1), attempt-1)
@@ -268,7 +284,7 @@ func (r *Runner) process(ctx, workCtx context.Context, p int, msg jetstream.Msg)
 
 	hctx := bus.ContextFromHeader(workCtx, msg.Headers())
 	if sc, perr := bus.ParseTraceParent(bus.TraceParentFrom(hctx)); perr == nil {
-		log = log.With(zap.String("trace_id", sc.TraceID))
+		log = log.WithLazy(zap.String("trace_id", sc.TraceID))
 	}
 	hctx = WithLogger(hctx, log)
 	hctx = context.WithValue(hctx, deliveryKey{}, Delivery{

@@ -16,6 +16,7 @@ import (
 	"github.com/wxhub/wxhub/bus"
 	"github.com/wxhub/wxhub/dashboard"
 	"github.com/wxhub/wxhub/schemas"
+	"github.com/wxhub/wxhub/sender"
 )
 
 type dlqItem struct {
@@ -133,10 +134,11 @@ func TestDLQBrowseReplayDrop(t *testing.T) {
 
 type traceResp struct {
 	Hops []struct {
-		Kind    string `json:"kind"`
-		Stream  string `json:"stream"`
-		ID      string `json:"id"`
-		Summary string `json:"summary"`
+		Kind     string `json:"kind"`
+		Stream   string `json:"stream"`
+		ID       string `json:"id"`
+		Summary  string `json:"summary"`
+		Inferred bool   `json:"inferred"`
 	} `json:"hops"`
 	Scanned map[string]uint64 `json:"scanned"`
 }
@@ -180,7 +182,7 @@ func TestTracer(t *testing.T) {
 		t.Fatal(err)
 	}
 	st, _ := json.Marshal(schemas.MessageStatus{ID: "ev-1/0", App: "helpdesk", Status: schemas.StatusSent, WeComMsgID: "wm-1", UpdatedAt: time.Now().UTC().Add(time.Second)})
-	if _, err := kv.Put(ctx, "ev-1/0", st); err != nil {
+	if _, err := kv.Put(ctx, sender.StatusKey("ev-1/0"), st); err != nil {
 		t.Fatal(err)
 	}
 	// lisi's reply failed and went to the DLQ.
@@ -219,6 +221,98 @@ func TestTracer(t *testing.T) {
 	}
 	if res := c.get("/dashboard/api/trace"); res.StatusCode != http.StatusBadRequest {
 		t.Fatalf("no query: %d, want 400", res.StatusCode)
+	}
+}
+
+// Answers keep no status record (docs/outbound.md#status): the tracer tells
+// their fate from the sender's consumer — acked (sent), taken but not yet
+// acked, or not yet taken.
+func TestTracerInfersAnswerFateFromSenderConsumer(t *testing.T) {
+	const consumer = "sender-test" // not the default: the option is honoured
+	e := newEnv(t, dashboard.WithSenderConsumer(consumer))
+	ctx := testCtx(t)
+	c := e.client(t)
+	c.login(viewerToken)
+
+	// Stands in for the sender: the same kind of durable on WXHUB_OUT.
+	cons, err := e.bus.JS().CreateOrUpdateConsumer(ctx, bus.StreamOut, jetstream.ConsumerConfig{
+		Durable: consumer, FilterSubject: bus.SubjectOutAll, AckPolicy: jetstream.AckExplicitPolicy,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"ev-1/m0", "ev-2/m0", "ev-3/m0"} {
+		ans := schemas.Outbound{ID: id, Source: "connector/erp", Type: "wxhub.out.message",
+			Data: schemas.OutboundData{App: "helpdesk", Kind: schemas.KindMessage, InReplyTo: strings.TrimSuffix(id, "/m0"),
+				Body: []byte(`{"touser":"zhangsan","msgtype":"text"}`)}}
+		if _, err := e.bus.PublishJSON(ctx, bus.OutSubject("helpdesk"), id, schemas.SchemaOutbound, ans); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The first is sent and acked, the second taken and held, the third not taken.
+	batch, err := cons.Fetch(2, jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []jetstream.Msg
+	for m := range batch.Messages() {
+		got = append(got, m)
+	}
+	if len(got) != 2 {
+		t.Fatalf("fetched %d, want 2 (%v)", len(got), batch.Error())
+	}
+	if err := got[0].DoubleAck(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, tt := range []struct{ id, want string }{
+		{"ev-1/m0", "sent: acked by the sender"},
+		{"ev-2/m0", "not confirmed yet"},
+		{"ev-3/m0", "has not taken it yet"},
+	} {
+		var tr traceResp
+		c.getJSON("/dashboard/api/trace?id="+tt.id, &tr)
+		if tr.kinds() != "outbound,status" {
+			t.Fatalf("%s: hops %s, want outbound,status (%+v)", tt.id, tr.kinds(), tr.Hops)
+		}
+		h := tr.Hops[1]
+		if !h.Inferred || h.ID != tt.id || !strings.Contains(h.Summary, tt.want) || !strings.Contains(h.Summary, consumer) {
+			t.Fatalf("%s: status hop %+v, want inferred %q from %s", tt.id, h, tt.want, consumer)
+		}
+	}
+
+	// A status record wins over the consumer: a failed answer is shown as failed.
+	kv, err := e.bus.KV(ctx, bus.BucketStatus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := json.Marshal(schemas.MessageStatus{ID: "ev-1/m0", App: "helpdesk", Status: schemas.StatusFailed, Reason: "errcode 81013", UpdatedAt: time.Now()})
+	if _, err := kv.Put(ctx, sender.StatusKey("ev-1/m0"), st); err != nil {
+		t.Fatal(err)
+	}
+	var tr traceResp
+	c.getJSON("/dashboard/api/trace?id=ev-1/m0", &tr)
+	if tr.kinds() != "outbound,status" || tr.Hops[1].Inferred || !strings.HasPrefix(tr.Hops[1].Summary, "failed: errcode 81013") {
+		t.Fatalf("with a failed record: %+v", tr.Hops)
+	}
+}
+
+// Without the sender's consumer (a hub running no sender) an answer without a
+// status record has no status hop, and the trace still answers.
+func TestTracerWithoutSenderConsumer(t *testing.T) {
+	e := newEnv(t)
+	ctx := testCtx(t)
+	c := e.client(t)
+	c.login(viewerToken)
+	ans := schemas.Outbound{ID: "ev-9/m0", Source: "connector/erp", Type: "wxhub.out.message",
+		Data: schemas.OutboundData{App: "helpdesk", Kind: schemas.KindMessage, InReplyTo: "ev-9", Body: []byte(`{"touser":"zhangsan"}`)}}
+	if _, err := e.bus.PublishJSON(ctx, bus.OutSubject("helpdesk"), ans.ID, schemas.SchemaOutbound, ans); err != nil {
+		t.Fatal(err)
+	}
+	var tr traceResp
+	c.getJSON("/dashboard/api/trace?id=ev-9/m0", &tr)
+	if tr.kinds() != "outbound" {
+		t.Fatalf("hops %s, want outbound only", tr.kinds())
 	}
 }
 

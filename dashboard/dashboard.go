@@ -83,8 +83,9 @@ type Dashboard struct {
 	loginMu      sync.Mutex
 	loginLimiter map[string]*rate.Limiter
 
-	challengeTTL time.Duration
-	wecom        wecomLogin
+	challengeTTL   time.Duration
+	wecom          wecomLogin
+	senderConsumer string // the sender's durable on WXHUB_OUT, for the tracer
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -106,17 +107,18 @@ func New(cfg Config, b *bus.Bus, log *zap.Logger, opts ...Option) (*Dashboard, e
 	}
 	cfg = cfg.WithDefaults()
 	d := &Dashboard{
-		cfg:          cfg,
-		bus:          b,
-		log:          log.Named("dashboard"),
-		now:          time.Now,
-		gatherer:     prometheus.DefaultGatherer,
-		users:        map[string]User{},
-		mux:          http.NewServeMux(),
-		errors:       newErrorRing(50),
-		loginLimiter: map[string]*rate.Limiter{},
-		challengeTTL: DefaultChallengeTTL,
-		done:         make(chan struct{}),
+		cfg:            cfg,
+		bus:            b,
+		log:            log.Named("dashboard"),
+		now:            time.Now,
+		gatherer:       prometheus.DefaultGatherer,
+		users:          map[string]User{},
+		mux:            http.NewServeMux(),
+		errors:         newErrorRing(50),
+		loginLimiter:   map[string]*rate.Limiter{},
+		challengeTTL:   DefaultChallengeTTL,
+		senderConsumer: DefaultSenderConsumer,
+		done:           make(chan struct{}),
 	}
 	for _, o := range opts {
 		o(d)

@@ -13,9 +13,27 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"go.uber.org/zap"
+
 	"github.com/wxhub/wxhub/bus"
+	"github.com/wxhub/wxhub/dnd"
 	"github.com/wxhub/wxhub/schemas"
 )
+
+// DefaultSenderConsumer is the sender's durable consumer on WXHUB_OUT
+// (sender.DefaultConsumer; the dashboard imports no other component).
+const DefaultSenderConsumer = "sender"
+
+// WithSenderConsumer names the sender's durable consumer on WXHUB_OUT (the
+// sender's `consumer` setting), which the tracer reads for answers that keep
+// no status record. Default DefaultSenderConsumer.
+func WithSenderConsumer(name string) Option {
+	return func(d *Dashboard) {
+		if name != "" {
+			d.senderConsumer = name
+		}
+	}
+}
 
 // ErrTraceQuery reports a tracer request without an id or a user.
 var ErrTraceQuery = errors.New("dashboard: trace needs id or user")
@@ -32,6 +50,7 @@ type Hop struct {
 	TraceID    string    `json:"trace_id,omitempty"`
 	Summary    string    `json:"summary"`
 	Replay     bool      `json:"replay,omitempty"`
+	Inferred   bool      `json:"inferred,omitempty"` // a status hop read from the sender's consumer, not a status record
 	SinceFirst float64   `json:"since_first_ms"`
 }
 
@@ -106,17 +125,17 @@ func (d *Dashboard) traceQuery(ctx context.Context, id, user string) (Trace, err
 			}
 		}
 	}
-	outIDs := map[string]bool{}
+	outs := map[string]Hop{} // outbound id -> its newest hop in WXHUB_OUT
 	for i, r := range recs {
 		if !matched[i] {
 			continue
 		}
 		tr.Hops = append(tr.Hops, r.hop)
-		if r.hop.Kind == "outbound" && r.hop.ID != "" {
-			outIDs[r.hop.ID] = true
+		if r.hop.Kind == "outbound" && r.hop.ID != "" && r.hop.Seq >= outs[r.hop.ID].Seq {
+			outs[r.hop.ID] = r.hop
 		}
 	}
-	tr.Hops = append(tr.Hops, d.statusHops(ctx, outIDs)...)
+	tr.Hops = append(tr.Hops, d.statusHops(ctx, outs)...)
 	sort.SliceStable(tr.Hops, func(i, j int) bool { return tr.Hops[i].Time.Before(tr.Hops[j].Time) })
 	if len(tr.Hops) > maxUserHops {
 		tr.Hops, tr.Truncated = tr.Hops[len(tr.Hops)-maxUserHops:], true
@@ -147,19 +166,27 @@ func (r rec) matches(keys, traces map[string]bool) bool {
 	return false
 }
 
-// statusHops adds the sender's last word on each outbound message.
-func (d *Dashboard) statusHops(ctx context.Context, ids map[string]bool) []Hop {
-	if len(ids) == 0 {
+// statusHops adds the sender's last word on each outbound message: its
+// status record, or, for a message without one (answers keep only "failed",
+// see docs/outbound.md#status), what the sender's consumer says of it.
+func (d *Dashboard) statusHops(ctx context.Context, outs map[string]Hop) []Hop {
+	if len(outs) == 0 {
 		return nil
 	}
 	kv, err := d.bus.KV(ctx, bus.BucketStatus)
 	if err != nil {
+		d.log.Debug("trace: status bucket", zap.Error(err))
 		return nil
 	}
-	var hops []Hop
-	for id := range ids {
-		e, err := kv.Get(ctx, id)
+	var hops, missing []Hop
+	for id, out := range outs {
+		e, err := kv.Get(ctx, statusKey(id))
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			missing = append(missing, out)
+			continue
+		}
 		if err != nil {
+			d.log.Debug("trace: status get", zap.String("id", id), zap.Error(err))
 			continue
 		}
 		var st schemas.MessageStatus
@@ -184,8 +211,58 @@ func (d *Dashboard) statusHops(ctx context.Context, ids map[string]bool) []Hop {
 		}
 		hops = append(hops, Hop{Kind: "status", Time: t, ID: id, Summary: sum})
 	}
+	return append(hops, d.inferredHops(ctx, missing)...)
+}
+
+// inferredHops tells the fate of outbound messages without a status record
+// from the sender's durable consumer on WXHUB_OUT, read once per trace. The
+// sender acks a message only once WeCom accepted it or it is dead-lettered
+// (which leaves a "failed" record and a DLQ hop), so a sequence at or below
+// the ack floor was sent. Above the floor the sender may still hold it, or
+// have acked it out of order (it sends by priority and recipient): not known.
+func (d *Dashboard) inferredHops(ctx context.Context, outs []Hop) []Hop {
+	var ci *jetstream.ConsumerInfo
+	for _, o := range outs {
+		if o.Stream == bus.StreamOut && o.Seq > 0 {
+			c, err := d.bus.JS().Consumer(ctx, bus.StreamOut, d.senderConsumer)
+			if err != nil {
+				d.log.Debug("trace: sender consumer", zap.String("consumer", d.senderConsumer), zap.Error(err))
+				return nil
+			}
+			ci = c.CachedInfo()
+			break
+		}
+	}
+	if ci == nil {
+		return nil
+	}
+	hops := make([]Hop, 0, len(outs))
+	for _, o := range outs {
+		if o.Stream != bus.StreamOut || o.Seq == 0 {
+			continue
+		}
+		h := Hop{Kind: "status", ID: o.ID, Inferred: true}
+		switch {
+		case o.Seq <= ci.AckFloor.Stream:
+			// When exactly is not known; the hop sits right after the message.
+			h.Time = o.Time
+			h.Summary = fmt.Sprintf("sent: acked by the sender %q, so WeCom accepted it (no status record kept)", ci.Name)
+		case o.Seq > ci.Delivered.Stream:
+			h.Time = d.now()
+			h.Summary = fmt.Sprintf("waiting in %s: the sender %q has not taken it yet", bus.StreamOut, ci.Name)
+		default:
+			h.Time = d.now()
+			h.Summary = fmt.Sprintf("with the sender %q: not confirmed yet (its ack floor is seq %d; waiting for its turn, a retry or quiet hours, or sent and acked out of order)",
+				ci.Name, ci.AckFloor.Stream)
+		}
+		hops = append(hops, h)
+	}
 	return hops
 }
+
+// statusKey is the sender's key for an outbound id in wxhub_status
+// (sender.StatusKey, which is dnd.Key).
+func statusKey(id string) string { return dnd.Key(id) }
 
 type scanned struct {
 	seq     uint64

@@ -286,12 +286,13 @@ func (r *Router) prepare(ctx context.Context, msg jetstream.Msg, start time.Time
 	if len(p.to) == 0 {
 		return p
 	}
-	data, err := json.Marshal(&p.ev)
-	if err != nil {
-		return fail(fmt.Sprintf("encode event: %v", err))
-	}
+	// The stored bytes go on as they are: the event was only read here, and
+	// re-encoding would cost a marshal per event and drop fields this version
+	// does not know.
+	data := msg.Data()
 	p.route = make([]*nats.Msg, len(p.to))
 	for i, c := range p.to {
+		var err error
 		if p.route[i], err = r.b.RouteMsg(sctx, c, p.rs.cfg.Partitions, &p.ev, data); err != nil {
 			return fail(err.Error())
 		}

@@ -826,7 +826,7 @@ func (s *Sender) sent(ctx context.Context, t *task, res sendResult) {
 	if res.InvalidParty != "" || res.InvalidTag != "" {
 		st.Reason = strings.TrimSpace("invalid party: " + res.InvalidParty + " invalid tag: " + res.InvalidTag)
 	}
-	s.stq.put(st)
+	s.record(j, st)
 	if err := s.ackSent(ctx, j); err != nil {
 		s.log.Warn("ack after send failed", zap.String("id", j.out.ID), zap.Error(err))
 	}
@@ -870,7 +870,14 @@ func (s *Sender) newStatus(j *job, status, reason string) schemas.MessageStatus 
 func (s *Sender) putStatus(_ context.Context, j *job, status, reason string, until *time.Time) {
 	st := s.newStatus(j, status, reason)
 	st.DeferredUntil = until
-	s.stq.put(st)
+	s.record(j, st)
+}
+
+// record queues st for writing if keepsStatus says j's status is kept.
+func (s *Sender) record(j *job, st schemas.MessageStatus) {
+	if keepsStatus(j.out, j.msg.Headers().Get(bus.HeaderReplayOf) != "", st.Status) {
+		s.stq.put(st)
+	}
 }
 
 // ackSent acks a message WeCom accepted. message/send carries

@@ -64,6 +64,18 @@ func (s *StatusStore) Put(ctx context.Context, st schemas.MessageStatus) error {
 	return nil
 }
 
+// keepsStatus reports whether the sender writes a status record (status) for
+// out. Answers to an inbound event (data.in_reply_to set) get only "failed":
+// NATS keeps an in-memory index entry for every KV key until its TTL (7 days),
+// so a key per answer grows the server's memory at the answer rate, and nobody
+// asks for an answer's status (the push API serves pushed messages; the
+// dashboard's tracer infers an answer's fate from the sender's ack floor).
+// Failures are rare and feed the dashboard's errors view. A replay from the
+// DLQ keeps every record, so its outcome replaces the "failed" of the first try.
+func keepsStatus(out schemas.Outbound, replay bool, status string) bool {
+	return out.Data.InReplyTo == "" || replay || status == schemas.StatusFailed
+}
+
 // DNDStore is the members' quiet-hours store (see package dnd).
 type DNDStore = dnd.Store
 

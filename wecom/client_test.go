@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -447,5 +448,46 @@ func TestDefaultBaseURL(t *testing.T) {
 	c := NewClient("")
 	if got := c.http.BaseURL; got != DefaultBaseURL {
 		t.Fatalf("base URL = %q", got)
+	}
+}
+
+// TestConcurrentCallsReuseConnections: the sender calls with many workers at
+// once; the client must keep their connections for the next calls instead of
+// dialling anew (resty's default keeps only GOMAXPROCS+1 idle per host).
+func TestConcurrentCallsReuseConnections(t *testing.T) {
+	var mu sync.Mutex
+	opened := 0
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"errcode":0,"errmsg":"ok","msgid":"m"}`)
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			mu.Lock()
+			opened++
+			mu.Unlock()
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	c := NewClient(srv.URL)
+	const workers, rounds = 16, 20
+	for range rounds {
+		var wg sync.WaitGroup
+		for range workers {
+			wg.Go(func() {
+				if _, err := c.SendMessage(context.Background(), "tok", map[string]any{"touser": "u", "msgtype": "text", "text": map[string]string{"content": "x"}}); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	// A fresh connection per call would be workers*rounds = 320.
+	if opened > 2*workers {
+		t.Fatalf("%d connections opened for %d calls of %d at once, want <= %d", opened, workers*rounds, workers, 2*workers)
 	}
 }

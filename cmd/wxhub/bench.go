@@ -29,6 +29,7 @@ func benchCmd(ctx context.Context, args []string) error {
 	costLoad := fs.Duration("cost-load", 20*time.Second, "how long the cost phase loads `wxhub run` (a long value makes it a soak)")
 	costRate := fs.Float64("cost-rate", 300, "the cost phase's offered rate, msg/s")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run (hub in-process) to this file")
+	inProcess := fs.Bool("in-process", false, "run the e2e phase's hub in the bench process instead of as a `wxhub run` child")
 	childPprof := fs.String("child-pprof", "", "the cost phase's `wxhub run` serves /debug/pprof here (loopback host:port), to profile a soak")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -47,7 +48,7 @@ func benchCmd(ctx context.Context, args []string) error {
 	opts := bench.Options{
 		Hub: benchHub, Binary: *bin, Phases: strings.Split(*phases, ","), Users: *users,
 		IngestDuration: *ingest, Rates: rs, StepDuration: *step, OutboundBulk: *bulk,
-		CostLoad: *costLoad, CostRate: *costRate, CPUProfile: *cpuProfile, ChildPprof: *childPprof,
+		CostLoad: *costLoad, CostRate: *costRate, CPUProfile: *cpuProfile, ChildPprof: *childPprof, InProcess: *inProcess,
 		Command: "wxhub bench " + strings.Join(args, " "),
 	}
 	rep, runErr := bench.Run(ctx, opts)

@@ -257,7 +257,7 @@ func runHub(ctx context.Context, cfg *config.Config, log *zap.Logger, o hubOptio
 		if cfg.Dashboard.Enabled() {
 			d, err := dashboard.New(cfg.Dashboard, b, log.Named("dashboard"),
 				dashboard.WithGatherer(reg), dashboard.WithSendLimits(sendLimits(cfg)...),
-				dashboard.WithChallengeTTL(cfg.Auth.ChallengeTTL))
+				dashboard.WithChallengeTTL(cfg.Auth.ChallengeTTL), dashboard.WithSenderConsumer(cfg.SenderConfig().WithDefaults().Consumer))
 			if err != nil {
 				return err
 			}

@@ -84,6 +84,13 @@ func NewClient(cfg Config) *Client {
 	if cfg.Token != "" {
 		r.SetAuthToken(cfg.Token)
 	}
+	// One ERP host, called from every partition at once: keep as many idle
+	// connections as there can be calls (resty keeps GOMAXPROCS+1), so that
+	// a burst does not end in dialling a new connection per call.
+	if tr, ok := r.GetClient().Transport.(*http.Transport); ok {
+		tr.MaxIdleConnsPerHost = max(tr.MaxIdleConnsPerHost, 64)
+		tr.MaxIdleConns = max(tr.MaxIdleConns, 64)
+	}
 	return &Client{r: r}
 }
 
