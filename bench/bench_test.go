@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"strings"
@@ -160,5 +161,40 @@ func TestIngestPhaseAgainstTheRealGateway(t *testing.T) {
 	}
 	if !strings.Contains(progress.String(), "[bench") {
 		t.Error("no progress lines")
+	}
+}
+
+func TestRSSCurve(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	at := func(sec float64, mib int64) rssAt {
+		return rssAt{t0.Add(time.Duration(sec * float64(time.Second))), mib << 20}
+	}
+	samples := []rssAt{at(0, 40), at(1, 50), at(2.5, 60), at(4, 62), at(10, 62)}
+	tests := []struct {
+		name    string
+		from    time.Time
+		n       int
+		want    []int64
+		wantRow string
+	}{
+		{"levels off", t0, 4, []int64{40, 60, 62, 62, 62}, "40, 60, 62, 62, 62 MiB; second half +0 MiB (+0%)"},
+		{"before the first sample", t0.Add(-10 * time.Second), 2, []int64{0, 0, 40}, "0, 0, 40 MiB; second half +40 MiB (+0%)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := rssCurve(samples, tt.from, tt.from.Add(10*time.Second), tt.n)
+			for i := range got {
+				got[i] >>= 20
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Fatalf("curve %v, want %v", got, tt.want)
+			}
+			for i := range got {
+				got[i] <<= 20
+			}
+			if row := growthRow(got); row != tt.wantRow {
+				t.Fatalf("row %q, want %q", row, tt.wantRow)
+			}
+		})
 	}
 }

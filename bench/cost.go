@@ -88,6 +88,7 @@ type sampler struct {
 	mu   sync.Mutex
 	peak int64
 	last ProcSample
+	rss  []rssAt // every sample, for the growth over a long run
 	err  error
 	stop chan struct{}
 	done chan struct{}
@@ -121,6 +122,58 @@ func (s *sampler) sample() {
 	}
 	s.last = p
 	s.peak = max(s.peak, p.RSS)
+	s.rss = append(s.rss, rssAt{time.Now(), p.RSS})
+}
+
+// rssAt is one memory sample.
+type rssAt struct {
+	t   time.Time
+	rss int64
+}
+
+// curve returns the RSS at n+1 evenly spaced instants from `from` to `to`
+// (the last sample taken at or before each), to show whether memory levels
+// off or keeps growing under a steady load.
+func (s *sampler) curve(from, to time.Time, n int) []int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return rssCurve(s.rss, from, to, n)
+}
+
+func rssCurve(samples []rssAt, from, to time.Time, n int) []int64 {
+	out := make([]int64, 0, n+1)
+	j := 0
+	for i := 0; i <= n; i++ {
+		at := from.Add(time.Duration(float64(to.Sub(from)) * float64(i) / float64(n)))
+		for j+1 < len(samples) && !samples[j+1].t.After(at) {
+			j++
+		}
+		if len(samples) == 0 || samples[j].t.After(at) {
+			out = append(out, 0)
+			continue
+		}
+		out = append(out, samples[j].rss)
+	}
+	return out
+}
+
+// growthRow describes a curve of n+1 points: the values in MiB and the growth
+// over its second half, the part where a bounded process has levelled off.
+func growthRow(curve []int64) string {
+	var b strings.Builder
+	for i, v := range curve {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%.0f", float64(v)/(1<<20))
+	}
+	mid, last := curve[len(curve)/2], curve[len(curve)-1]
+	grow := float64(last-mid) / (1 << 20)
+	pct := 0.0
+	if mid > 0 {
+		pct = 100 * float64(last-mid) / float64(mid)
+	}
+	return fmt.Sprintf("%s MiB; second half %+.0f MiB (%+.0f%%)", b.String(), grow, pct)
 }
 
 // window returns the peak RSS since the last call and resets it.
@@ -239,6 +292,7 @@ func runCost(ctx context.Context, o *Options, rep *Report) error {
 	}
 	defer g.Close()
 	o.progressf(PhaseCost, "load: %s for %s", rate(o.CostRate), o.CostLoad)
+	loadStart := time.Now()
 	res, err := g.Run(ctx, reqs)
 	if err != nil {
 		return err
@@ -266,6 +320,8 @@ func runCost(ctx context.Context, o *Options, rep *Report) error {
 		Result: fmt.Sprintf("%s CPU (%.0f%% of a core; %s messages round trip)", ms(perK), 100*loadCPU.Seconds()/span.Seconds(), thousands(int64(replies)))})
 	rep.add(Row{Area: "cost", Measure: fmt.Sprintf("`wxhub run` at %s e2e: resident memory", rate(o.CostRate)),
 		Result: fmt.Sprintf("RSS %s at the end, peak %s (VmHWM %s)", mib(load1.RSS), mib(loadPeak), mib(load1.HWM))})
+	rep.add(Row{Area: "cost", Measure: fmt.Sprintf("`wxhub run` at %s e2e for %s: RSS at every tenth of the load", rate(o.CostRate), o.CostLoad),
+		Result: growthRow(smp.curve(loadStart, loadStart.Add(res.Elapsed), 10))})
 	if err := e.hub.Stop(); err != nil {
 		return err
 	}

@@ -1,7 +1,7 @@
 package connectors
 
 import (
-	"encoding/json"
+	json "github.com/goccy/go-json"
 
 	"github.com/wxhub/wxhub/schemas"
 )

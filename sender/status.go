@@ -2,12 +2,13 @@ package sender
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
 	"sync"
 	"time"
+
+	json "github.com/goccy/go-json"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/wxhub/wxhub/dnd"

@@ -2,7 +2,6 @@ package wecom
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/go-resty/resty/v2"
+	json "github.com/goccy/go-json"
 )
 
 // DefaultBaseURL is WeCom's API server.
