@@ -67,7 +67,8 @@ type Options struct {
 	// ChildPprof, when set, is passed to the child `wxhub run` as --pprof.
 	ChildPprof string
 	// InProcess runs the e2e phase's hub in this process (Hub) instead of as a
-	// `wxhub run` child (Binary). A CPU profile implies it.
+	// `wxhub run` child (Binary): for a CPU profile of it (ChildPprof profiles
+	// the child).
 	InProcess bool
 	// TempDir for data directories. Default the system's.
 	TempDir string

@@ -31,8 +31,7 @@ func runE2E(ctx context.Context, o *Options, rep *Report) error {
 	// The hub runs as `wxhub run` in a process of its own: in this one, every
 	// garbage collection of the generator's and the simulator's heap (all the
 	// prepared requests, every reply recorded) would stall the hub as well.
-	child := !o.InProcess && o.CPUProfile == ""
-	e, err := newEnv(ctx, o, envSpec{users: users, simLimits: simNoCorpLimits, tune: noCorpLimits, child: child})
+	e, err := newEnv(ctx, o, envSpec{users: users, simLimits: simNoCorpLimits, tune: noCorpLimits, child: !o.InProcess})
 	if err != nil {
 		return err
 	}

@@ -210,7 +210,11 @@ temporary directory). Latencies are exact percentiles over every sample.
   connector → WXHUB_OUT → sender → the simulator's ` + "`message/send`" + `. The generator
   offers a constant rate (open loop: each request is due at start + i/rate, and
   latency counts from that due time, so a stall shows as latency, not as a lower
-  rate). Each text carries a sequence number that the echo connector sends back;
+  rate). The hub is ` + "`bin/wxhub run`" + ` in a process of its own (all components,
+  embedded NATS, the generated config of the cost phase), so that the garbage
+  collection of the generator's and the simulator's heap does not stall it
+  (` + "`--in-process`" + ` runs it inside the bench instead, to profile it with ` + "`--cpuprofile`" + `).
+  Each text carries a sequence number that the echo connector sends back;
   a recorder in front of the simulator notes when each reply was accepted.
   Latency = reply accepted − callback due. A rate is *sustained* when every
   answered callback's reply arrived within the grace period after the step, no
@@ -239,6 +243,8 @@ temporary directory). Latencies are exact percentiles over every sample.
   process (gateway, router, echo connector, sender, embedded NATS) for each
   message's full round trip.
 - **Soak.** Memory growth over a long run is not part of the default bench
-  (bounded to a few minutes); ` + "`wxhub bench --phases cost --cost-load 10m`" + ` is the
-  soak.
+  (bounded to a few minutes); ` + "`make soak`" + ` (` + "`wxhub bench --phases cost --cost-load 10m`" + `)
+  is the soak. The cost rows give the RSS at every tenth of the load and its
+  growth over the second half: the server keeps each Nats-Msg-Id for the
+  duplicate window (5 min), so memory climbs for that long and then levels off.
 `

@@ -51,14 +51,13 @@ type Config struct {
 	// User and Password for the cluster, if it uses user/password auth.
 	User     string `yaml:"user"`
 	Password string `yaml:"password"`
-	// DuplicateWindow is how long WXHUB_IN, WXHUB_OUT and WXHUB_DLQ remember a
-	// Nats-Msg-Id. Default 5m: WeChat retries within 15 s, a replayed callback
-	// is refused by the gateway once its timestamp is older than
-	// gateway.timestamp_window (5m; config checks the window covers it), and a
-	// connector's notices repeat within its retry backoff (1 s..1 min). Every
+	// DuplicateWindow is how long WXHUB_IN and WXHUB_DLQ remember a
+	// Nats-Msg-Id. Default 5m: WeChat retries within 15 s, and a replayed
+	// callback is refused by the gateway once its timestamp is older than
+	// gateway.timestamp_window (5m; config checks the window covers it). Every
 	// id costs the server ~130 bytes of memory for the window, so a longer
-	// window is memory held at the message rate: 5m at 300 msg/s ≈ 35 MB.
-	// WXHUB_ROUTE uses at most routeDuplicateWindow.
+	// window is memory held at the message rate. WXHUB_ROUTE and WXHUB_OUT use
+	// at most hopDuplicateWindow (2m).
 	DuplicateWindow time.Duration `yaml:"duplicate_window"`
 	// MaxAge of messages in WXHUB_IN, WXHUB_ROUTE and WXHUB_OUT. Default 7 days.
 	MaxAge time.Duration `yaml:"max_age"`

@@ -25,11 +25,14 @@ import (
 //   - WXHUB_DLQ: limits (30 days), browsable and replayable; entries are deleted
 //     one by one on replay or drop.
 //
-// routeDuplicateWindow bounds WXHUB_ROUTE's duplicate window: only the router
-// republishes there, after its AckWait (30 s) when it died between publish and
-// ack, so two minutes cover it and the ids of the busiest hop are not kept
-// longer than needed.
-const routeDuplicateWindow = 2 * time.Minute
+// hopDuplicateWindow bounds the duplicate window of WXHUB_ROUTE and WXHUB_OUT.
+// Their duplicates come from our own redeliveries: the router republishes after
+// its AckWait (30 s) when it died between publish and ack, a connector replies
+// again after its AckWait (30 s) or sends a retry's notices again after its
+// backoff (at most 1 min by default). Two minutes cover those, and each id held
+// costs the server ~130 bytes at the message rate. WXHUB_IN keeps the full
+// window: there it also stops a replayed callback.
+const hopDuplicateWindow = 2 * time.Minute
 
 func (b *Bus) StreamConfigs() []jetstream.StreamConfig {
 	c := b.cfg
@@ -49,8 +52,9 @@ func (b *Bus) StreamConfigs() []jetstream.StreamConfig {
 	}
 	in := base(StreamIn, SubjectInAll, "wxhub: inbound events from WeChat", jetstream.LimitsPolicy, c.MaxAge)
 	route := base(StreamRoute, SubjectRouteAll, "wxhub: events routed to connectors", jetstream.WorkQueuePolicy, c.MaxAge)
-	route.Duplicates = min(c.DuplicateWindow, routeDuplicateWindow)
 	out := base(StreamOut, SubjectOutAll, "wxhub: messages to send to WeChat", jetstream.LimitsPolicy, c.MaxAge)
+	route.Duplicates = min(c.DuplicateWindow, hopDuplicateWindow)
+	out.Duplicates = route.Duplicates
 	dlq := base(StreamDLQ, SubjectDLQAll, "wxhub: dead letters", jetstream.LimitsPolicy, c.DLQMaxAge)
 	return []jetstream.StreamConfig{in, route, out, dlq}
 }

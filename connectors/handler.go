@@ -127,7 +127,7 @@ func (e *retryError) Unwrap() error { return e.err }
 // Retry is a retryable error (as any plain error) that first publishes
 // notices, e.g. Text(user, "系统繁忙，稍后回复"). Notices are published under
 // the ids <event id>/notice/<n>, so returning the same notices on every
-// attempt still sends each once (within the duplicate window, nats.duplicate_window, 5 min);
+// attempt still sends each once (within WXHUB_OUT's duplicate window, 2 min);
 // return them only when DeliveryFrom(ctx).First() to be sure. They are also
 // published when this attempt is the last one and the event goes to the DLQ.
 func Retry(err error, notices ...Reply) error {

@@ -28,7 +28,7 @@ func benchCmd(ctx context.Context, args []string) error {
 	bulk := fs.Int("bulk", 10000, "bulk backlog of the outbound phase")
 	costLoad := fs.Duration("cost-load", 20*time.Second, "how long the cost phase loads `wxhub run` (a long value makes it a soak)")
 	costRate := fs.Float64("cost-rate", 300, "the cost phase's offered rate, msg/s")
-	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run (hub in-process) to this file")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the bench process to this file (of the hub too with --in-process)")
 	inProcess := fs.Bool("in-process", false, "run the e2e phase's hub in the bench process instead of as a `wxhub run` child")
 	childPprof := fs.String("child-pprof", "", "the cost phase's `wxhub run` serves /debug/pprof here (loopback host:port), to profile a soak")
 	if err := fs.Parse(args); err != nil {
