@@ -37,7 +37,7 @@ bench: build
 
 ## soak: ten minutes of load on `wxhub run`, watching memory (not part of CI).
 soak: build
-	./$(BIN) bench --phases cost --cost-load 10m
+	./$(BIN) bench --phases cost --cost-load 10m --out docs/soak.md
 
 ## fuzz: 60 s per fuzz target (not part of CI).
 fuzz:

@@ -3,7 +3,7 @@ package bench
 // history is kept by hand and printed at the end of every report, so that a
 // rerun does not erase what an optimisation changed. Add a dated entry, with
 // the commands and the load average, when a change moves a figure.
-const history = "## Before and after\n\n" + history20261125
+const history = "## Before and after\n\n" + history20261125b + "\n" + history20261125
 
 // history20261125: issue "Performance: measure the hub against its ceiling".
 const history20261125 = `### 2026-11-25: router pipelining, callback fast paths
@@ -66,4 +66,67 @@ before the write and is not used.
 The earlier figure "e2e not sustained at 200/s, p50 751 ms" was taken with a
 load average near 5 from other work: on a quieter machine the same code gave
 p50 3–4 ms at 200/s.
+`
+
+// history20261125b: the second session on the performance issue.
+const history20261125b = `### 2026-11-25 (second pass): sender admission on workers, one pull per lane, fewer ids and status keys
+
+Changes, in the order they were made, each with what the profile showed:
+
+1. Sender: the quiet-hours check and the KV reservation of send slots ran on
+   the one dispatch goroutine, a KV round trip per message, which capped the
+   sender near 1/RTT (at 1,000/s the backlog grew in WXHUB_OUT). They now run
+   on the send workers; a lane still has one message in flight, and
+   concurrent claims on one key are group-committed.
+2. WeCom and ERP clients keep 64 idle connections per host: resty keeps
+   GOMAXPROCS+1, so with 16 send workers most connections were closed after
+   one call (strace: ~90 new TCP connections a second at 1,000/s).
+3. Connector lanes keep one pull request open for up to 16 events instead of a
+   Fetch per event (which subscribes, pulls and unsubscribes each time); the
+   router passes the stored event bytes on instead of re-encoding them; the
+   per-event loggers are lazy (zap With encoded its fields for every event:
+   5% of all allocations).
+4. goccy/go-json on the per-message paths (gateway, router, connector runner,
+   sender, bus publish, WeCom client): decode+encode of an event 29 µs → 6 µs
+   here; JSON fell from 15% to 7% of the hub's CPU.
+5. Memory: message status is no longer written for answers to users (only
+   their failures): every status key stays in the server's per-subject index
+   (~80 B) for the 7-day TTL, which at a steady rate is growth without end.
+   Message ids are kept 5 min in WXHUB_IN (was 10; it must cover the callback
+   timestamp window) and 2 min in WXHUB_ROUTE and WXHUB_OUT: each id costs the
+   server ~130 B for the window.
+6. The e2e phase runs the hub as ` + "`wxhub run`" + `, a process of its own, not inside
+   the bench: there every garbage collection of the generator's heap (all the
+   prepared requests, every reply recorded) stalled the hub too. Slow replies
+   came in 20-40 ms clusters that matched the bench process's GC cycles.
+
+End to end, "before" = commit aad4069 (hub inside the bench process), "after"
+= this tree, two alternating rounds each, load average 2.1-2.4 (the machine
+was not otherwise busy; the load is the bench itself):
+
+| offered | before (in process) | after, in process | after, ` + "`wxhub run`" + ` child |
+|---|---|---|---|
+| 500/s p50 / p99 | 3.2 / 20.7 ms; 3.5 / 34.2 ms | 2.7 / 14.4 ms; 3.3 / 16.9 ms | 3.2 / 15.7 ms; 2.7 / 10.8 ms |
+| 1,000/s p50 / p99 | not sustained (p50 1,536 ms; 1,288 ms) | 4.0 / 43.7 ms; 4.3 / 54.4 ms | 7.4 / 58.0 ms; 8.1 / 56.1 ms |
+| 1,500/s | not tried (1,000/s failed) | sustained, p99 102 ms; 430 ms | not sustained; sustained, p99 460 ms |
+
+Outbound (same builds): bulk drain 1,136/s → 1,593/s; urgent under the bulk
+backlog p50 17.6 → 20.6 ms (noise; both far below the 1 s of a 45009 pause).
+Cost at 1,000/s (` + "`--phases cost --cost-rate 1000`" + `): 1.32 ms of hub CPU per round
+trip; at 300/s 2.7 ms (was 3.4 ms): below a few hundred messages a second
+most of the cost is per wake-up, not per byte.
+
+Not reached: p99 < 20 ms at 1,000/s. At that rate the hub takes ~1.3 cores and
+the bench ~0.4 of this machine's 2, and the slow replies are spread over
+whole seconds (queueing), not clustered (stalls). What is left in the hub's
+profile at 1,000/s: the NATS server 34% (of which deleting acked events from
+the WXHUB_ROUTE work queue, which creates and removes a block file when the
+queue empties, 8%, and writing consumer state, 10 times a second per busy
+partition consumer, 4%), the nats.go client 17%, HTTP in and out 20%,
+syscalls 27% of all samples. Switching WXHUB_ROUTE to limits retention
+removes the deletes but changes what "backlog" means everywhere (streams
+count, dashboard, tests) and did not separate from the noise in four
+alternating runs; it was left alone.
+
+Soak: see [soak.md](soak.md) (` + "`make soak`" + `, 10 minutes at 300/s, RSS at every tenth).
 `

@@ -31,9 +31,13 @@ func (sc SpanContext) Child() SpanContext {
 	return sc
 }
 
-// NewTraceParent starts a new sampled trace.
+// NewTraceParent starts a new trace that nobody records (flags 00): it is the
+// fallback when no tracer started a span (tracing off), and the ids still tie
+// the hops together for the dashboard. A sampled flag would also be false, and
+// it costs: the NATS server parses every header of a message whose
+// traceparent is sampled, looking for its own message tracing.
 func NewTraceParent() string {
-	return SpanContext{TraceID: randHex(16), SpanID: randHex(8), Flags: 1}.String()
+	return SpanContext{TraceID: randHex(16), SpanID: randHex(8)}.String()
 }
 
 // ParseTraceParent validates s per W3C Trace Context. Versions above 00 are

@@ -51,6 +51,11 @@ func TestTraceHelpers(t *testing.T) {
 	if err != nil {
 		t.Fatalf("NewTraceParent %q: %v", tp, err)
 	}
+	if sc.Flags != 0 {
+		// Nothing records a trace started here; a sampled flag would make the
+		// NATS server parse every header of every message for its own tracing.
+		t.Fatalf("NewTraceParent %q: flags %02x, want 00 (not sampled)", tp, sc.Flags)
+	}
 	child := bus.ChildTraceParent(tp)
 	cc, err := bus.ParseTraceParent(child)
 	if err != nil || cc.TraceID != sc.TraceID || cc.SpanID == sc.SpanID {
