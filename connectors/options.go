@@ -39,8 +39,9 @@ type Options struct {
 	AckWait time.Duration
 	// Partitions must equal the router's (bus.Config.Partitions). Default: the bus's.
 	Partitions int
-	// PollWait is how long one pull waits for an event; shutdown takes at most
-	// this long to stop pulling. Default 5s.
+	// PollWait is how long one pull request of a partition stays open on the
+	// server before it is renewed (at least 1 s; shutdown does not wait for it).
+	// Default 5s.
 	PollWait time.Duration
 	// ShutdownTimeout is how long in-flight handlers may run after ctx is done
 	// before their ctx is cancelled. Default 30s.
