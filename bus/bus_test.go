@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap/zaptest"
 
@@ -202,3 +203,32 @@ func TestOpenFailsClearly(t *testing.T) {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+// TestPublishErrors: the answers a publish can get besides an ack come back as
+// jetstream's own errors, so callers can tell a missing stream from a refusal.
+func TestPublishErrors(t *testing.T) {
+	b := openBus(t, t.TempDir())
+	defer b.Close()
+	tests := []struct {
+		name    string
+		subject string
+		header  nats.Header
+		check   func(error) bool
+	}{
+		{"no stream for the subject", "wxhub.nowhere", nil, func(err error) bool { return errors.Is(err, jetstream.ErrNoStreamResponse) }},
+		{"refused by the stream", bus.InSubject(schemas.ChannelWeCom, "helpdesk", "text"),
+			nats.Header{"Nats-Expected-Stream": {"SOME_OTHER_STREAM"}},
+			func(err error) bool {
+				var ae *jetstream.APIError
+				return errors.As(err, &ae) && ae.ErrorCode == 10060 // the server's JSStreamNotMatchErr
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := b.Publish(testCtx(t), tt.subject, "id-1", tt.header, []byte("{}"))
+			if err == nil || !tt.check(err) {
+				t.Fatalf("err = %v (%T)", err, errors.Unwrap(err))
+			}
+		})
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	json "github.com/goccy/go-json"
 	"github.com/nats-io/nats.go"
@@ -47,9 +48,58 @@ func (b *Bus) Publish(ctx context.Context, subject, msgID string, h nats.Header,
 		}
 		h.Set(HeaderTraceParent, tp)
 	}
-	ack, err := b.js.PublishMsg(ctx, &nats.Msg{Subject: subject, Header: h, Data: data})
+	ack, err := b.publishSync(ctx, &nats.Msg{Subject: subject, Header: h, Data: data})
 	if err != nil {
 		return nil, fmt.Errorf("bus: publish %s: %w", subject, err)
 	}
 	return ack, nil
 }
+
+// publishSync is jetstream's PublishMsg (request, retry on no responders,
+// check the answer) with the answer decoded by goccy/go-json: encoding/json on
+// the PubAck was a tenth of the gateway's time per callback. Errors are
+// jetstream's own (ErrNoStreamResponse, ErrInvalidJSAck, *jetstream.APIError).
+func (b *Bus) publishSync(ctx context.Context, m *nats.Msg) (*jetstream.PubAck, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, publishTimeout)
+		defer cancel()
+	}
+	resp, err := b.nc.RequestMsgWithContext(ctx, m)
+	// No responders: a stream leader moving, or a stream being declared;
+	// worth a short wait, as jetstream does.
+	for r := 0; errors.Is(err, nats.ErrNoResponders) && r < jetstream.DefaultPubRetryAttempts; r++ {
+		t := time.NewTimer(jetstream.DefaultPubRetryWait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+		resp, err = b.nc.RequestMsgWithContext(ctx, m)
+	}
+	if errors.Is(err, nats.ErrNoResponders) {
+		return nil, jetstream.ErrNoStreamResponse
+	}
+	if err != nil {
+		return nil, err
+	}
+	var ack struct {
+		jetstream.PubAck
+		Error *jetstream.APIError `json:"error,omitempty"`
+	}
+	if err := json.Unmarshal(resp.Data, &ack); err != nil {
+		return nil, jetstream.ErrInvalidJSAck
+	}
+	if ack.Error != nil {
+		return nil, ack.Error
+	}
+	if ack.Stream == "" {
+		return nil, jetstream.ErrInvalidJSAck
+	}
+	return &ack.PubAck, nil
+}
+
+// publishTimeout bounds a publish whose ctx has no deadline (jetstream's
+// default API timeout).
+const publishTimeout = 5 * time.Second

@@ -2,10 +2,10 @@ package bus
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 
 	"github.com/nats-io/nats.go"
 )
@@ -22,7 +22,8 @@ type SpanContext struct {
 
 // String renders the version-00 traceparent.
 func (sc SpanContext) String() string {
-	return fmt.Sprintf("00-%s-%s-%02x", sc.TraceID, sc.SpanID, sc.Flags)
+	const hexDigits = "0123456789abcdef"
+	return "00-" + sc.TraceID + "-" + sc.SpanID + "-" + string([]byte{hexDigits[sc.Flags>>4], hexDigits[sc.Flags&0xf]})
 }
 
 // Child keeps the trace id and draws a new span id.
@@ -72,6 +73,9 @@ func ParseTraceParent(s string) (SpanContext, error) {
 // empty tp starts a new trace rather than failing, because tracing must never
 // stop a message.
 func ChildTraceParent(tp string) string {
+	if tp == "" {
+		return NewTraceParent() // every callback from WeChat: no need to build a parse error
+	}
 	sc, err := ParseTraceParent(tp)
 	if err != nil {
 		return NewTraceParent()
@@ -98,10 +102,19 @@ func ContextFromHeader(ctx context.Context, h nats.Header) context.Context {
 	return WithTraceParent(ctx, ChildTraceParent(h.Get(HeaderTraceParent)))
 }
 
+// randHex draws n random bytes as hex, not all zero (W3C). Trace ids need to
+// be unique, not secret: math/rand/v2 (ChaCha8, per-thread state) costs no
+// system call, unlike crypto/rand, and it runs for every message.
 func randHex(n int) string {
-	b := make([]byte, n)
+	var buf [16]byte
+	b := buf[:n]
 	for {
-		_, _ = rand.Read(b) // crypto/rand.Read never fails (Go 1.24+)
+		for i := 0; i < n; i += 8 {
+			v := rand.Uint64()
+			for j := 0; j < 8 && i+j < n; j++ {
+				b[i+j] = byte(v >> (8 * j))
+			}
+		}
 		for _, c := range b {
 			if c != 0 {
 				return hex.EncodeToString(b)
