@@ -232,3 +232,23 @@ func TestPublishErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestPublishWithin(t *testing.T) {
+	b := openBus(t, t.TempDir())
+	defer b.Close()
+	ctx := testCtx(t)
+	subj := bus.InSubject(schemas.ChannelWeCom, "helpdesk", "text")
+	ack, err := b.PublishWithin(ctx, 2*time.Second, subj, "w-1", nil, []byte("{}"))
+	if err != nil || ack.Stream != bus.StreamIn || ack.Sequence == 0 {
+		t.Fatalf("ack %+v, err %v", ack, err)
+	}
+	if again, err := b.PublishWithin(ctx, 2*time.Second, subj, "w-1", nil, []byte("{}")); err != nil || !again.Duplicate {
+		t.Fatalf("second publish of w-1: %+v %v, want a duplicate", again, err)
+	}
+	if _, err := b.PublishWithin(ctx, 2*time.Second, "wxhub.nowhere", "w-2", nil, []byte("{}")); !errors.Is(err, jetstream.ErrNoStreamResponse) {
+		t.Fatalf("no stream: err %v", err)
+	}
+	if _, err := b.PublishWithin(ctx, 0, subj, "w-3", nil, []byte("{}")); err == nil {
+		t.Fatal("timeout 0 accepted")
+	}
+}

@@ -34,6 +34,21 @@ func (b *Bus) PublishJSON(ctx context.Context, subject, msgID, schema string, v 
 // Publish stores data on subject with header h (may be nil) and Nats-Msg-Id =
 // msgID, adding traceparent from ctx when h has none. Waits for the PubAck.
 func (b *Bus) Publish(ctx context.Context, subject, msgID string, h nats.Header, data []byte) (*jetstream.PubAck, error) {
+	return b.publish(ctx, 0, subject, msgID, h, data)
+}
+
+// PublishWithin is Publish waiting at most timeout for the PubAck, whatever
+// ctx says (ctx carries the trace only). For the gateway's hot path: a
+// context with a deadline per callback (its timer and cancel) cost more than
+// the JSON of the event.
+func (b *Bus) PublishWithin(ctx context.Context, timeout time.Duration, subject, msgID string, h nats.Header, data []byte) (*jetstream.PubAck, error) {
+	if timeout <= 0 {
+		return nil, fmt.Errorf("bus: publish %s: timeout %s, want > 0", subject, timeout)
+	}
+	return b.publish(ctx, timeout, subject, msgID, h, data)
+}
+
+func (b *Bus) publish(ctx context.Context, timeout time.Duration, subject, msgID string, h nats.Header, data []byte) (*jetstream.PubAck, error) {
 	if msgID == "" {
 		return nil, fmt.Errorf("%w: subject %s", ErrMsgID, subject)
 	}
@@ -48,7 +63,7 @@ func (b *Bus) Publish(ctx context.Context, subject, msgID string, h nats.Header,
 		}
 		h.Set(HeaderTraceParent, tp)
 	}
-	ack, err := b.publishSync(ctx, &nats.Msg{Subject: subject, Header: h, Data: data})
+	ack, err := b.publishSync(ctx, timeout, &nats.Msg{Subject: subject, Header: h, Data: data})
 	if err != nil {
 		return nil, fmt.Errorf("bus: publish %s: %w", subject, err)
 	}
@@ -57,15 +72,26 @@ func (b *Bus) Publish(ctx context.Context, subject, msgID string, h nats.Header,
 
 // publishSync is jetstream's PublishMsg (request, retry on no responders,
 // check the answer) with the answer decoded by goccy/go-json: encoding/json on
-// the PubAck was a tenth of the gateway's time per callback. Errors are
+// the PubAck was a tenth of the gateway's time per callback. timeout > 0 bounds
+// the wait with the client's pooled timers instead of ctx. Errors are
 // jetstream's own (ErrNoStreamResponse, ErrInvalidJSAck, *jetstream.APIError).
-func (b *Bus) publishSync(ctx context.Context, m *nats.Msg) (*jetstream.PubAck, error) {
-	if _, ok := ctx.Deadline(); !ok {
+func (b *Bus) publishSync(ctx context.Context, timeout time.Duration, m *nats.Msg) (*jetstream.PubAck, error) {
+	request := func() (*nats.Msg, error) { return b.nc.RequestMsgWithContext(ctx, m) }
+	if timeout > 0 {
+		deadline := time.Now().Add(timeout)
+		request = func() (*nats.Msg, error) {
+			left := time.Until(deadline)
+			if left <= 0 {
+				return nil, nats.ErrTimeout
+			}
+			return b.nc.RequestMsg(m, left)
+		}
+	} else if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, publishTimeout)
 		defer cancel()
 	}
-	resp, err := b.nc.RequestMsgWithContext(ctx, m)
+	resp, err := request()
 	// No responders: a stream leader moving, or a stream being declared;
 	// worth a short wait, as jetstream does.
 	for r := 0; errors.Is(err, nats.ErrNoResponders) && r < jetstream.DefaultPubRetryAttempts; r++ {
@@ -76,7 +102,7 @@ func (b *Bus) publishSync(ctx context.Context, m *nats.Msg) (*jetstream.PubAck, 
 			return nil, ctx.Err()
 		case <-t.C:
 		}
-		resp, err = b.nc.RequestMsgWithContext(ctx, m)
+		resp, err = request()
 	}
 	if errors.Is(err, nats.ErrNoResponders) {
 		return nil, jetstream.ErrNoStreamResponse

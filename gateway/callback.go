@@ -237,8 +237,6 @@ var errPublish = errors.New("event store unavailable, retry")
 // publish waits for JetStream's ack within the configured bound, then returns.
 // ctx carries the traceparent of the gateway's span.
 func (g *Gateway) publish(ctx context.Context, subject, id, schema string, v any) error {
-	ctx, cancel := context.WithTimeout(ctx, g.cfg.Gateway.PublishTimeout)
-	defer cancel()
 	start := g.now()
 	// Encoded into a pooled buffer: the client copies the data into its own
 	// write buffer, so the buffer is free again once Publish returns.
@@ -247,7 +245,7 @@ func (g *Gateway) publish(ctx context.Context, subject, id, schema string, v any
 	err := json.NewEncoder(buf).Encode(v)
 	if err == nil {
 		data := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
-		_, err = g.bus.Publish(ctx, subject, id, nats.Header{bus.HeaderSchema: {schema}}, data)
+		_, err = g.bus.PublishWithin(ctx, g.cfg.Gateway.PublishTimeout, subject, id, nats.Header{bus.HeaderSchema: {schema}}, data)
 	} else {
 		err = fmt.Errorf("gateway: marshal %s: %w", schema, err)
 	}
