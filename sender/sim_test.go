@@ -309,9 +309,9 @@ func TestSimQuietHoursSplit(t *testing.T) {
 	}
 }
 
-// An urgent message queued behind 10,000 bulk ones is sent within a second:
-// the whole backlog is in WXHUB_OUT before the sender starts, the urgent
-// message last.
+// An urgent message queued behind 10,000 bulk ones overtakes them: the whole
+// backlog is in WXHUB_OUT before the sender starts, the urgent message last,
+// and it goes out before half the bulk (about 330 here, in ~0.2 s).
 func TestSimUrgentBehindBulk(t *testing.T) {
 	if testing.Short() {
 		t.Skip("10,000 messages")
@@ -342,9 +342,9 @@ func TestSimUrgentBehindBulk(t *testing.T) {
 	lat := time.Since(start)
 	bulkDone := h.sim.Stats().Sent - 1
 	t.Logf("urgent latency %s (sender start included) with %d of 10000 bulk sent before it", lat, bulkDone)
-	if lat > raceSlowdown*time.Second {
-		t.Fatalf("urgent message took %s behind the bulk, want < 1s (× %d under -race)", lat, raceSlowdown)
-	}
+	// What is asserted is the order, not the time (which depends on the
+	// machine; `make bench` measures it): the urgent message, last in the
+	// stream, overtakes most of the bulk queued ahead of it.
 	if bulkDone >= 5000 {
 		t.Fatalf("%d bulk messages went first", bulkDone)
 	}
