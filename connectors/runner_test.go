@@ -396,3 +396,31 @@ func TestOptionsValidate(t *testing.T) {
 		})
 	}
 }
+
+// TestConsumerWithStateOnDiskIsReplaced: consumers declared by an older version
+// keep their state on disk, which the server will not switch in place; the
+// runner replaces them, and an event waiting in the work queue still arrives.
+func TestConsumerWithStateOnDiskIsReplaced(t *testing.T) {
+	b := newBus(t)
+	ctx := testCtx(t)
+	for p := range testPartitions {
+		old := connectors.ConsumerConfig(echo.Name, p, 30*time.Second)
+		old.MemoryStorage = false
+		if _, err := b.JS().CreateOrUpdateConsumer(ctx, bus.StreamRoute, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ev := event("lisi", "still here")
+	route(t, b, echo.Name, ev)
+	start(t, b, testOptions(t, echo.Name), echo.Handler())
+	eventually(t, "the waiting event answered", func() bool { return len(outbound(t, b)) == 1 })
+	for p := range testPartitions {
+		c, err := b.JS().Consumer(ctx, bus.StreamRoute, connectors.ConsumerName(echo.Name, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !c.CachedInfo().Config.MemoryStorage {
+			t.Fatalf("partition %d: consumer still keeps its state on disk", p)
+		}
+	}
+}

@@ -308,6 +308,9 @@ async function main() {
       ack_wait: nanos(cfg.ackWaitMs),
       max_deliver: -1,
       max_ack_pending: 1,
+      // State in memory: WXHUB_ROUTE is a work queue, so a consumer that starts
+      // over begins at the first event not yet done.
+      mem_storage: true,
     });
     names.push(durable);
   }
