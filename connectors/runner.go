@@ -261,7 +261,8 @@ func (r *Runner) process(ctx, workCtx context.Context, p int, msg jetstream.Msg)
 		}
 	}()
 
-	stopBeat := r.heartbeat(msg)
+	// From receipt (including the wait for a worker) until settled.
+	stopBeat := bus.KeepInProgress(r.opts.AckWait/2, msg)
 	defer stopBeat()
 
 	select {
@@ -480,33 +481,4 @@ func (r *Runner) outbound(ev *schemas.Event, id string, i int, rep Reply, tp str
 			InReplyTo: ev.ID, EventTime: evTime, Body: body,
 		},
 	}, nil
-}
-
-// heartbeat tells the server the event is being worked on every AckWait/2,
-// from receipt (including the wait for a worker) until stop is called. A timer
-// rather than a goroutine per event; after stop returns no InProgress is sent.
-func (r *Runner) heartbeat(msg jetstream.Msg) (stop func()) {
-	every := r.opts.AckWait / 2
-	var (
-		mu      sync.Mutex
-		stopped bool
-		t       *time.Timer
-	)
-	mu.Lock()
-	defer mu.Unlock()
-	t = time.AfterFunc(every, func() {
-		mu.Lock()
-		defer mu.Unlock()
-		if stopped {
-			return
-		}
-		_ = msg.InProgress()
-		t.Reset(every)
-	})
-	return func() {
-		mu.Lock()
-		stopped = true
-		t.Stop()
-		mu.Unlock()
-	}
 }

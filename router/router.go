@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -224,7 +223,8 @@ type pending struct {
 // MaxAttempts times goes to the DLQ and the rest carry on.
 func (r *Router) routeGroup(ctx context.Context, msgs []jetstream.Msg) {
 	start := time.Now()
-	stop := heartbeat(msgs, r.opts.AckWait/2)
+	// Retries of a group can outlast AckWait.
+	stop := bus.KeepInProgress(r.opts.AckWait/2, msgs...)
 	defer stop()
 	evs := make([]*pending, 0, len(msgs))
 	for _, msg := range msgs {
@@ -385,32 +385,4 @@ func (r *Router) deadLetter(ctx context.Context, msg jetstream.Msg, reason strin
 	}
 	_ = msg.TermWithReason("dead-lettered")
 	r.log.Error("event dead-lettered", zap.String("subject", msg.Subject()), zap.String("reason", reason))
-}
-
-// heartbeat keeps msgs from being redelivered while their group is being
-// routed (retries can outlast AckWait). A timer, not a goroutine: most groups
-// are done long before it first fires.
-func heartbeat(msgs []jetstream.Msg, every time.Duration) (stop func()) {
-	var mu sync.Mutex
-	stopped := false
-	var t *time.Timer
-	mu.Lock()
-	defer mu.Unlock()
-	t = time.AfterFunc(every, func() {
-		mu.Lock()
-		defer mu.Unlock()
-		if stopped {
-			return
-		}
-		for _, m := range msgs {
-			_ = m.InProgress() // ErrMsgAlreadyAckd for those done: fine
-		}
-		t.Reset(every)
-	})
-	return func() {
-		mu.Lock()
-		stopped = true
-		t.Stop()
-		mu.Unlock()
-	}
 }
