@@ -80,22 +80,7 @@ func newSigner(cfg config.Auth, log *zap.Logger) (*signer, error) {
 	return &signer{priv: priv, kid: kid, jwks: jwks}, nil
 }
 
-// AssertionClaims is the payload of an assertion (a JWT signed with EdDSA).
-type AssertionClaims struct {
-	Issuer    string   `json:"iss"`
-	Subject   string   `json:"sub"` // the WeCom userid
-	Audience  string   `json:"aud"` // the client
-	Corp      string   `json:"corp"`
-	App       string   `json:"app"`
-	Challenge string   `json:"cid"`
-	Methods   []string `json:"amr"`
-	IssuedAt  int64    `json:"iat"`
-	NotBefore int64    `json:"nbf"`
-	Expires   int64    `json:"exp"`
-	ID        string   `json:"jti"`
-}
-
-func (s *signer) sign(c AssertionClaims) string {
+func (s *signer) sign(c schemas.AssertionClaims) string {
 	header, _ := json.Marshal(map[string]string{"alg": "EdDSA", "typ": "JWT", "kid": s.kid})
 	payload, _ := json.Marshal(c)
 	signing := base64.RawURLEncoding.EncodeToString(header) + "." + base64.RawURLEncoding.EncodeToString(payload)
@@ -104,7 +89,7 @@ func (s *signer) sign(c AssertionClaims) string {
 
 func (g *Gateway) assertion(ch schemas.AuthChallenge, now time.Time) string {
 	ttl := g.cfg.Auth.AssertionTTL
-	return g.signer.sign(AssertionClaims{
+	return g.signer.sign(schemas.AssertionClaims{
 		Issuer: g.cfg.Auth.Issuer, Subject: ch.User, Audience: ch.Client, Corp: g.cfg.WeCom.CorpID,
 		App: ch.App, Challenge: ch.ID, Methods: []string{ch.Method},
 		IssuedAt: now.Unix(), NotBefore: now.Unix(), Expires: now.Add(ttl).Unix(), ID: randomHex(16),

@@ -108,3 +108,20 @@ func (c AuthChallenge) Reported(now time.Time) string {
 	}
 	return c.Status
 }
+
+// AssertionClaims are the payload of a scan-to-login assertion, a JWT the hub
+// signs with EdDSA (gateway) and a legacy web app verifies (connectors/scanlogin):
+// docs/identity.md.
+type AssertionClaims struct {
+	Issuer    string   `json:"iss"`
+	Subject   string   `json:"sub"` // the WeCom userid
+	Audience  string   `json:"aud"` // the client
+	Corp      string   `json:"corp"`
+	App       string   `json:"app"`
+	Challenge string   `json:"cid"`
+	Methods   []string `json:"amr"`
+	IssuedAt  int64    `json:"iat"`
+	NotBefore int64    `json:"nbf"`
+	Expires   int64    `json:"exp"`
+	ID        string   `json:"jti"`
+}

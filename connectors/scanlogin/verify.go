@@ -8,25 +8,15 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/wxhub/wxhub/schemas"
 )
 
 // ErrAssertion is wrapped by every Verify failure.
 var ErrAssertion = errors.New("scanlogin: invalid assertion")
 
-// Claims are an assertion's payload (docs/identity.md).
-type Claims struct {
-	Issuer    string   `json:"iss"`
-	Subject   string   `json:"sub"` // the WeCom userid
-	Audience  string   `json:"aud"` // the client
-	Corp      string   `json:"corp"`
-	App       string   `json:"app"`
-	Challenge string   `json:"cid"`
-	Methods   []string `json:"amr"`
-	IssuedAt  int64    `json:"iat"`
-	NotBefore int64    `json:"nbf"`
-	Expires   int64    `json:"exp"`
-	ID        string   `json:"jti"`
-}
+// Claims are an assertion's payload (docs/identity.md), the type the hub signs.
+type Claims = schemas.AssertionClaims
 
 // KeySet is the JWK Set served at /api/v1/auth/keys.
 type KeySet struct {
