@@ -9,7 +9,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
@@ -17,12 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"go.uber.org/zap"
-
 	"github.com/wxhub/wxhub/bus"
 	"github.com/wxhub/wxhub/config"
-	"github.com/wxhub/wxhub/gateway"
 	"github.com/wxhub/wxhub/schemas"
 	"github.com/wxhub/wxhub/wecom/sim"
 )
@@ -55,26 +50,7 @@ func newAuthEnv(t *testing.T) *authEnv {
 	cfg.Auth.Clients = []config.AuthClient{
 		{Name: "erp-login", Title: "ERP 系统", Keys: []string{"erp"}, RedirectURLs: []string{"https://erp.example.com/login/"}},
 	}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	b, err := bus.Open(ctx, bus.Config{DataDir: t.TempDir(), Port: -1}, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
-	now := &atomic.Int64{}
-	now.Store(fixedNow.UnixNano())
-	g, err := gateway.New(cfg, b, zap.NewNop(), gateway.WithClock(func() time.Time { return time.Unix(0, now.Load()) }),
-		gateway.WithRegistry(prometheus.NewRegistry()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(g.Handler())
-	t.Cleanup(srv.Close)
-	return &authEnv{env: &env{now: now, srv: srv, bus: b, cfg: cfg}, sim: s}
+	return &authEnv{env: startEnv(t, cfg), sim: s}
 }
 
 func (e *authEnv) advance(d time.Duration) { e.now.Add(int64(d)) }

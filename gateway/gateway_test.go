@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wxhub/wxhub/bus"
+	"github.com/wxhub/wxhub/bus/bustest"
 	"github.com/wxhub/wxhub/config"
 	"github.com/wxhub/wxhub/gateway"
 	"github.com/wxhub/wxhub/schemas"
@@ -63,17 +64,16 @@ func testConfig() *config.Config {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	cfg := testConfig()
+	return startEnv(t, testConfig())
+}
+
+// startEnv runs a gateway for cfg on an embedded bus, its clock at fixedNow.
+func startEnv(t *testing.T, cfg *config.Config) *env {
+	t.Helper()
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	b, err := bus.Open(ctx, bus.Config{DataDir: t.TempDir(), Port: -1}, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
+	b := bustest.Open(t, bus.Config{})
 	now := &atomic.Int64{}
 	now.Store(fixedNow.UnixNano())
 	g, err := gateway.New(cfg, b, zap.NewNop(), gateway.WithClock(func() time.Time { return time.Unix(0, now.Load()) }),
@@ -83,7 +83,8 @@ func newEnv(t *testing.T) *env {
 	}
 	srv := httptest.NewServer(g.Handler())
 	t.Cleanup(srv.Close)
-	cr, err := wecom.NewCrypter(token, aesKey, corpID)
+	app := cfg.WeCom.Apps[0]
+	cr, err := wecom.NewCrypter(app.Token, app.EncodingAESKey, cfg.WeCom.CorpID)
 	if err != nil {
 		t.Fatal(err)
 	}
