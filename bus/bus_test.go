@@ -252,3 +252,26 @@ func TestPublishWithin(t *testing.T) {
 		t.Fatal("timeout 0 accepted")
 	}
 }
+
+// The hub's own connection to the embedded server is in-process (no loopback
+// socket); other processes still reach the server over TCP at ClientURL.
+func TestEmbeddedConnectionIsInProcess(t *testing.T) {
+	b := openBus(t, t.TempDir())
+	defer b.Close()
+	if got := b.Conn().ConnectedAddr(); got != "pipe" {
+		t.Errorf("embedded bus connection: remote address %q, want the in-process pipe", got)
+	}
+	other, err := bus.Dial(testCtx(t), bus.Config{URL: b.ClientURL()}, nil)
+	if err != nil {
+		t.Fatalf("Dial %s: %v", b.ClientURL(), err)
+	}
+	defer other.Close()
+	if got := other.Conn().ConnectedAddr(); !strings.HasPrefix(got, "127.0.0.1:") {
+		t.Errorf("dialled bus connection: remote address %q, want TCP on loopback", got)
+	}
+	subj := bus.InSubject(schemas.ChannelWeCom, "helpdesk", "text")
+	ev := schemas.Event{ID: "over-tcp", Type: "wxhub.in.text"}
+	if _, err := other.PublishJSON(testCtx(t), subj, ev.ID, schemas.SchemaEvent, ev); err != nil {
+		t.Fatalf("publish over TCP: %v", err)
+	}
+}
