@@ -214,6 +214,10 @@ temporary directory). Latencies are exact percentiles over every sample.
   embedded NATS, the generated config of the cost phase), so that the garbage
   collection of the generator's and the simulator's heap does not stall it
   (` + "`--in-process`" + ` runs it inside the bench instead, to profile it with ` + "`--cpuprofile`" + `).
+  While the hub is a child, the bench process (generator and simulator only) runs
+  with GOGC=400 unless GOGC is set: with the default its own collections, several a
+  second, showed up as late callbacks and late replies. The hub keeps the binary's
+  default, and so do the phases that run a hub inside the bench (ingest, outbound).
   Each text carries a sequence number that the echo connector sends back;
   a recorder in front of the simulator notes when each reply was accepted.
   Latency = reply accepted − callback due. A rate is *sustained* when every
