@@ -66,6 +66,12 @@ type Options struct {
 	CPUProfile string
 	// ChildPprof, when set, is passed to the child `wxhub run` as --pprof.
 	ChildPprof string
+	// ChildStderr, when set, receives the child `wxhub run`'s standard error
+	// (each child of the run in turn, appended), e.g. GODEBUG=gctrace=1 lines.
+	ChildStderr string
+	// Latencies, when set, receives one line per e2e reply: offered rate, due
+	// time (Unix µs) and latency (µs), to see when the slow ones came.
+	Latencies string
 	// InProcess runs the e2e phase's hub in this process (Hub) instead of as a
 	// `wxhub run` child (Binary): for a CPU profile of it (ChildPprof profiles
 	// the child).

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -64,11 +65,23 @@ func startChild(ctx context.Context, o *Options, e *env) (*childHub, error) {
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = e.dir
 	cmd.Stdout, cmd.Stderr = stderr, stderr
+	var stderrFile *os.File
+	if o.ChildStderr != "" {
+		if stderrFile, err = os.OpenFile(o.ChildStderr, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err != nil {
+			return nil, fmt.Errorf("--child-stderr: %w", err)
+		}
+		cmd.Stderr = io.MultiWriter(stderr, stderrFile)
+	}
 	if err := cmd.Start(); err != nil {
+		closeFile(stderrFile)
 		return nil, fmt.Errorf("start %s: %w", bin, err)
 	}
 	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	go func() {
+		err := cmd.Wait()
+		closeFile(stderrFile)
+		exited <- err
+	}()
 	var once sync.Once
 	var stopErr error
 	var client *bus.Bus
@@ -105,6 +118,12 @@ func startChild(ctx context.Context, o *Options, e *env) (*childHub, error) {
 	e.target.URL = base
 	e.sim.SetGatewayURL(base)
 	return &childHub{Hub: &Hub{Addr: listen, Bus: client, Stop: stop}, pid: cmd.Process.Pid, stderr: stderr}, nil
+}
+
+func closeFile(f *os.File) {
+	if f != nil {
+		_ = f.Close()
+	}
 }
 
 // lockedBuffer collects the child's output; the exec package writes it from

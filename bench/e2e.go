@@ -1,8 +1,11 @@
 package bench
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"io"
+	"os"
 	"time"
 
 	"github.com/wxhub/wxhub/wecom/sim/load"
@@ -47,6 +50,18 @@ func runE2E(ctx context.Context, o *Options, rep *Report) error {
 		return fmt.Errorf("warm-up reply: %w", err)
 	}
 
+	var timeline *bufio.Writer
+	if o.Latencies != "" {
+		f, err := os.Create(o.Latencies)
+		if err != nil {
+			return fmt.Errorf("--latencies: %w", err)
+		}
+		defer f.Close()
+		timeline = bufio.NewWriter(f)
+		defer timeline.Flush()
+		fmt.Fprintln(timeline, "# offered/s due_unix_us latency_us")
+	}
+
 	var steps []e2eStep
 	best := 0.0
 	offset := 0
@@ -54,7 +69,7 @@ func runE2E(ctx context.Context, o *Options, rep *Report) error {
 		if ctx.Err() != nil {
 			break
 		}
-		st, err := e2eStepRun(ctx, o, e, users, r, offset)
+		st, err := e2eStepRun(ctx, o, e, users, r, offset, timeline)
 		if err != nil {
 			return err
 		}
@@ -97,7 +112,9 @@ func runE2E(ctx context.Context, o *Options, rep *Report) error {
 	return nil
 }
 
-func e2eStepRun(ctx context.Context, o *Options, e *env, users []string, r float64, offset int) (e2eStep, error) {
+// e2eStepRun offers rate r for o.StepDuration; timeline, when not nil, gets a
+// line per reply.
+func e2eStepRun(ctx context.Context, o *Options, e *env, users []string, r float64, offset int, timeline io.Writer) (e2eStep, error) {
 	st := e2eStep{offered: r}
 	n := int(r*o.StepDuration.Seconds()) + 1
 	// Rotate the members so that successive steps start where the last ended:
@@ -129,6 +146,11 @@ func e2eStepRun(ctx context.Context, o *Options, e *env, users []string, r float
 	cancel()
 	st.sent, st.ok, st.failed = res.Sent, res.OK, res.Failed
 	st.lat, st.missing = e.rec.EndToEnd(reqs, res)
+	if timeline != nil {
+		e.rec.EachReply(reqs, res, func(due time.Time, latency time.Duration) {
+			fmt.Fprintf(timeline, "%g %d %d\n", r, due.UnixMicro(), latency.Microseconds())
+		})
+	}
 	st.replies, st.dups = st.lat.Count(), e.rec.Duplicates()
 	st.answer = res.Latency
 	st.errSummary = res.ErrorSummary()

@@ -30,7 +30,9 @@ func benchCmd(ctx context.Context, args []string) error {
 	costRate := fs.Float64("cost-rate", 300, "the cost phase's offered rate, msg/s")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the bench process to this file (of the hub too with --in-process)")
 	inProcess := fs.Bool("in-process", false, "run the e2e phase's hub in the bench process instead of as a `wxhub run` child")
-	childPprof := fs.String("child-pprof", "", "the cost phase's `wxhub run` serves /debug/pprof here (loopback host:port), to profile a soak")
+	childStderr := fs.String("child-stderr", "", "append the child `wxhub run`'s standard error to this file (with GODEBUG=gctrace=1 in the environment: its GC cycles)")
+	latencies := fs.String("latencies", "", "write every end-to-end reply's offered rate, due time and latency (µs) to this file, a line each")
+	childPprof := fs.String("child-pprof", "", "the child `wxhub run` (e2e and cost phases) serves /debug/pprof here (loopback host:port), to profile it under load")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -49,6 +51,7 @@ func benchCmd(ctx context.Context, args []string) error {
 		Hub: benchHub, Binary: *bin, Phases: strings.Split(*phases, ","), Users: *users,
 		IngestDuration: *ingest, Rates: rs, StepDuration: *step, OutboundBulk: *bulk,
 		CostLoad: *costLoad, CostRate: *costRate, CPUProfile: *cpuProfile, ChildPprof: *childPprof, InProcess: *inProcess,
+		ChildStderr: *childStderr, Latencies: *latencies,
 		Command: "wxhub bench " + strings.Join(args, " "),
 	}
 	rep, runErr := bench.Run(ctx, opts)

@@ -376,6 +376,15 @@ func TestRecorderEndToEnd(t *testing.T) {
 	if lat.Count() != 2 || missing != 1 || rec.Duplicates() != 1 {
 		t.Fatalf("latencies %d missing %d dups %d", lat.Count(), missing, rec.Duplicates())
 	}
+	// The timeline gives the same replies, each with its due time.
+	var dues []time.Time
+	var total time.Duration
+	if m := rec.EachReply(reqs, res, func(d time.Time, l time.Duration) { dues = append(dues, d); total += l }); m != 1 || len(dues) != 2 {
+		t.Fatalf("EachReply: %d replies, %d missing", len(dues), m)
+	}
+	if !dues[0].Equal(due) || total <= 0 || total != lat.Percentile(0)+lat.Max() {
+		t.Errorf("EachReply: dues %v, latency sum %s (percentiles %s + %s)", dues, total, lat.Percentile(0), lat.Max())
+	}
 }
 
 func TestLatenciesPercentiles(t *testing.T) {
