@@ -50,16 +50,17 @@ func runE2E(ctx context.Context, o *Options, rep *Report) error {
 		return fmt.Errorf("warm-up reply: %w", err)
 	}
 
-	var timeline *bufio.Writer
+	var timeline io.Writer // stays a nil interface without --latencies
 	if o.Latencies != "" {
 		f, err := os.Create(o.Latencies)
 		if err != nil {
 			return fmt.Errorf("--latencies: %w", err)
 		}
 		defer f.Close()
-		timeline = bufio.NewWriter(f)
-		defer timeline.Flush()
-		fmt.Fprintln(timeline, "# offered/s due_unix_us latency_us")
+		w := bufio.NewWriter(f)
+		defer w.Flush()
+		fmt.Fprintln(w, "# offered/s due_unix_us latency_us")
+		timeline = w
 	}
 
 	var steps []e2eStep
