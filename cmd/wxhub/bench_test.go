@@ -1,0 +1,52 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wxhub/wxhub/bench"
+)
+
+// The e2e phase against the whole hub in this process, at a low rate for a
+// second: every callback's reply comes back through router, echo connector and
+// sender, and --latencies gets a line per reply.
+func TestBenchE2EPhaseWithTimeline(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a hub")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	timeline := filepath.Join(t.TempDir(), "latencies.txt")
+	var progress strings.Builder
+	rep, err := bench.Run(ctx, bench.Options{Hub: benchHub, InProcess: true, Phases: []string{bench.PhaseE2E},
+		Rates: []float64{50}, StepDuration: time.Second, Users: 100, Latencies: timeline,
+		TempDir: t.TempDir(), Progress: &progress})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, progress.String())
+	}
+	if md := rep.Markdown(); !strings.Contains(md, "| 50/s | 50 | 50 |") {
+		t.Errorf("every callback should have its reply:\n%s", md)
+	}
+	raw, err := os.ReadFile(timeline)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(raw)), "\n")
+	if len(lines) != 1+50 || !strings.HasPrefix(lines[0], "#") {
+		t.Fatalf("timeline: %d lines, want a header and 50:\n%s", len(lines), raw)
+	}
+	for _, l := range lines[1:] {
+		f := strings.Fields(l)
+		if len(f) != 3 || f[0] != "50" {
+			t.Fatalf("timeline line %q: want rate, due, latency", l)
+		}
+		if lat, err := strconv.ParseInt(f[2], 10, 64); err != nil || lat <= 0 {
+			t.Fatalf("timeline line %q: latency not a positive number of µs", l)
+		}
+	}
+}
