@@ -14,24 +14,33 @@ import (
 
 // The e2e phase against the whole hub in this process, at a low rate for a
 // second: every callback's reply comes back through router, echo connector and
-// sender, and --latencies gets a line per reply.
-func TestBenchE2EPhaseWithTimeline(t *testing.T) {
+// sender; with --latencies, the file gets a line per reply.
+func TestBenchE2EPhase(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a hub")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	timeline := filepath.Join(t.TempDir(), "latencies.txt")
-	var progress strings.Builder
-	rep, err := bench.Run(ctx, bench.Options{Hub: benchHub, InProcess: true, Phases: []string{bench.PhaseE2E},
-		Rates: []float64{50}, StepDuration: time.Second, Users: 100, Latencies: timeline,
-		TempDir: t.TempDir(), Progress: &progress})
-	if err != nil {
-		t.Fatalf("%v\n%s", err, progress.String())
+	for _, timeline := range []string{"", filepath.Join(t.TempDir(), "latencies.txt")} {
+		t.Run("latencies="+filepath.Base(timeline), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			var progress strings.Builder
+			rep, err := bench.Run(ctx, bench.Options{Hub: benchHub, InProcess: true, Phases: []string{bench.PhaseE2E},
+				Rates: []float64{50}, StepDuration: time.Second, Users: 100, Latencies: timeline,
+				TempDir: t.TempDir(), Progress: &progress})
+			if err != nil {
+				t.Fatalf("%v\n%s", err, progress.String())
+			}
+			if md := rep.Markdown(); !strings.Contains(md, "| 50/s | 50 | 50 |") {
+				t.Errorf("every callback should have its reply:\n%s", md)
+			}
+			if timeline != "" {
+				checkTimeline(t, timeline)
+			}
+		})
 	}
-	if md := rep.Markdown(); !strings.Contains(md, "| 50/s | 50 | 50 |") {
-		t.Errorf("every callback should have its reply:\n%s", md)
-	}
+}
+
+func checkTimeline(t *testing.T, timeline string) {
 	raw, err := os.ReadFile(timeline)
 	if err != nil {
 		t.Fatal(err)
