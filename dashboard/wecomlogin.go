@@ -30,6 +30,7 @@ import (
 
 	"github.com/wxhub/wxhub/bus"
 	"github.com/wxhub/wxhub/schemas"
+	"github.com/wxhub/wxhub/wecom/qrsvg"
 )
 
 const (
@@ -209,7 +210,7 @@ func (d *Dashboard) wecomPage(w http.ResponseWriter, r *http.Request) {
 		d.renderLogin(w, http.StatusOK, loginView{Error: wecomMessage(st, "")})
 		return
 	}
-	qr, err := qrSVG(schemas.AuthQRPrefix+id, 232)
+	qr, err := qrsvg.Render(schemas.AuthQRPrefix+id, 232, "WeCom login QR code")
 	if err != nil {
 		d.renderLogin(w, http.StatusInternalServerError, loginView{Error: "Cannot draw the QR code."})
 		return

@@ -23,6 +23,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wxhub/wxhub/connectors/scanlogin"
+	"github.com/wxhub/wxhub/wecom/qrsvg"
 )
 
 //go:embed page.html
@@ -143,7 +144,7 @@ func (h *Handler) index(w http.ResponseWriter, r *http.Request) {
 		h.render(w, http.StatusBadGateway, view{Error: "无法连接 wxhub，请稍后刷新。"})
 		return
 	}
-	svg, err := QRSVG(c.QRText, 240)
+	svg, err := qrsvg.Render(c.QRText, 240, "login QR code")
 	if err != nil {
 		h.render(w, http.StatusInternalServerError, view{Error: err.Error()})
 		return

@@ -1,4 +1,4 @@
-package dashboard
+package qrsvg_test
 
 import (
 	"fmt"
@@ -7,12 +7,14 @@ import (
 	"testing"
 
 	qrcode "github.com/skip2/go-qrcode"
+
+	"github.com/wxhub/wxhub/wecom/qrsvg"
 )
 
 var svgRun = regexp.MustCompile(`M(\d+) (\d+)h(\d+)v1h-(\d+)z`)
 
 // The runs of the path, painted back, are exactly the QR code's dark modules.
-func TestQRSVG(t *testing.T) {
+func TestRender(t *testing.T) {
 	tests := []struct {
 		name, given string
 		wantErr     bool
@@ -22,7 +24,7 @@ func TestQRSVG(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			svg, err := qrSVG(tt.given, 232)
+			svg, err := qrsvg.Render(tt.given, 232, `login "QR"`)
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("err %v, wantErr %v", err, tt.wantErr)
 			}
@@ -32,7 +34,8 @@ func TestQRSVG(t *testing.T) {
 			q, _ := qrcode.New(tt.given, qrcode.Medium)
 			want := q.Bitmap()
 			n := len(want)
-			if !strings.HasPrefix(svg, fmt.Sprintf(`<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 %d %d" width="232"`, n, n)) || strings.Contains(svg, "<script") {
+			if !strings.HasPrefix(svg, fmt.Sprintf(`<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 %d %d" width="232"`, n, n)) || strings.Contains(svg, "<script") ||
+				!strings.Contains(svg, `aria-label="login &#34;QR&#34;"`) {
 				t.Fatalf("svg %.200s", svg)
 			}
 			got := make([][]bool, n)
