@@ -174,8 +174,9 @@ const history20261125c = `### 2026-11-25 (third pass): in-process NATS connectio
 
 End to end at 1,000/s, 10 s steps, p99 (p50 1.4-2.7 ms throughout): before
 this pass 24.7, 18.6, 24.9, 15.1, 16.6 ms; after 14.0, 10.9, 10.3, 16.8, 16.1,
-20.2, 15.0, 14.5 ms and 10.7 ms in the final ` + "`make bench`" + `. 2,000/s p99
-162 ms (was 322-744).
+20.2, 15.0, 14.5 ms, and 10.7 and 17.7 ms in the two ` + "`make bench`" + ` runs.
+2,000/s p99 162 and 55 ms (was 322-744); 3,000/s sustained for the first
+time in the last run (p99 133 ms).
 
 Sustained load is another matter, and is not what the 10 s steps show: over
 3 minutes at 1,000/s (` + "`--rates 1000 --step 180s`" + `) the p99 per 30 s window went
