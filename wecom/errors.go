@@ -183,8 +183,9 @@ func IsTokenExpired(err error) bool { return errors.Is(err, ErrTokenExpired) }
 // 81013, 40003, 40056, 301002, other known and unknown errcodes, HTTP 4xx.
 func IsPermanent(err error) bool { return errors.Is(err, ErrPermanent) }
 
-// redactURLError replaces the query of a *url.Error's URL, which holds the
-// access_token or the corpsecret, so that the error can be logged.
+// redactURLError replaces the secrets in the query of a *url.Error's URL (the
+// access_token, WeCom's corpsecret, an Official Account's AppSecret "secret",
+// an OAuth code), so that the error can be logged.
 func redactURLError(err error) error {
 	var ue *url.Error
 	if !errors.As(err, &ue) {
@@ -197,7 +198,7 @@ func redactURLError(err error) error {
 	q := u.Query()
 	for k := range q {
 		switch k {
-		case "access_token", "corpsecret", "code":
+		case "access_token", "corpsecret", "secret", "code":
 			q.Set(k, "REDACTED")
 		}
 	}

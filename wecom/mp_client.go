@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strconv"
 	"time"
 )
@@ -198,8 +197,7 @@ func (e *MPError) As(target any) bool {
 }
 
 // mpError turns the shared call path's errors into the Official Account's: an
-// *APIError becomes an *MPError, and the AppSecret (query "secret", which the
-// WeCom redaction does not know) is cut from transport errors.
+// *APIError becomes an *MPError.
 func mpError(err error) error {
 	if err == nil {
 		return nil
@@ -208,29 +206,5 @@ func mpError(err error) error {
 	if errors.As(err, &ae) {
 		return &MPError{Code: ae.Code, Msg: ae.Msg, Op: ae.Op}
 	}
-	var te *TransportError
-	if errors.As(err, &te) {
-		return &TransportError{Op: te.Op, Err: redactMPURLError(te.Err)}
-	}
 	return err
-}
-
-func redactMPURLError(err error) error {
-	var ue *url.Error
-	if !errors.As(err, &ue) {
-		return err
-	}
-	u, perr := url.Parse(ue.URL)
-	if perr != nil {
-		return &url.Error{Op: ue.Op, URL: "(unparsable URL)", Err: ue.Err}
-	}
-	q := u.Query()
-	for k := range q {
-		switch k {
-		case "access_token", "secret", "code":
-			q.Set(k, "REDACTED")
-		}
-	}
-	u.RawQuery = q.Encode()
-	return &url.Error{Op: ue.Op, URL: u.String(), Err: ue.Err}
 }
