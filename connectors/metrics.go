@@ -1,15 +1,16 @@
 package connectors
 
 import (
-	"errors"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wxhub/wxhub/internal/promreg"
 )
 
 // metrics are the runner's Prometheus collectors. Several runners (connectors,
 // or two runners of one connector) share one set per registry: registering a
-// second time finds the first set through AlreadyRegisteredError.
+// second time finds the first set (promreg.Register).
 type metrics struct {
 	events   *prometheus.CounterVec
 	duration *prometheus.HistogramVec
@@ -41,30 +42,19 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"connector"}),
 	}
 	var err error
-	if m.events, err = register(reg, m.events); err != nil {
+	if m.events, err = promreg.Register(reg, m.events); err != nil {
 		return nil, err
 	}
-	if m.duration, err = register(reg, m.duration); err != nil {
+	if m.duration, err = promreg.Register(reg, m.duration); err != nil {
 		return nil, err
 	}
-	if m.inFlight, err = register(reg, m.inFlight); err != nil {
+	if m.inFlight, err = promreg.Register(reg, m.inFlight); err != nil {
 		return nil, err
 	}
-	if m.last, err = register(reg, m.last); err != nil {
+	if m.last, err = promreg.Register(reg, m.last); err != nil {
 		return nil, err
 	}
 	return m, nil
-}
-
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	err := reg.Register(c)
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
-		if existing, ok := are.ExistingCollector.(C); ok {
-			return existing, nil
-		}
-	}
-	return c, err
 }
 
 func (m *metrics) received(name string, now time.Time) {

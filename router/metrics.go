@@ -1,9 +1,9 @@
 package router
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wxhub/wxhub/internal/promreg"
 )
 
 type metrics struct {
@@ -20,35 +20,20 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		reg = prometheus.NewRegistry()
 	}
 	return &metrics{
-		events: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		events: promreg.MustRegister(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wxhub_router_events_total",
 			Help: "Events routed, by the rule that matched (\"default\" when none did) and the connector it sent them to.",
 		}, []string{"rule", "connector"})),
-		seconds: register(reg, prometheus.NewHistogram(prometheus.HistogramOpts{
+		seconds: promreg.MustRegister(reg, prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "wxhub_router_route_seconds",
 			Help:    "Time to route one event: match, publish to every connector, ack.",
 			Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .25, .5, 1, 5},
 		})),
-		reloads: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		reloads: promreg.MustRegister(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wxhub_router_reloads_total",
 			Help: "Rule reloads (file change or SIGHUP) by result: ok, or error (the old rules stayed).",
 		}, []string{"result"})),
 	}
-}
-
-// register registers c, or returns the collector already registered under the
-// same name (two routers in one process share their counters).
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if prev, ok := are.ExistingCollector.(C); ok {
-				return prev
-			}
-		}
-		panic(err) // two different metrics with one name: a programming error
-	}
-	return c
 }
 
 // countRouted adds one to each (rule, connector) pair the event went through.

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wxhub/wxhub/dnd"
+	"github.com/wxhub/wxhub/internal/promreg"
 	"github.com/wxhub/wxhub/wecom"
 )
 
@@ -53,42 +54,42 @@ func newMetrics(reg prometheus.Registerer, s *Sender) *metrics {
 		reg = prometheus.NewRegistry()
 	}
 	m := &metrics{
-		sends: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		sends: promreg.MustRegister(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wxhub_sender_sends_total",
 			Help: "Outcomes of send attempts by app, result (sent, retry, failed, deferred) and WeCom errcode (0 when sent; bad_input, network, http_<status>, ... when WeCom gave none).",
 		}, []string{"app", "result", "errcode"})),
-		sendSeconds: register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		sendSeconds: promreg.MustRegister(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "wxhub_sender_send_seconds",
 			Help:    "Duration of one WeCom send API call (message/send, appchat/send, update_template_card).",
 			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"app"})),
-		limiterWaits: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		limiterWaits: promreg.MustRegister(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wxhub_sender_limiter_waits_total",
 			Help: "Times a message was held back because a send limit was full, by app and limit.",
 		}, []string{"app", "limit"})),
-		limiterWait: register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		limiterWait: promreg.MustRegister(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "wxhub_sender_limiter_wait_seconds",
 			Help:    "How long a full send limit holds a message back, by limit.",
 			Buckets: []float64{.1, .5, 1, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600},
 		}, []string{"limit"})),
-		deferrals: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		deferrals: promreg.MustRegister(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wxhub_sender_deferrals_total",
 			Help: "Messages put off, by app and reason (quiet_hours, limit, frequency).",
 		}, []string{"app", "reason"})),
-		tokenRefresh: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		tokenRefresh: promreg.MustRegister(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wxhub_sender_token_refreshes_total",
 			Help: "gettoken calls by app and result (ok, refused: secret or IP rejected, error: network or WeCom busy).",
 		}, []string{"app", "result"})),
-		backlog: register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		backlog: promreg.MustRegister(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "wxhub_sender_backlog",
 			Help: "Messages this sender holds (fetched, not yet sent, failed or handed back), by priority.",
 		}, []string{"priority"})),
-		e2e: register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		e2e: promreg.MustRegister(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "wxhub_e2e_latency_seconds",
 			Help:    "From the gateway receiving a WeChat event to WeCom accepting the reply, by app (replies only; quiet hours included).",
 			Buckets: []float64{.05, .1, .25, .5, 1, 2, 5, 10, 30, 60, 300, 3600},
 		}, []string{"app"})),
-		ipNotTrusted: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		ipNotTrusted: promreg.MustRegister(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wxhub_sender_ip_not_trusted_total",
 			Help: "WeCom answers 60020 (this server's IP is not on the app's trusted IP list), by app.",
 		}, []string{"app"})),
@@ -97,26 +98,11 @@ func newMetrics(reg prometheus.Registerer, s *Sender) *metrics {
 				"member_* and chat_minute: the fullest member or chat of the app; <api>_minute/_hour: corp-wide, app=\"*\"; daily: today's recipients.",
 			[]string{"app", "limit"}, nil),
 	}
-	register(reg, prometheus.Collector(&limitUsage{s: s, desc: m.limitUsageDsc}))
+	promreg.MustRegister(reg, prometheus.Collector(&limitUsage{s: s, desc: m.limitUsageDsc}))
 	for _, p := range []string{"urgent", "normal", "bulk"} {
 		m.backlog.WithLabelValues(p) // shown at 0 from the start
 	}
 	return m
-}
-
-// register registers c, or returns the collector already registered under the
-// same descriptors (a second sender in the process, a test run twice).
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if prev, ok := are.ExistingCollector.(C); ok {
-				return prev
-			}
-		}
-		panic(err) // two different metrics with one name: a programming error
-	}
-	return c
 }
 
 var classNames = [numClasses]string{classUrgent: "urgent", classNormal: "normal", classBulk: "bulk"}
