@@ -1,64 +1,11 @@
 package wecom
 
 import (
-	"bytes"
-	"encoding/xml"
-	"errors"
 	"fmt"
-	"io"
 	"reflect"
 	"strings"
 	"testing"
 )
-
-// xmlTree is the tree encoding/xml gives: parseTree without its fast path.
-func xmlTree(doc []byte) (*node, error) {
-	dec := xml.NewDecoder(bytes.NewReader(doc))
-	var root *node
-	var stack []*node
-	var text []*strings.Builder
-	for {
-		tok, err := dec.Token()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
-		switch t := tok.(type) {
-		case xml.StartElement:
-			if root != nil && len(stack) == 0 {
-				return nil, errors.New("second root")
-			}
-			n := &node{name: t.Name.Local, index: -1}
-			if root == nil {
-				root = n
-			} else {
-				stack[len(stack)-1].children = append(stack[len(stack)-1].children, n)
-			}
-			stack = append(stack, n)
-			text = append(text, &strings.Builder{})
-		case xml.CharData:
-			if len(stack) > 0 {
-				text[len(text)-1].Write(t)
-			} else if len(bytes.TrimSpace(t)) > 0 {
-				return nil, errors.New("text outside the root")
-			}
-		case xml.EndElement:
-			n := stack[len(stack)-1]
-			n.text = text[len(text)-1].String()
-			if len(n.children) > 0 && strings.TrimSpace(n.text) == "" {
-				n.text = ""
-			}
-			stack, text = stack[:len(stack)-1], text[:len(text)-1]
-		}
-	}
-	if root == nil {
-		return nil, errors.New("empty")
-	}
-	indexRepeats(root)
-	return root, nil
-}
 
 func dumpTree(n *node) string {
 	var b strings.Builder
@@ -86,7 +33,7 @@ func FuzzScanTree(f *testing.F) {
 		if fast == nil {
 			return
 		}
-		slow, err := xmlTree(doc)
+		slow, err := decodeTree(doc)
 		if err != nil {
 			t.Fatalf("fast path accepted %q; encoding/xml: %v", doc, err)
 		}
