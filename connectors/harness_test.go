@@ -3,13 +3,11 @@ package connectors_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/wxhub/wxhub/bus"
@@ -98,27 +96,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 
 func outbound(t *testing.T, b *bus.Bus) []schemas.Outbound {
 	t.Helper()
-	ctx := testCtx(t)
-	st, err := b.JS().Stream(ctx, bus.StreamOut)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []schemas.Outbound
-	for seq := uint64(1); ; {
-		raw, err := st.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(bus.SubjectOutAll))
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			return out
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		var o schemas.Outbound
-		if err := json.Unmarshal(raw.Data, &o); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, o)
-		seq = raw.Sequence + 1
-	}
+	return bustest.Outbound(t, b)
 }
 
 func streamMsgs(t *testing.T, b *bus.Bus, stream string) uint64 {

@@ -4,13 +4,17 @@ package bustest
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/wxhub/wxhub/bus"
+	"github.com/wxhub/wxhub/schemas"
 )
 
 // Open starts an embedded NATS server with JetStream in a temp dir on a free
@@ -32,4 +36,31 @@ func Open(t testing.TB, cfg bus.Config) *bus.Bus {
 	}
 	t.Cleanup(func() { _ = b.Close() })
 	return b
+}
+
+// Outbound returns every message in WXHUB_OUT, in stream order.
+func Outbound(t testing.TB, b *bus.Bus) []schemas.Outbound {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	st, err := b.JS().Stream(ctx, bus.StreamOut)
+	if err != nil {
+		t.Fatalf("bustest: %v", err)
+	}
+	var out []schemas.Outbound
+	for seq := uint64(1); ; {
+		raw, err := st.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(bus.SubjectOutAll))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return out
+		}
+		if err != nil {
+			t.Fatalf("bustest: read %s: %v", bus.StreamOut, err)
+		}
+		var o schemas.Outbound
+		if err := json.Unmarshal(raw.Data, &o); err != nil {
+			t.Fatalf("bustest: %s seq %d: %v", bus.StreamOut, raw.Sequence, err)
+		}
+		out = append(out, o)
+		seq = raw.Sequence + 1
+	}
 }

@@ -3,7 +3,6 @@ package erp_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -12,10 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/wxhub/wxhub/bus"
+	"github.com/wxhub/wxhub/bus/bustest"
 	"github.com/wxhub/wxhub/connectors"
 	"github.com/wxhub/wxhub/connectors/erp"
 	"github.com/wxhub/wxhub/connectors/erp/erpdemo"
@@ -31,14 +30,8 @@ type hub struct {
 
 func startHub(t *testing.T, erpCfg erpdemo.Config, maxDeliver int) *hub {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
 	log := zaptest.NewLogger(t)
-	b, err := bus.Open(ctx, bus.Config{DataDir: t.TempDir(), Port: -1, Partitions: 4}, log.Named("bus"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
+	b := bustest.Open(t, bus.Config{Partitions: 4})
 	srv := startERP(t, erpCfg)
 
 	cfg := erp.Config{BaseURL: srv.URL(), Timeout: time.Second, MaxDeliver: maxDeliver}
@@ -77,29 +70,13 @@ func (h *hub) route(t *testing.T, ev *schemas.Event) {
 // out returns what landed in WXHUB_OUT in reply to event id.
 func (h *hub) out(t *testing.T, id string) []schemas.Outbound {
 	t.Helper()
-	ctx := context.Background()
-	st, err := h.b.JS().Stream(ctx, bus.StreamOut)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out []schemas.Outbound
-	for seq := uint64(1); ; {
-		raw, err := st.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(bus.SubjectOutAll))
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			return out
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		var o schemas.Outbound
-		if err := json.Unmarshal(raw.Data, &o); err != nil {
-			t.Fatal(err)
-		}
+	for _, o := range bustest.Outbound(t, h.b) {
 		if o.Data.InReplyTo == id {
 			out = append(out, o)
 		}
-		seq = raw.Sequence + 1
 	}
+	return out
 }
 
 func (h *hub) dlq(t *testing.T) []bus.DLQEntry {
