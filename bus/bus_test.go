@@ -3,6 +3,8 @@ package bus_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -273,5 +275,56 @@ func TestEmbeddedConnectionIsInProcess(t *testing.T) {
 	ev := schemas.Event{ID: "over-tcp", Type: "wxhub.in.text"}
 	if _, err := other.PublishJSON(testCtx(t), subj, ev.ID, schemas.SchemaEvent, ev); err != nil {
 		t.Fatalf("publish over TCP: %v", err)
+	}
+}
+
+// ReadStream walks a stream's messages on a subject filter in order, from a
+// sequence on, and stops when the caller does.
+func TestReadStream(t *testing.T) {
+	b := openBus(t, t.TempDir())
+	defer b.Close()
+	ctx := testCtx(t)
+	text := bus.InSubject(schemas.ChannelWeCom, "helpdesk", "text")
+	image := bus.InSubject(schemas.ChannelWeCom, "helpdesk", "image")
+	for i, subj := range []string{text, image, text, text} {
+		if _, err := b.Publish(ctx, subj, fmt.Sprint("r", i), nil, []byte("{}")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seqs := func(subject string, from uint64, stopAfter int) []uint64 {
+		var got []uint64
+		for raw, err := range b.ReadStream(ctx, bus.StreamIn, subject, from) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got = append(got, raw.Sequence); len(got) == stopAfter {
+				break
+			}
+		}
+		return got
+	}
+	for _, tt := range []struct {
+		name      string
+		subject   string
+		from      uint64
+		stopAfter int
+		want      []uint64
+	}{
+		{"all", bus.SubjectInAll, 0, 0, []uint64{1, 2, 3, 4}},
+		{"one subject", text, 0, 0, []uint64{1, 3, 4}},
+		{"from a sequence", text, 2, 0, []uint64{3, 4}},
+		{"caller stops", bus.SubjectInAll, 1, 2, []uint64{1, 2}},
+		{"past the end", bus.SubjectInAll, 5, 0, nil},
+	} {
+		if got := seqs(tt.subject, tt.from, tt.stopAfter); !slices.Equal(got, tt.want) {
+			t.Errorf("%s: sequences %v, want %v", tt.name, got, tt.want)
+		}
+	}
+	var errs []error
+	for _, err := range b.ReadStream(ctx, "NO_SUCH_STREAM", ">", 0) {
+		errs = append(errs, err)
+	}
+	if len(errs) != 1 || !errors.Is(errs[0], jetstream.ErrStreamNotFound) {
+		t.Errorf("missing stream: yielded %v, want one ErrStreamNotFound", errs)
 	}
 }

@@ -113,26 +113,20 @@ func (b *Bus) ListDLQ(ctx context.Context, f DLQFilter) ([]DLQEntry, error) {
 	if f.Stage != "" {
 		filter = DLQSubject(f.Stage)
 	}
-	st, err := b.js.Stream(ctx, StreamDLQ)
-	if err != nil {
-		return nil, fmt.Errorf("bus: dlq: %w", err)
-	}
 	var out []DLQEntry
-	seq := f.After + 1
-	for len(out) < f.Limit {
-		raw, err := st.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(filter))
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			break
-		}
+	next := f.After + 1
+	for raw, err := range b.ReadStream(ctx, StreamDLQ, filter, next) {
 		if err != nil {
-			return out, fmt.Errorf("bus: dlq list from %d: %w", seq, err)
+			return out, fmt.Errorf("bus: dlq list from %d: %w", next, err)
 		}
 		e, err := decodeDLQ(raw)
 		if err != nil {
 			return out, err
 		}
 		out = append(out, e)
-		seq = raw.Sequence + 1
+		if next = raw.Sequence + 1; len(out) == f.Limit {
+			break
+		}
 	}
 	return out, nil
 }

@@ -5,11 +5,9 @@ package bustest
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
@@ -43,16 +41,8 @@ func Outbound(t testing.TB, b *bus.Bus) []schemas.Outbound {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	st, err := b.JS().Stream(ctx, bus.StreamOut)
-	if err != nil {
-		t.Fatalf("bustest: %v", err)
-	}
 	var out []schemas.Outbound
-	for seq := uint64(1); ; {
-		raw, err := st.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(bus.SubjectOutAll))
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			return out
-		}
+	for raw, err := range b.ReadStream(ctx, bus.StreamOut, bus.SubjectOutAll, 0) {
 		if err != nil {
 			t.Fatalf("bustest: read %s: %v", bus.StreamOut, err)
 		}
@@ -61,6 +51,6 @@ func Outbound(t testing.TB, b *bus.Bus) []schemas.Outbound {
 			t.Fatalf("bustest: %s seq %d: %v", bus.StreamOut, raw.Sequence, err)
 		}
 		out = append(out, o)
-		seq = raw.Sequence + 1
 	}
+	return out
 }

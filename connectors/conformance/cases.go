@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/wxhub/wxhub/bus"
 	"github.com/wxhub/wxhub/connectors"
@@ -314,21 +313,11 @@ func (h *harness) eventually(what string, cond func() error) {
 // wxhub.outbound/v1 and its Nats-Msg-Id.
 func (h *harness) replies(eventID string) []schemas.Outbound {
 	h.t.Helper()
-	ctx := h.ctx()
-	st, err := h.hub.JS().Stream(ctx, bus.StreamOut)
-	if err != nil {
-		h.t.Fatal(err)
-	}
 	var out []schemas.Outbound
-	for seq := uint64(1); ; {
-		raw, err := st.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(bus.SubjectOutAll))
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			return out
-		}
+	for raw, err := range h.hub.ReadStream(h.ctx(), bus.StreamOut, bus.SubjectOutAll, 0) {
 		if err != nil {
 			h.t.Fatal(err)
 		}
-		seq = raw.Sequence + 1
 		var o schemas.Outbound
 		if err := json.Unmarshal(raw.Data, &o); err != nil {
 			h.t.Errorf("WXHUB_OUT %d is not JSON: %v", raw.Sequence, err)
@@ -348,6 +337,7 @@ func (h *harness) replies(eventID string) []schemas.Outbound {
 		}
 		out = append(out, o)
 	}
+	return out
 }
 
 func (h *harness) want(s Sample, ev schemas.Event) error {
