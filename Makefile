@@ -35,9 +35,9 @@ bench: build
 	./$(BIN) bench --out docs/benchmarks.md
 	$(GO) test -run '^$$' -bench . -benchtime 1s ./wecom ./gateway
 
-## soak: ten minutes of load on `wxhub run`, watching memory (not part of CI).
+## soak: ten minutes of 1,000 msg/s on `wxhub run`, watching memory (not part of CI).
 soak: build
-	./$(BIN) bench --phases cost --cost-load 10m --out docs/soak.md
+	./$(BIN) bench --phases cost --cost-rate 1000 --cost-load 10m --out docs/soak.md
 
 ## fuzz: 60 s per fuzz target (not part of CI).
 fuzz:

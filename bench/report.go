@@ -247,8 +247,10 @@ temporary directory). Latencies are exact percentiles over every sample.
   process (gateway, router, echo connector, sender, embedded NATS) for each
   message's full round trip.
 - **Soak.** Memory growth over a long run is not part of the default bench
-  (bounded to a few minutes); ` + "`make soak`" + ` (` + "`wxhub bench --phases cost --cost-load 10m`" + `)
+  (bounded to a few minutes); ` + "`make soak`" + ` (` + "`wxhub bench --phases cost --cost-rate 1000 --cost-load 10m`" + `)
   is the soak. The cost rows give the RSS at every tenth of the load and its
   growth over the second half: the server keeps each Nats-Msg-Id for the
-  duplicate window (5 min), so memory climbs for that long and then levels off.
+  duplicate window (2 min) and frees its list of ids only once it holds three
+  times the live ones, so memory climbs for about three windows and then swings
+  within a bound set by the rate.
 `

@@ -52,12 +52,14 @@ type Config struct {
 	User     string `yaml:"user"`
 	Password string `yaml:"password"`
 	// DuplicateWindow is how long WXHUB_IN and WXHUB_DLQ remember a
-	// Nats-Msg-Id. Default 5m: WeChat retries within 15 s, and a replayed
+	// Nats-Msg-Id. Default 2m: WeChat retries within 15 s, and a replayed
 	// callback is refused by the gateway once its timestamp is older than
-	// gateway.timestamp_window (5m; config checks the window covers it). Every
-	// id costs the server ~130 bytes of memory for the window, so a longer
-	// window is memory held at the message rate. WXHUB_ROUTE and WXHUB_OUT use
-	// at most hopDuplicateWindow (2m).
+	// gateway.timestamp_window (2m; config checks the window covers it). Every
+	// id costs the server ~130 bytes of memory for the window, and the server
+	// frees its list of ids only when it holds three times the live ones, so
+	// memory rises for about three windows before it levels off: a longer
+	// window is memory held at the message rate, and a later plateau.
+	// WXHUB_ROUTE and WXHUB_OUT use at most hopDuplicateWindow (2m).
 	DuplicateWindow time.Duration `yaml:"duplicate_window"`
 	// MaxAge of messages in WXHUB_IN, WXHUB_ROUTE and WXHUB_OUT. Default 7 days.
 	MaxAge time.Duration `yaml:"max_age"`
@@ -79,7 +81,7 @@ type Config struct {
 }
 
 // DefaultDuplicateWindow is Config.DuplicateWindow when unset.
-const DefaultDuplicateWindow = 5 * time.Minute
+const DefaultDuplicateWindow = 2 * time.Minute
 
 func (c Config) withDefaults() Config {
 	if c.DataDir == "" {

@@ -78,7 +78,9 @@ type Gateway struct {
 	// MaxBodyBytes caps a callback or API body. Default 1 MiB.
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
 	// TimestampWindow rejects callbacks whose timestamp is further than this from
-	// now (replays). Default 5m; 0 in YAML keeps the default, negative disables.
+	// now (replays). Default 2m: WeChat's own retries come within 15 s, and
+	// nats.duplicate_window must cover it (ids held cost memory at the message
+	// rate). 0 in YAML keeps the default, negative disables.
 	TimestampWindow time.Duration `yaml:"timestamp_window"`
 	// PublishTimeout bounds the wait for JetStream's ack; WeChat gives up at 5 s.
 	// Default 3s.
@@ -152,7 +154,7 @@ func (c *Config) Defaults() {
 		c.Gateway.MaxBodyBytes = 1 << 20
 	}
 	if c.Gateway.TimestampWindow == 0 {
-		c.Gateway.TimestampWindow = 5 * time.Minute
+		c.Gateway.TimestampWindow = 2 * time.Minute
 	}
 	if c.Gateway.PublishTimeout == 0 {
 		c.Gateway.PublishTimeout = 3 * time.Second

@@ -49,8 +49,8 @@ func TestParseErrorsNameTheKey(t *testing.T) {
 		{"bad app name", strings.Replace(string(config.Smallest), "name: helpdesk", "name: Help Desk", 1), base, "wecom.apps[0].name: must be"},
 		{"bad env override", string(config.Smallest), map[string]string{"WXHUB_HELPDESK_SECRET": "s", "WXHUB_ERP_KEY": "erp-key-123", "WXHUB_NATS_REPLICAS": "three"}, "WXHUB_NATS_REPLICAS"},
 		{"not yaml", "nats: [", base, "config"},
-		{"duplicate window shorter than the replay window", string(config.Smallest), map[string]string{"WXHUB_HELPDESK_SECRET": "s", "WXHUB_ERP_KEY": "erp-key-123", "WXHUB_NATS_DUPLICATE_WINDOW": "1m"}, "nats.duplicate_window: must be at least gateway.timestamp_window (5m0s), got 1m0s"},
-		{"replay window longer than the default duplicate window", string(config.Smallest), map[string]string{"WXHUB_HELPDESK_SECRET": "s", "WXHUB_ERP_KEY": "erp-key-123", "WXHUB_GATEWAY_TIMESTAMP_WINDOW": "10m"}, "nats.duplicate_window: must be at least gateway.timestamp_window (10m0s), got 5m0s"},
+		{"duplicate window shorter than the replay window", string(config.Smallest), map[string]string{"WXHUB_HELPDESK_SECRET": "s", "WXHUB_ERP_KEY": "erp-key-123", "WXHUB_NATS_DUPLICATE_WINDOW": "1m"}, "nats.duplicate_window: must be at least gateway.timestamp_window (2m0s), got 1m0s"},
+		{"replay window longer than the default duplicate window", string(config.Smallest), map[string]string{"WXHUB_HELPDESK_SECRET": "s", "WXHUB_ERP_KEY": "erp-key-123", "WXHUB_GATEWAY_TIMESTAMP_WINDOW": "10m"}, "nats.duplicate_window: must be at least gateway.timestamp_window (10m0s), got 2m0s"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
