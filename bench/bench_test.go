@@ -164,12 +164,12 @@ func TestIngestPhaseAgainstTheRealGateway(t *testing.T) {
 	}
 }
 
-func TestRSSCurve(t *testing.T) {
+func TestMemCurve(t *testing.T) {
 	t0 := time.Unix(1000, 0)
-	at := func(sec float64, mib int64) rssAt {
-		return rssAt{t0.Add(time.Duration(sec * float64(time.Second))), mib << 20}
+	at := func(sec float64, mib int64) memAt {
+		return memAt{t: t0.Add(time.Duration(sec * float64(time.Second))), rss: mib << 20, live: mib << 19}
 	}
-	samples := []rssAt{at(0, 40), at(1, 50), at(2.5, 60), at(4, 62), at(10, 62)}
+	samples := []memAt{at(0, 40), at(1, 50), at(2.5, 60), at(4, 62), at(10, 62)}
 	tests := []struct {
 		name    string
 		from    time.Time
@@ -177,12 +177,13 @@ func TestRSSCurve(t *testing.T) {
 		want    []int64
 		wantRow string
 	}{
-		{"levels off", t0, 4, []int64{40, 60, 62, 62, 62}, "40, 60, 62, 62, 62 MiB; second half +0 MiB (+0%)"},
-		{"before the first sample", t0.Add(-10 * time.Second), 2, []int64{0, 0, 40}, "0, 0, 40 MiB; second half +40 MiB (+0%)"},
+		{"levels off", t0, 4, []int64{40, 60, 62, 62, 62}, "40, 60, 62, 62, 62 MiB; highest per fifth 50, 60, 62, 0, 62 MiB (last fifth vs the middle one +0%)"},
+		{"before the first sample", t0.Add(-10 * time.Second), 2, []int64{0, 0, 40}, "0, 0, 40 MiB; highest per fifth 0, 0, 0, 0, 40 MiB"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := rssCurve(samples, tt.from, tt.from.Add(10*time.Second), tt.n)
+			to := tt.from.Add(10 * time.Second)
+			got := memCurve(samples, rssOf, tt.from, to, tt.n)
 			for i := range got {
 				got[i] >>= 20
 			}
@@ -192,9 +193,26 @@ func TestRSSCurve(t *testing.T) {
 			for i := range got {
 				got[i] <<= 20
 			}
-			if row := growthRow(got); row != tt.wantRow {
+			if row := growthRow(got, memHighs(samples, rssOf, tt.from, to, 5)); row != tt.wantRow {
 				t.Fatalf("row %q, want %q", row, tt.wantRow)
 			}
 		})
+	}
+	if live := memCurve(samples, liveOf, t0, t0.Add(10*time.Second), 1); fmt.Sprint(live) != fmt.Sprint([]int64{20 << 20, 31 << 20}) {
+		t.Fatalf("live curve %v", live)
+	}
+}
+
+func TestMetricValue(t *testing.T) {
+	body := []byte("# HELP go_gc_heap_live_bytes x\n# TYPE go_gc_heap_live_bytes gauge\ngo_gc_heap_live_bytes_extra 1\ngo_gc_heap_live_bytes 1.2345e+08\n" +
+		"go_cpu_classes_gc_total_cpu_seconds_total 3.5\n")
+	if v := metricValue(body, "go_gc_heap_live_bytes"); v != 1.2345e8 {
+		t.Fatalf("live = %v", v)
+	}
+	if v := metricValue(body, "go_cpu_classes_gc_total_cpu_seconds_total"); v != 3.5 {
+		t.Fatalf("gc cpu = %v", v)
+	}
+	if v := metricValue(body, "absent"); v != 0 {
+		t.Fatalf("absent = %v", v)
 	}
 }

@@ -5,10 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"math"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -82,20 +85,27 @@ func statusKB(status []byte, key string) int64 {
 
 func mib(b int64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
 
-// sampler watches a process every 250 ms and keeps the peak RSS.
+// sampler watches a process every 250 ms and keeps the peak RSS; with a
+// metrics URL (the hub's /metrics) it also reads, every second, the live heap
+// after the last collection and the CPU the collector has used.
 type sampler struct {
-	pid  int
-	mu   sync.Mutex
-	peak int64
-	last ProcSample
-	rss  []rssAt // every sample, for the growth over a long run
-	err  error
-	stop chan struct{}
-	done chan struct{}
+	pid        int
+	metricsURL string
+	client     *http.Client
+	mu         sync.Mutex
+	ticks      int
+	peak       int64
+	last       ProcSample
+	live       int64 // go_gc_heap_live_bytes, latest read
+	mem        []memAt       // every sample, for the growth over a long run
+	err        error
+	stop       chan struct{}
+	done       chan struct{}
 }
 
-func startSampler(pid int) *sampler {
-	s := &sampler{pid: pid, stop: make(chan struct{}), done: make(chan struct{})}
+func startSampler(pid int, metricsURL string) *sampler {
+	s := &sampler{pid: pid, metricsURL: metricsURL, client: &http.Client{Timeout: time.Second},
+		stop: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(s.done)
 		t := time.NewTicker(250 * time.Millisecond)
@@ -115,32 +125,86 @@ func startSampler(pid int) *sampler {
 func (s *sampler) sample() {
 	p, err := ReadProc(s.pid)
 	s.mu.Lock()
+	scrape := s.metricsURL != "" && s.ticks%4 == 0
+	s.ticks++
+	s.mu.Unlock()
+	var live int64
+	if scrape {
+		live, _ = s.scrape()
+	}
+	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err != nil {
 		s.err = err
 		return
 	}
+	if live > 0 {
+		s.live = live
+	}
 	s.last = p
 	s.peak = max(s.peak, p.RSS)
-	s.rss = append(s.rss, rssAt{time.Now(), p.RSS})
+	s.mem = append(s.mem, memAt{time.Now(), p.RSS, s.live})
 }
 
-// rssAt is one memory sample.
-type rssAt struct {
-	t   time.Time
-	rss int64
+// scrape reads the two runtime figures from the hub's /metrics; zeros when it
+// does not answer (the RSS figures stand on their own).
+func (s *sampler) scrape() (live int64, gcCPU time.Duration) {
+	resp, err := s.client.Get(s.metricsURL)
+	if err != nil {
+		return 0, 0
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return 0, 0
+	}
+	return int64(metricValue(body, "go_gc_heap_live_bytes")),
+		time.Duration(metricValue(body, "go_cpu_classes_gc_total_cpu_seconds_total") * float64(time.Second))
 }
 
-// curve returns the RSS at n+1 evenly spaced instants from `from` to `to`
+// metricValue is the value of an unlabelled sample in Prometheus text format.
+func metricValue(body []byte, name string) float64 {
+	for line := range bytes.Lines(body) {
+		rest, ok := bytes.CutPrefix(line, []byte(name+" "))
+		if !ok {
+			continue
+		}
+		v, err := strconv.ParseFloat(string(bytes.TrimSpace(rest)), 64)
+		if err != nil {
+			return 0
+		}
+		return v
+	}
+	return 0
+}
+
+// memAt is one memory sample: the RSS and the live heap (0 when unknown).
+type memAt struct {
+	t    time.Time
+	rss  int64
+	live int64
+}
+
+func rssOf(m memAt) int64  { return m.rss }
+func liveOf(m memAt) int64 { return m.live }
+
+// curve returns a figure at n+1 evenly spaced instants from `from` to `to`
 // (the last sample taken at or before each), to show whether memory levels
 // off or keeps growing under a steady load.
-func (s *sampler) curve(from, to time.Time, n int) []int64 {
+func (s *sampler) curve(of func(memAt) int64, from, to time.Time, n int) []int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return rssCurve(s.rss, from, to, n)
+	return memCurve(s.mem, of, from, to, n)
 }
 
-func rssCurve(samples []rssAt, from, to time.Time, n int) []int64 {
+// highs returns the highest figure in each of n equal parts of [from, to].
+func (s *sampler) highs(of func(memAt) int64, from, to time.Time, n int) []int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return memHighs(s.mem, of, from, to, n)
+}
+
+func memCurve(samples []memAt, of func(memAt) int64, from, to time.Time, n int) []int64 {
 	out := make([]int64, 0, n+1)
 	j := 0
 	for i := 0; i <= n; i++ {
@@ -152,38 +216,83 @@ func rssCurve(samples []rssAt, from, to time.Time, n int) []int64 {
 			out = append(out, 0)
 			continue
 		}
-		out = append(out, samples[j].rss)
+		out = append(out, of(samples[j]))
 	}
 	return out
 }
 
-// growthRow describes a curve of n+1 points: the values in MiB and the growth
-// over its second half, the part where a bounded process has levelled off.
-func growthRow(curve []int64) string {
-	var b strings.Builder
-	for i, v := range curve {
-		if i > 0 {
-			b.WriteString(", ")
+func memHighs(samples []memAt, of func(memAt) int64, from, to time.Time, n int) []int64 {
+	out := make([]int64, n)
+	span := to.Sub(from)
+	if span <= 0 {
+		return out
+	}
+	for _, m := range samples {
+		if m.t.Before(from) || m.t.After(to) {
+			continue
 		}
-		fmt.Fprintf(&b, "%.0f", float64(v)/(1<<20))
+		i := min(int(float64(m.t.Sub(from))/float64(span)*float64(n)), n-1)
+		out[i] = max(out[i], of(m))
 	}
-	mid, last := curve[len(curve)/2], curve[len(curve)-1]
-	grow := float64(last-mid) / (1 << 20)
-	pct := 0.0
-	if mid > 0 {
-		pct = 100 * float64(last-mid) / float64(mid)
-	}
-	return fmt.Sprintf("%s MiB; second half %+.0f MiB (%+.0f%%)", b.String(), grow, pct)
+	return out
 }
 
-// window returns the peak RSS since the last call and resets it.
-func (s *sampler) window() (ProcSample, int64, error) {
+// growthRow describes memory under a steady load: the figure at every tenth
+// (curve, 11 points) and the highest in each fifth (highs). Memory held for a
+// window (the server's duplicate ids) rises and falls as it is compacted, so
+// the figure at the end says little alone; a bounded process has the highs of
+// the later fifths level with the middle one's.
+func growthRow(curve, highs []int64) string {
+	var b strings.Builder
+	writeMiB := func(vs []int64) {
+		for i, v := range vs {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "%.0f", float64(v)/(1<<20))
+		}
+		b.WriteString(" MiB")
+	}
+	writeMiB(curve)
+	b.WriteString("; highest per fifth ")
+	writeMiB(highs)
+	mid, last := highs[len(highs)/2], highs[len(highs)-1]
+	if mid > 0 {
+		pct := math.Round(100 * float64(last-mid) / float64(mid))
+		fmt.Fprintf(&b, " (last fifth vs the middle one %+.0f%%)", pct+0) // +0: no "-0"
+	}
+	return b.String()
+}
+
+// window returns the latest sample and the peak RSS since the last call, and
+// resets the peak; it reads /metrics now, so that the collector's CPU is
+// exact at the start and end of a load.
+func (s *sampler) window() (ProcSample, int64, time.Duration, error) {
 	s.sample()
+	var gcCPU time.Duration
+	if s.metricsURL != "" {
+		_, gcCPU = s.scrape()
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	peak := s.peak
 	s.peak = s.last.RSS
-	return s.last, peak, s.err
+	return s.last, peak, gcCPU, s.err
+}
+
+// liveHeap is the latest live heap read (0 before the first).
+func (s *sampler) liveHeap() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.live
+}
+
+// gcShare is ", N% of it collecting garbage" when the collector's CPU is known.
+func gcShare(gc, total time.Duration) string {
+	if gc <= 0 || total <= 0 {
+		return ""
+	}
+	return fmt.Sprintf(", %.0f%% of it the Go collector", 100*gc.Seconds()/total.Seconds())
 }
 
 func (s *sampler) close() { close(s.stop); <-s.done }
@@ -253,7 +362,7 @@ func runCost(ctx context.Context, o *Options, rep *Report) error {
 	}
 	defer e.close()
 	pid := e.child.pid
-	smp := startSampler(pid)
+	smp := startSampler(pid, "http://"+e.hub.Addr+"/metrics")
 	defer smp.close()
 
 	// Warm up so that the idle figure is a hub that has worked (tokens, consumers).
@@ -261,12 +370,14 @@ func runCost(ctx context.Context, o *Options, rep *Report) error {
 		return fmt.Errorf("warm-up: %w", err)
 	}
 	o.progressf(PhaseCost, "wxhub run (pid %d) ready; idle for %s", pid, o.CostIdle)
-	idle0, _, err := smp.window()
+	idle0, _, _, err := smp.window()
+	idleStart := time.Now()
 	if err != nil {
 		return err
 	}
 	sleepCtx(ctx, o.CostIdle)
-	idle1, idlePeak, err := smp.window()
+	idle1, idlePeak, gc0, err := smp.window()
+	idleEnd := time.Now()
 	if err != nil {
 		return err
 	}
@@ -277,8 +388,8 @@ func runCost(ctx context.Context, o *Options, rep *Report) error {
 		Progress: func(p load.Progress) {
 			if int(p.Elapsed.Seconds())%5 == 0 {
 				s, _ := ReadProc(pid)
-				o.progressf(PhaseCost, "load %2.0fs: %s answered, %s replies, RSS %s", p.Elapsed.Seconds(), thousands(p.OK),
-					thousands(int64(e.rec.Count())), mib(s.RSS))
+				o.progressf(PhaseCost, "load %2.0fs: %s answered, %s replies, RSS %s, live heap %s", p.Elapsed.Seconds(), thousands(p.OK),
+					thousands(int64(e.rec.Count())), mib(s.RSS), mib(smp.liveHeap()))
 			}
 		}}
 	reqs, err := load.Prepare(cfg, n)
@@ -300,7 +411,10 @@ func runCost(ctx context.Context, o *Options, rep *Report) error {
 	wctx, cancel := context.WithTimeout(ctx, o.Grace)
 	e.rec.WaitCount(wctx, res.OK)
 	cancel()
-	load1, loadPeak, err := smp.window()
+	load1, loadPeak, gc1, err := smp.window()
+	// The load's span runs until the last reply was counted, not for the whole
+	// grace: the idle share taken off below is per second of it.
+	span := time.Since(idleEnd)
 	if err != nil {
 		return err
 	}
@@ -308,20 +422,31 @@ func runCost(ctx context.Context, o *Options, rep *Report) error {
 	loadCPU := load1.CPU - idle1.CPU
 	idleCPU := idle1.CPU - idle0.CPU
 	// Take off what the hub would have spent idle over the same span.
-	span := res.Elapsed + o.Grace
-	busy := loadCPU - time.Duration(float64(idleCPU)*span.Seconds()/o.CostIdle.Seconds())
+	idleSpan := idleEnd.Sub(idleStart)
+	busy := loadCPU - time.Duration(float64(idleCPU)*span.Seconds()/idleSpan.Seconds())
 	perK := time.Duration(0)
 	if replies > 0 {
 		perK = busy * 1000 / time.Duration(replies)
 	}
+	perKText := ms(perK) + " CPU"
+	if perK <= 0 {
+		// A short, light load next to a hub still settling after its start.
+		perKText = "not measurable (the load's CPU is within the idle's)"
+	}
 	rep.add(Row{Area: "cost", Measure: "`wxhub run` idle: CPU, resident memory",
-		Result: fmt.Sprintf("%.1f%% of a core, RSS %s (peak %s)", 100*idleCPU.Seconds()/o.CostIdle.Seconds(), mib(idle1.RSS), mib(idlePeak))})
+		Result: fmt.Sprintf("%.1f%% of a core, RSS %s (peak %s)", 100*idleCPU.Seconds()/idleSpan.Seconds(), mib(idle1.RSS), mib(idlePeak))})
 	rep.add(Row{Area: "cost", Measure: fmt.Sprintf("`wxhub run` at %s e2e: CPU per 1,000 messages", rate(o.CostRate)),
-		Result: fmt.Sprintf("%s CPU (%.0f%% of a core; %s messages round trip)", ms(perK), 100*loadCPU.Seconds()/span.Seconds(), thousands(int64(replies)))})
+		Result: fmt.Sprintf("%s (%.0f%% of a core%s; %s messages round trip)", perKText, 100*loadCPU.Seconds()/span.Seconds(),
+			gcShare(gc1-gc0, loadCPU), thousands(int64(replies)))})
 	rep.add(Row{Area: "cost", Measure: fmt.Sprintf("`wxhub run` at %s e2e: resident memory", rate(o.CostRate)),
 		Result: fmt.Sprintf("RSS %s at the end, peak %s (VmHWM %s)", mib(load1.RSS), mib(loadPeak), mib(load1.HWM))})
+	loadEnd := loadStart.Add(res.Elapsed)
 	rep.add(Row{Area: "cost", Measure: fmt.Sprintf("`wxhub run` at %s e2e for %s: RSS at every tenth of the load", rate(o.CostRate), o.CostLoad),
-		Result: growthRow(smp.curve(loadStart, loadStart.Add(res.Elapsed), 10))})
+		Result: growthRow(smp.curve(rssOf, loadStart, loadEnd, 10), smp.highs(rssOf, loadStart, loadEnd, 5))})
+	if live := smp.curve(liveOf, loadStart, loadEnd, 10); slices.Max(live) > 0 {
+		rep.add(Row{Area: "cost", Measure: fmt.Sprintf("`wxhub run` at %s e2e for %s: live heap after GC (`go_gc_heap_live_bytes`) at every tenth", rate(o.CostRate), o.CostLoad),
+			Result: growthRow(live, smp.highs(liveOf, loadStart, loadEnd, 5))})
+	}
 	if err := e.hub.Stop(); err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -56,6 +57,35 @@ func checkTimeline(t *testing.T, timeline string) {
 		}
 		if lat, err := strconv.ParseInt(f[2], 10, 64); err != nil || lat <= 0 {
 			t.Fatalf("timeline line %q: latency not a positive number of µs", l)
+		}
+	}
+}
+
+// The cost phase against `wxhub run` as a child (this test binary, which runs
+// main when WXHUB_TEST_BE_MAIN is set): CPU per message, and the memory rows,
+// the live heap read from the child's /metrics among them.
+func TestBenchCostPhase(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a hub")
+	}
+	t.Setenv("WXHUB_TEST_BE_MAIN", "1")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var progress strings.Builder
+	rep, err := bench.Run(ctx, bench.Options{Binary: os.Args[0], Phases: []string{bench.PhaseCost},
+		CostIdle: 2 * time.Second, CostLoad: 2 * time.Second, CostRate: 100, Users: 200,
+		TempDir: t.TempDir(), Progress: &progress})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, progress.String())
+	}
+	md := rep.Markdown()
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`CPU per 1,000 messages \| [1-9][0-9]* ms CPU .*; 200 messages round trip\)`),
+		regexp.MustCompile(`RSS at every tenth of the load \| ([1-9][0-9]*, ){10}.*highest per fifth`),
+		regexp.MustCompile("live heap after GC \\(`go_gc_heap_live_bytes`\\) at every tenth \\| [1-9][0-9]*, "),
+	} {
+		if !want.MatchString(md) {
+			t.Errorf("report lacks %s:\n%s", want, md)
 		}
 	}
 }
