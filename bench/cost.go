@@ -96,8 +96,8 @@ type sampler struct {
 	ticks      int
 	peak       int64
 	last       ProcSample
-	live       int64 // go_gc_heap_live_bytes, latest read
-	mem        []memAt       // every sample, for the growth over a long run
+	live       int64   // go_gc_heap_live_bytes, latest read
+	mem        []memAt // every sample, for the growth over a long run
 	err        error
 	stop       chan struct{}
 	done       chan struct{}
