@@ -97,6 +97,7 @@ type sampler struct {
 	peak       int64
 	last       ProcSample
 	live       int64   // go_gc_heap_live_bytes, latest read
+	scraping   bool    // read /metrics every second: only under load, a read costs the hub ~10 ms of CPU
 	mem        []memAt // every sample, for the growth over a long run
 	err        error
 	stop       chan struct{}
@@ -125,7 +126,7 @@ func startSampler(pid int, metricsURL string) *sampler {
 func (s *sampler) sample() {
 	p, err := ReadProc(s.pid)
 	s.mu.Lock()
-	scrape := s.metricsURL != "" && s.ticks%4 == 0
+	scrape := s.scraping && s.ticks%4 == 0
 	s.ticks++
 	s.mu.Unlock()
 	var live int64
@@ -268,16 +269,29 @@ func growthRow(curve, highs []int64) string {
 // resets the peak; it reads /metrics now, so that the collector's CPU is
 // exact at the start and end of a load.
 func (s *sampler) window() (ProcSample, int64, time.Duration, error) {
-	s.sample()
 	var gcCPU time.Duration
 	if s.metricsURL != "" {
-		_, gcCPU = s.scrape()
+		var live int64
+		live, gcCPU = s.scrape()
+		if live > 0 { // else keep the last figure
+			s.mu.Lock()
+			s.live = live
+			s.mu.Unlock()
+		}
 	}
+	s.sample()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	peak := s.peak
 	s.peak = s.last.RSS
 	return s.last, peak, gcCPU, s.err
+}
+
+// watchHeap starts reading the hub's /metrics every second.
+func (s *sampler) watchHeap() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.scraping = s.metricsURL != ""
 }
 
 // liveHeap is the latest live heap read (0 before the first).
@@ -403,6 +417,7 @@ func runCost(ctx context.Context, o *Options, rep *Report) error {
 	}
 	defer g.Close()
 	o.progressf(PhaseCost, "load: %s for %s", rate(o.CostRate), o.CostLoad)
+	smp.watchHeap()
 	loadStart := time.Now()
 	res, err := g.Run(ctx, reqs)
 	if err != nil {
