@@ -3,7 +3,7 @@ package bench
 // history is kept by hand and printed at the end of every report, so that a
 // rerun does not erase what an optimisation changed. Add a dated entry, with
 // the commands and the load average, when a change moves a figure.
-const history = "## Before and after\n\n" + history20261125c + "\n" + history20261125b + "\n" + history20261125
+const history = "## Before and after\n\n" + history20261125d + "\n" + history20261125c + "\n" + history20261125b + "\n" + history20261125
 
 // history20261125: issue "Performance: measure the hub against its ceiling".
 const history20261125 = `### 2026-11-25: router pipelining, callback fast paths
@@ -147,6 +147,46 @@ Heap profiles of the child at 5, 10, 13.5 and 20 min: live heap 63, 77, 74,
 85 MiB; what moves is the server's duplicate-id bookkeeping (ids, map, list),
 which it compacts only when the list holds three times the live ids, so it
 swings within a bound set by the rate and the windows.
+`
+
+// history20261125d: the fourth session on the performance issue.
+const history20261125d = `### 2026-11-25 (fourth pass): memory levels off within ten minutes at 1,000/s
+
+1. Where memory at 1,000/s stops: one 25-minute run at 1,000/s (commit
+   4a2aec9, WXHUB_IN keeping ids 5 min; 1,500,000 round trips, all answered,
+   1,183 ms hub CPU each). RSS at every tenth 43, 286, 367, 439, 493, 451, 453,
+   462, 454, 483, 470 MiB: from the 11th minute on it swings between 437 and
+   515 MiB with no trend. Heap profiles at 5, 10, 15, 20 and 25 minutes: live
+   170, 169, 171, 229, 238 MB, and what moves between them is the server's
+   duplicate-id bookkeeping and its buffer pools, nothing else. Why it took
+   11 minutes: the server frees the slice that lists the ids (and the ids it
+   still points to) only once its capacity passes three times the live ids;
+   with 5 minutes of ids at 1,000/s that is 900,000 entries, reached after
+   12-15 minutes. Memory was bounded; a 10-minute run just could not show it.
+2. The duplicate window is now 2 minutes by default on every stream (it was
+   5 on WXHUB_IN), and the callback timestamp window, which it must cover, 2
+   minutes (WeChat's own retries come within 15 s; both stay configurable).
+   ` + "`make soak`" + ` now runs at 1,000/s: RSS at every tenth 52, 216, 272, 316,
+   344, 331, 343, 372, 373, 374, 371 MiB; highest per fifth 272, 355, 398, 440,
+   405 MiB; live heap after GC at every tenth 10, 89, 117, 134, 156, 126, 144,
+   162, 136, 148, 154 MiB, highest per fifth 117, 159, 181, 195, 175 MiB (the
+   last fifth 3% below the middle one). Peak RSS 440 MiB (528 in the 25-minute
+   run, 498 in the earlier 10-minute one). Hub CPU 1,153 ms per 1,000 round
+   trips, 8% of it the Go collector.
+3. The cost phase reads the hub's ` + "`go_gc_heap_live_bytes`" + ` and the collector's CPU
+   from its /metrics (the hub now exports both, with the heap goal), every
+   second under load only (a read costs it ~10 ms of CPU), and gives the highest
+   figure per fifth: memory held for a window rises and falls, so the figure at
+   the end of a run says little alone. Its CPU per message now takes the idle
+   share off over the load's real span, not span plus the whole grace: a short
+   light load came out negative in the new test that runs the phase against
+   ` + "`wxhub run`" + `.
+
+Not changed: the tail over minutes. A 3-minute run at 1,000/s after the change
+gave p99 86.7 ms (before: 50.9, 59.7, 52.4 ms): in the first 3 minutes both
+windows are still filling, so the server holds about as many ids either way;
+marks were 150-290 ms at 128-136 MB live. The 10 s steps of ` + "`make bench`" + ` stay
+under 20 ms.
 `
 
 // history20261125c: the third session on the performance issue.
