@@ -80,7 +80,7 @@ func TestBenchCostPhase(t *testing.T) {
 	}
 	md := rep.Markdown()
 	for _, want := range []*regexp.Regexp{
-		regexp.MustCompile(`CPU per 1,000 messages \| [1-9][0-9]* ms CPU .*; 200 messages round trip\)`),
+		regexp.MustCompile(`CPU per 1,000 messages \| [1-9][0-9.]* m?s CPU .*; 200 messages round trip\)`),
 		regexp.MustCompile(`RSS at every tenth of the load \| ([1-9][0-9]*, ){10}.*highest per fifth`),
 		regexp.MustCompile("live heap after GC \\(`go_gc_heap_live_bytes`\\) at every tenth \\| [1-9][0-9]*, "),
 	} {
