@@ -86,7 +86,7 @@ func statusKB(status []byte, key string) int64 {
 func mib(b int64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
 
 // sampler watches a process every 250 ms and keeps the peak RSS; with a
-// metrics URL (the hub's /metrics) it also reads, every second, the live heap
+// metrics URL (the hub's /metrics) it also reads, every 5 s, the live heap
 // after the last collection and the CPU the collector has used.
 type sampler struct {
 	pid        int
@@ -97,7 +97,7 @@ type sampler struct {
 	peak       int64
 	last       ProcSample
 	live       int64   // go_gc_heap_live_bytes, latest read
-	scraping   bool    // read /metrics every second: only under load, a read costs the hub ~10 ms of CPU
+	scraping   bool    // read /metrics (only under load: a read costs the hub 10-25 ms of CPU, most of it the sender's per-member limit gauges)
 	mem        []memAt // every sample, for the growth over a long run
 	err        error
 	stop       chan struct{}
@@ -126,7 +126,7 @@ func startSampler(pid int, metricsURL string) *sampler {
 func (s *sampler) sample() {
 	p, err := ReadProc(s.pid)
 	s.mu.Lock()
-	scrape := s.scraping && s.ticks%4 == 0
+	scrape := s.scraping && s.ticks%20 == 0 // every 5 s
 	s.ticks++
 	s.mu.Unlock()
 	var live int64
@@ -287,7 +287,7 @@ func (s *sampler) window() (ProcSample, int64, time.Duration, error) {
 	return s.last, peak, gcCPU, s.err
 }
 
-// watchHeap starts reading the hub's /metrics every second.
+// watchHeap starts reading the hub's /metrics every 5 s.
 func (s *sampler) watchHeap() {
 	s.mu.Lock()
 	defer s.mu.Unlock()

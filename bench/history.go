@@ -175,7 +175,8 @@ const history20261125d = `### 2026-11-25 (fourth pass): memory levels off within
    trips, 8% of it the Go collector.
 3. The cost phase reads the hub's ` + "`go_gc_heap_live_bytes`" + ` and the collector's CPU
    from its /metrics (the hub now exports both, with the heap goal), every
-   second under load only (a read costs it ~10 ms of CPU), and gives the highest
+   5 s under load only (a read costs it 10-25 ms of CPU, most of it the
+   sender's per-member limit gauges over 10,000 members), and gives the highest
    figure per fifth: memory held for a window rises and falls, so the figure at
    the end of a run says little alone. Its CPU per message now takes the idle
    share off over the load's real span, not span plus the whole grace: a short
