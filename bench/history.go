@@ -172,7 +172,8 @@ const history20261125d = `### 2026-11-25 (fourth pass): memory levels off within
    162, 136, 148, 154 MiB, highest per fifth 117, 159, 181, 195, 175 MiB (the
    last fifth 3% below the middle one). Peak RSS 440 MiB (528 in the 25-minute
    run, 498 in the earlier 10-minute one). Hub CPU 1,153 ms per 1,000 round
-   trips, 8% of it the Go collector.
+   trips, 8% of it the Go collector. A second run (soak.md): highest RSS per
+   fifth 275, 366, 407, 426, 416 MiB, live heap 116, 164, 181, 188, 170 MiB.
 3. The cost phase reads the hub's ` + "`go_gc_heap_live_bytes`" + ` and the collector's CPU
    from its /metrics (the hub now exports both, with the heap goal), every
    5 s under load only (a read costs it 10-25 ms of CPU, most of it the
