@@ -189,12 +189,13 @@ gave p99 86.7 ms (before: 50.9, 59.7, 52.4 ms): in the first 3 minutes both
 windows are still filling, so the server holds about as many ids either way;
 marks were 150-290 ms at 128-136 MB live.
 
-The machine was slower today for the same work: this pass's ` + "`make bench`" + ` gave
-p99 31.4 ms at 1,000/s (10 s step) and two more e2e runs 29.7 and 27.3 ms,
-where the third pass measured 10-20 ms. Commit 4a2aec9 built and run in
-alternation with this tree: 28.0 and 48.4 ms, against 19.6 and 41.0 ms. The
-code did not get slower; the goal reads "no" in this run's table, and the
-2,000/s step was not sustained in it (it was in the third pass's last run).
+The machine was slower today for the same work: this pass's two ` + "`make bench`" + `
+runs gave p99 31.4 and 26.2 ms at 1,000/s (10 s steps) and two more e2e runs
+29.7 and 27.3 ms, where the third pass measured 10-20 ms. Commit 4a2aec9,
+built and run in alternation with this tree: 28.0 and 48.4 ms, against 19.6
+and 41.0 ms. The code did not get slower; the goal reads "no" in this run's
+table, and the 2,000/s step was not sustained in it (it was in the third
+pass's last run).
 `
 
 // history20261125c: the third session on the performance issue.
