@@ -216,3 +216,15 @@ func TestMetricValue(t *testing.T) {
 		t.Fatalf("absent = %v", v)
 	}
 }
+
+// docs/benchmarks.md is written by `make bench`, history included; an edit of
+// the history without a rerun (or a hand edit of the file) shows here.
+func TestBenchmarksDocHasHistory(t *testing.T) {
+	doc, err := os.ReadFile("../docs/benchmarks.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(doc), history) {
+		t.Fatal("docs/benchmarks.md does not hold bench/history.go's history verbatim: rerun `make bench` (or copy the new entry into it)")
+	}
+}
