@@ -184,10 +184,11 @@ const history20261125d = `### 2026-11-25 (fourth pass): memory levels off within
    light load came out negative in the new test that runs the phase against
    ` + "`wxhub run`" + `.
 
-Not changed: the tail over minutes. A 3-minute run at 1,000/s after the change
-gave p99 86.7 ms (before: 50.9, 59.7, 52.4 ms): in the first 3 minutes both
-windows are still filling, so the server holds about as many ids either way;
-marks were 150-290 ms at 128-136 MB live.
+Not changed: the tail over minutes. Two 3-minute runs at 1,000/s after the
+change gave p99 86.7 and 111 ms, and commit 4a2aec9 in the same hour 198 ms
+(it gave 50.9-59.7 ms in the third pass, on a faster day): in the first 3
+minutes both windows are still filling, so the server holds about as many ids
+either way; marks were 150-290 ms at 128-136 MB live.
 
 The machine was slower today for the same work: this pass's two ` + "`make bench`" + `
 runs gave p99 31.4 and 26.2 ms at 1,000/s (10 s steps) and two more e2e runs
