@@ -245,12 +245,15 @@ temporary directory). Latencies are exact percentiles over every sample.
   of 10 ms), memory is VmRSS from /proc/<pid>/status, sampled every 250 ms: idle,
   then under a constant e2e load. CPU per 1,000 messages counts the whole hub
   process (gateway, router, echo connector, sender, embedded NATS) for each
-  message's full round trip.
+  message's full round trip, less what it spends idle over the same span. Under
+  load the hub's /metrics is read every 5 s for the live heap after the last
+  collection (go_gc_heap_live_bytes) and the collector's CPU; a read costs the
+  hub 10-25 ms of CPU.
 - **Soak.** Memory growth over a long run is not part of the default bench
   (bounded to a few minutes); ` + "`make soak`" + ` (` + "`wxhub bench --phases cost --cost-rate 1000 --cost-load 10m`" + `)
-  is the soak. The cost rows give the RSS at every tenth of the load and its
-  growth over the second half: the server keeps each Nats-Msg-Id for the
-  duplicate window (2 min) and frees its list of ids only once it holds three
-  times the live ones, so memory climbs for about three windows and then swings
-  within a bound set by the rate.
+  is the soak. The cost rows give the RSS and the live heap at every tenth of
+  the load and the highest of each in every fifth: the server keeps each
+  Nats-Msg-Id for the duplicate window (2 min) and frees its list of ids only
+  once it holds three times the live ones, so memory climbs for about three
+  windows and then swings within a bound set by the rate.
 `
