@@ -197,6 +197,12 @@ built and run in alternation with this tree: 28.0 and 48.4 ms, against 19.6
 and 41.0 ms. The code did not get slower; the goal reads "no" in this run's
 table, and the 2,000/s step was not sustained in it (it was in the third
 pass's last run).
+
+A diagnostic, not kept: giving the hub priority over the bench process
+(renice -10 on every thread of the child) made the 10 s p99 at 1,000/s worse,
+33.4 and 46.2 ms against 22.0 and 28.8 ms in alternating plain runs. Part of
+the measured tail is the generator's and the recorder's own wait for a core on
+this shared 2-core machine.
 `
 
 // history20261125c: the third session on the performance issue.
