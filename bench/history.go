@@ -188,7 +188,10 @@ Not changed: the tail over minutes. Two 3-minute runs at 1,000/s after the
 change gave p99 86.7 and 111 ms, and commit 4a2aec9 in the same hour 198 ms
 (it gave 50.9-59.7 ms in the third pass, on a faster day): in the first 3
 minutes both windows are still filling, so the server holds about as many ids
-either way; marks were 150-290 ms at 128-136 MB live.
+either way; marks were 150-290 ms at 128-136 MB live. Over 6 minutes the change
+shows: p99 per minute 38, 95, 177, 205, 163, 215 ms (whole run 173 ms) against
+119, 122, 169, 296, 595, 441 ms (334 ms) for 4a2aec9, run right after it; with
+5 minutes of ids in WXHUB_IN the marks keep growing past the third minute.
 
 The machine was slower today for the same work: this pass's two ` + "`make bench`" + `
 runs gave p99 31.4 and 26.2 ms at 1,000/s (10 s steps) and two more e2e runs
