@@ -126,12 +126,11 @@ func startSampler(pid int, metricsURL string) *sampler {
 func (s *sampler) sample() {
 	p, err := ReadProc(s.pid)
 	s.mu.Lock()
-	scrape := s.scraping && s.ticks%20 == 0 // every 5 s
+	due := s.scraping && s.ticks%20 == 0 // every 5 s
 	s.ticks++
 	s.mu.Unlock()
-	var live int64
-	if scrape {
-		live, _ = s.scrape()
+	if due {
+		s.readMetrics()
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -139,28 +138,34 @@ func (s *sampler) sample() {
 		s.err = err
 		return
 	}
-	if live > 0 {
-		s.live = live
-	}
 	s.last = p
 	s.peak = max(s.peak, p.RSS)
 	s.mem = append(s.mem, memAt{time.Now(), p.RSS, s.live})
 }
 
-// scrape reads the two runtime figures from the hub's /metrics; zeros when it
-// does not answer (the RSS figures stand on their own).
-func (s *sampler) scrape() (live int64, gcCPU time.Duration) {
+// readMetrics reads the hub's /metrics: it keeps the live heap for the next
+// samples and returns the collector's CPU so far. When the hub does not
+// answer, the last live figure stays and the CPU is 0 (the RSS figures stand
+// on their own).
+func (s *sampler) readMetrics() (gcCPU time.Duration) {
+	if s.metricsURL == "" {
+		return 0
+	}
 	resp, err := s.client.Get(s.metricsURL)
 	if err != nil {
-		return 0, 0
+		return 0
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil || resp.StatusCode != http.StatusOK {
-		return 0, 0
+		return 0
 	}
-	return int64(metricValue(body, "go_gc_heap_live_bytes")),
-		time.Duration(metricValue(body, "go_cpu_classes_gc_total_cpu_seconds_total") * float64(time.Second))
+	if live := int64(metricValue(body, "go_gc_heap_live_bytes")); live > 0 {
+		s.mu.Lock()
+		s.live = live
+		s.mu.Unlock()
+	}
+	return time.Duration(metricValue(body, "go_cpu_classes_gc_total_cpu_seconds_total") * float64(time.Second))
 }
 
 // metricValue is the value of an unlabelled sample in Prometheus text format.
@@ -269,16 +274,7 @@ func growthRow(curve, highs []int64) string {
 // resets the peak; it reads /metrics now, so that the collector's CPU is
 // exact at the start and end of a load.
 func (s *sampler) window() (ProcSample, int64, time.Duration, error) {
-	var gcCPU time.Duration
-	if s.metricsURL != "" {
-		var live int64
-		live, gcCPU = s.scrape()
-		if live > 0 { // else keep the last figure
-			s.mu.Lock()
-			s.live = live
-			s.mu.Unlock()
-		}
-	}
+	gcCPU := s.readMetrics()
 	s.sample()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -301,7 +297,7 @@ func (s *sampler) liveHeap() int64 {
 	return s.live
 }
 
-// gcShare is ", N% of it collecting garbage" when the collector's CPU is known.
+// gcShare is ", N% of it the Go collector" when the collector's CPU is known.
 func gcShare(gc, total time.Duration) string {
 	if gc <= 0 || total <= 0 {
 		return ""
