@@ -217,7 +217,7 @@ func backlog(ctx context.Context, b *bus.Bus) string {
 		return thousands(int64(ci.NumPending) + int64(ci.NumAckPending))
 	}
 	route := "?"
-	if n, err := streamMsgs(ctx, b, bus.StreamRoute); err == nil {
+	if n, err := b.RouteBacklog(ctx); err == nil {
 		route = thousands(int64(n))
 	}
 	return fmt.Sprintf("backlog in %s, route %s, out %s", pending(bus.StreamIn, "wxhub_router"), route, pending(bus.StreamOut, "sender"))

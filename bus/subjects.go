@@ -31,8 +31,11 @@ const (
 
 	SubjectInAll    = SubjectInPrefix + ".>"
 	SubjectRouteAll = SubjectRoutePrefix + ".>"
-	SubjectOutAll   = SubjectOutPrefix + ".>"
-	SubjectDLQAll   = SubjectDLQPrefix + ".>"
+	// SubjectRouteEvents matches every routed event (wxhub.route.<connector>.<partition>)
+	// and not the stream's anchor.
+	SubjectRouteEvents = SubjectRoutePrefix + ".*.*"
+	SubjectOutAll      = SubjectOutPrefix + ".>"
+	SubjectDLQAll      = SubjectDLQPrefix + ".>"
 )
 
 // Token makes s safe as one subject token: '.', '*', '>' and whitespace become

@@ -19,7 +19,7 @@ var (
 	descUp = prometheus.NewDesc("wxhub_bus_up",
 		"1 when the last scrape could read JetStream state, else 0.", nil, nil)
 	descStreamMsgs = prometheus.NewDesc("wxhub_stream_messages",
-		"Messages stored in a stream (WXHUB_ROUTE: work not yet acked by its connector).", []string{"stream"}, nil)
+		"Messages stored in a stream (WXHUB_ROUTE: work not yet acked by its connector; its anchor message is left out).", []string{"stream"}, nil)
 	descStreamBytes = prometheus.NewDesc("wxhub_stream_bytes",
 		"Bytes stored in a stream.", []string{"stream"}, nil)
 	descStreamLastSeq = prometheus.NewDesc("wxhub_stream_last_sequence",
@@ -150,8 +150,11 @@ func readBusState(ctx context.Context, b *bus.Bus) (BusState, error) {
 			continue
 		}
 		var opts []jetstream.StreamInfoOpt
-		if name == bus.StreamDLQ {
+		switch name {
+		case bus.StreamDLQ:
 			opts = append(opts, jetstream.WithSubjectFilter(bus.SubjectDLQAll))
+		case bus.StreamRoute:
+			opts = append(opts, jetstream.WithSubjectFilter(bus.SubjectRouteAnchor))
 		}
 		info, err := s.Info(ctx, opts...)
 		if err != nil {
@@ -159,6 +162,9 @@ func readBusState(ctx context.Context, b *bus.Bus) (BusState, error) {
 			continue
 		}
 		ss := info.State
+		if name == bus.StreamRoute { // its depth is work to do, not the anchor (bus.KeepRouteAnchor)
+			ss.Msgs -= min(ss.Subjects[bus.SubjectRouteAnchor], ss.Msgs)
+		}
 		st.Streams = append(st.Streams, StreamState{
 			Name: name, Messages: ss.Msgs, Bytes: ss.Bytes, FirstSeq: ss.FirstSeq, LastSeq: ss.LastSeq,
 			FirstTime: ss.FirstTime, LastTime: ss.LastTime, Consumers: ss.Consumers,

@@ -160,6 +160,11 @@ func TestBusCollectorFollowsTraffic(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantMetric(t, reg, "wxhub_consumer_pending", map[string]string{"stream": bus.StreamRoute, "consumer": "wxhub_erp"}, 1)
+	// The stream's anchor is not work: the depth counts the one event.
+	if err := b.AnchorRoute(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wantMetric(t, reg, "wxhub_stream_messages", map[string]string{"stream": bus.StreamRoute}, 1)
 
 	// The broker going away shows as wxhub_bus_up 0, not as a hung scrape.
 	b.Conn().Close()

@@ -183,6 +183,7 @@ func runHub(ctx context.Context, cfg *config.Config, log *zap.Logger, o hubOptio
 			return err
 		}
 		g.Go(func() error { return r.Run(ctx) })
+		g.Go(func() error { b.KeepRouteAnchor(ctx, bus.RouteAnchorEvery); return nil })
 		if o.configPath != "" {
 			load := func(path string) (router.Config, error) {
 				c, err := config.Load(path)

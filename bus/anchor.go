@@ -1,0 +1,92 @@
+package bus
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+)
+
+// SubjectRouteAnchor holds WXHUB_ROUTE's anchor message (see KeepRouteAnchor).
+// No connector's filter (wxhub.route.<connector>.>) matches it: a filter
+// needs a token after the connector's name, and the anchor has none.
+const SubjectRouteAnchor = SubjectRoutePrefix + "._anchor"
+
+// RouteAnchorEvery is how often KeepRouteAnchor writes a new anchor.
+const RouteAnchorEvery = time.Second
+
+// KeepRouteAnchor keeps one message that no connector consumes in WXHUB_ROUTE's
+// current write block, until ctx ends.
+//
+// Why: the file store deletes a block once its last message is removed, and
+// when that block is the one being written it creates a new file, writes a
+// tombstone into it and unlinks the old one. WXHUB_ROUTE is a work queue that
+// connectors keep empty, so at 1,000 events/s it emptied after nearly every
+// event: ~8% of the hub's CPU went to creating and deleting files, under the
+// stream's lock. A message nobody acks keeps the block in use. The store
+// starts a new block when one is full (every few megabytes), so a new anchor is
+// written every `every` and the older ones are purged: the block being written
+// holds an anchor again within `every` of being started.
+//
+// Errors are logged (a warning on the first, info when it works again) and the
+// loop goes on: an anchor missing only costs speed.
+func (b *Bus) KeepRouteAnchor(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	failing := false
+	for {
+		err := b.AnchorRoute(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil && !failing:
+			b.log.Warn("WXHUB_ROUTE anchor not written; retrying", zap.Error(err))
+		case err == nil && failing:
+			b.log.Info("WXHUB_ROUTE anchor written again")
+		}
+		failing = err != nil
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// AnchorRoute writes a new anchor and purges the older ones, left by this
+// process or by one that stopped (several processes may keep anchors at once).
+func (b *Bus) AnchorRoute(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	m := nats.NewMsg(SubjectRouteAnchor)
+	m.Header.Set("Wxhub-Anchor", "keeps the stream's write block; consumed by no one")
+	if _, err := b.js.PublishMsg(ctx, m); err != nil {
+		return fmt.Errorf("bus: publish route anchor: %w", err)
+	}
+	s, err := b.js.Stream(ctx, StreamRoute)
+	if err != nil {
+		return fmt.Errorf("bus: route anchor: %w", err)
+	}
+	if err := s.Purge(ctx, jetstream.WithPurgeSubject(SubjectRouteAnchor), jetstream.WithPurgeKeep(1)); err != nil {
+		return fmt.Errorf("bus: purge old route anchors: %w", err)
+	}
+	return nil
+}
+
+// RouteBacklog is the number of routed events not yet done by their
+// connectors: WXHUB_ROUTE's messages without the anchors.
+func (b *Bus) RouteBacklog(ctx context.Context) (uint64, error) {
+	s, err := b.js.Stream(ctx, StreamRoute)
+	if err != nil {
+		return 0, fmt.Errorf("bus: route backlog: %w", err)
+	}
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(SubjectRouteAnchor))
+	if err != nil {
+		return 0, fmt.Errorf("bus: route backlog: %w", err)
+	}
+	anchors := info.State.Subjects[SubjectRouteAnchor]
+	return info.State.Msgs - min(anchors, info.State.Msgs), nil
+}
