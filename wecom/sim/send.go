@@ -215,6 +215,11 @@ func (s *Server) messageSend(r *http.Request, app *App) (map[string]any, error) 
 		}
 	}
 
+	var bodyHash string
+	if dupCheck == 1 { // before the lock: decoding and encoding the body is the costly part
+		bodyHash = canonicalHash(body)
+	}
+
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.clock.Now()
@@ -246,7 +251,7 @@ func (s *Server) messageSend(r *http.Request, app *App) (map[string]any, error) 
 		if interval > maxDupInterval {
 			interval = maxDupInterval
 		}
-		dupKey = app.Name + "|" + canonicalHash(body)
+		dupKey = app.Name + "|" + bodyHash
 		if d, ok := s.dups[dupKey]; ok && now.Before(d.until) {
 			s.stats.Duplicates++
 			base.MsgID = d.msgID
