@@ -55,9 +55,22 @@ type Config struct {
 	// Tracing: OpenTelemetry export over OTLP/HTTP; off unless an endpoint is set.
 	Tracing tracing.Config `yaml:"tracing"`
 	// Auth: scan-to-login and WeCom OAuth2 login (/api/v1/auth/...); see Auth.
-	Auth Auth `yaml:"auth"`
-	Log  Log  `yaml:"log"`
+	Auth    Auth    `yaml:"auth"`
+	Log     Log     `yaml:"log"`
+	Runtime Runtime `yaml:"runtime"`
 }
+
+// Runtime tunes the Go runtime of the wxhub process.
+type Runtime struct {
+	// GCHeapFloorMiB: the Go collector does not start before the heap holds
+	// this many MiB; above it, the usual rule (collect when the heap doubles).
+	// Default 128; 0 turns the floor off. Ignored when the GOGC environment
+	// variable is set. See internal/gcfloor and docs/operations.md (sizing).
+	GCHeapFloorMiB *int `yaml:"gc_heap_floor_mib"`
+}
+
+// DefaultGCHeapFloorMiB is runtime.gc_heap_floor_mib when unset.
+const DefaultGCHeapFloorMiB = 128
 
 // Connectors configures the connectors that run inside the wxhub process.
 type Connectors struct {
@@ -174,6 +187,10 @@ func (c *Config) Defaults() {
 	c.Auth.defaults()
 	setDefault(&c.Log.Level, "info")
 	setDefault(&c.Log.Format, "json")
+	if c.Runtime.GCHeapFloorMiB == nil {
+		floor := DefaultGCHeapFloorMiB
+		c.Runtime.GCHeapFloorMiB = &floor
+	}
 }
 
 func setDefault(s *string, v string) {
@@ -307,6 +324,9 @@ func (c *Config) Validate() error {
 	case "json", "console":
 	default:
 		return invalid("log.format", "must be json or console, got %q", c.Log.Format)
+	}
+	if f := c.Runtime.GCHeapFloorMiB; f != nil && (*f < 0 || *f > 1<<20) {
+		return invalid("runtime.gc_heap_floor_mib", "must be 0 (off) to 1048576, got %d", *f)
 	}
 	return nil
 }

@@ -31,6 +31,14 @@ func TestParseSmallest(t *testing.T) {
 	if c.Gateway.TimestampWindow != time.Minute || c.Gateway.MaxBodyBytes != 1<<20 || c.NATS.Partitions != 16 {
 		t.Errorf("defaults/overrides: %+v", c.Gateway)
 	}
+	if f := c.Runtime.GCHeapFloorMiB; f == nil || *f != config.DefaultGCHeapFloorMiB {
+		t.Errorf("runtime.gc_heap_floor_mib default: %v", f)
+	}
+	off, err := config.Parse(append(append([]byte{}, config.Smallest...), "runtime:\n  gc_heap_floor_mib: 0\n"...),
+		env(map[string]string{"WXHUB_HELPDESK_SECRET": "s", "WXHUB_ERP_KEY": "erp-key-123"}))
+	if err != nil || off.Runtime.GCHeapFloorMiB == nil || *off.Runtime.GCHeapFloorMiB != 0 {
+		t.Errorf("gc_heap_floor_mib: 0 must stay 0 (off): %v", err)
+	}
 }
 
 func TestParseErrorsNameTheKey(t *testing.T) {
@@ -49,6 +57,7 @@ func TestParseErrorsNameTheKey(t *testing.T) {
 		{"bad app name", strings.Replace(string(config.Smallest), "name: helpdesk", "name: Help Desk", 1), base, "wecom.apps[0].name: must be"},
 		{"bad env override", string(config.Smallest), map[string]string{"WXHUB_HELPDESK_SECRET": "s", "WXHUB_ERP_KEY": "erp-key-123", "WXHUB_NATS_REPLICAS": "three"}, "WXHUB_NATS_REPLICAS"},
 		{"not yaml", "nats: [", base, "config"},
+		{"negative gc heap floor", string(config.Smallest) + "runtime:\n  gc_heap_floor_mib: -1\n", base, "runtime.gc_heap_floor_mib: must be 0 (off) to 1048576, got -1"},
 		{"duplicate window shorter than the replay window", string(config.Smallest), map[string]string{"WXHUB_HELPDESK_SECRET": "s", "WXHUB_ERP_KEY": "erp-key-123", "WXHUB_NATS_DUPLICATE_WINDOW": "1m"}, "nats.duplicate_window: must be at least gateway.timestamp_window (2m0s), got 1m0s"},
 		{"replay window longer than the default duplicate window", string(config.Smallest), map[string]string{"WXHUB_HELPDESK_SECRET": "s", "WXHUB_ERP_KEY": "erp-key-123", "WXHUB_GATEWAY_TIMESTAMP_WINDOW": "10m"}, "nats.duplicate_window: must be at least gateway.timestamp_window (10m0s), got 2m0s"},
 	}

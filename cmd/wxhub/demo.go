@@ -97,6 +97,7 @@ func demoCmd(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	defer keepGCHeapFloor(cfg, log)()
 	return runHub(ctx, cfg, log, hubOptions{
 		handlers: map[string]http.Handler{demoLoginPath: http.StripPrefix(demoLoginPath[:len(demoLoginPath)-1], login)},
 		ready: func(h *hub) {

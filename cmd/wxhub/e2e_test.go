@@ -331,7 +331,7 @@ func TestE2EMetricsMove(t *testing.T) {
 		`wxhub_sender_sends_total{app="helpdesk",errcode="0",result="sent"} 3`,
 		`wxhub_stream_messages{stream="WXHUB_IN"} 3`,
 		`wxhub_e2e_latency_seconds_count{app="helpdesk"} 3`,
-		"\ngo_gc_heap_live_bytes ", "\ngo_gc_heap_goal_bytes ", "\ngo_cpu_classes_gc_total_cpu_seconds_total ", "\nprocess_resident_memory_bytes ",
+		"\ngo_gc_heap_live_bytes ", "\ngo_gc_heap_goal_bytes ", "\ngo_gc_gogc_percent ", "\ngo_cpu_classes_gc_total_cpu_seconds_total ", "\nprocess_resident_memory_bytes ",
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {

@@ -308,9 +308,10 @@ func sendLimits(cfg *config.Config) []dashboard.SendLimit {
 // gcRuntimeMetrics adds to the usual go_* families the live heap after the
 // last collection (go_gc_heap_live_bytes: what the hub really holds, where
 // RSS also counts freed memory not yet returned), the next collection's
-// goal, and the CPU the collector used (go_cpu_classes_gc_total_cpu_seconds_total):
+// goal, the GOGC in force (go_gc_gogc_percent: the heap floor moves it, see
+// internal/gcfloor), and the CPU the collector used (go_cpu_classes_gc_total_cpu_seconds_total):
 // at a steady rate the NATS server's duplicate-id bookkeeping is most of the
 // live heap, and marking it is what lengthens the tail latency.
 var gcRuntimeMetrics = collectors.GoRuntimeMetricsRule{
-	Matcher: regexp.MustCompile(`^/gc/heap/(live|goal):bytes$|^/cpu/classes/gc/total:cpu-seconds$`),
+	Matcher: regexp.MustCompile(`^/gc/heap/(live|goal):bytes$|^/cpu/classes/gc/total:cpu-seconds$|^/gc/gogc:percent$`),
 }

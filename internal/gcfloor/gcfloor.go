@@ -1,0 +1,102 @@
+// Package gcfloor keeps the Go collector from starting before the heap reaches
+// a floor, like the GC tuners of large Go services: above the floor the usual
+// rule (GOGC=100: collect when the heap doubles) applies unchanged.
+//
+// Why: a hub that has just started holds little (tens of MiB live) but
+// allocates at the message rate, so with GOGC=100 it collected every 0.1-0.6 s
+// at 1,000 messages/s; each cycle's fixed costs (stacks of a few hundred
+// goroutines, sweeping, mark assists slowing the message path) came that often.
+// A floor spaces them out while memory stays bounded: the heap never exceeds
+// max(floor, 2 × live).
+package gcfloor
+
+import (
+	"os"
+	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
+	"sync"
+)
+
+// maxPercent caps GOGC while the live heap is tiny (a floor of 128 MiB over
+// 1 MiB live would otherwise ask for 12,700%).
+const maxPercent = 1000
+
+// Percent is the GOGC that makes the next collection start at max(floor,
+// 2 × live): 100 once live reaches half the floor, more below it.
+func Percent(live, floor uint64) int {
+	if live == 0 || 2*live >= floor {
+		return 100
+	}
+	return min(maxPercent, int((floor-live)*100/live))
+}
+
+// Enabled reports whether Keep would tune: not when the operator set GOGC
+// (their choice stands, "off" included) or when floor is 0.
+func Enabled(floor uint64) bool { return floor > 0 && os.Getenv("GOGC") == "" }
+
+// Keep sets GOGC after every collection from the live heap it left, until stop
+// is called; stop restores GOGC=100. Without Enabled it does nothing.
+func Keep(floor uint64) (stop func()) {
+	if !Enabled(floor) {
+		return func() {}
+	}
+	return start(floor).stop
+}
+
+func start(floor uint64) *keeper {
+	k := &keeper{floor: floor, sample: []metrics.Sample{{Name: "/gc/heap/live:bytes"}}}
+	k.tune()
+	k.arm()
+	return k
+}
+
+func (k *keeper) stop() {
+	k.mu.Lock()
+	k.stopped = true
+	k.mu.Unlock()
+	debug.SetGCPercent(100)
+}
+
+type keeper struct {
+	floor uint64
+
+	mu      sync.Mutex
+	stopped bool
+	sample  []metrics.Sample
+	percent int
+	tunes   int // collections seen, for tests
+}
+
+// arm leaves an object for the next collection to find unreachable; its
+// cleanup runs after that collection, tunes and arms again.
+func (k *keeper) arm() {
+	runtime.AddCleanup(new([16]byte), func(k *keeper) {
+		k.mu.Lock()
+		stopped := k.stopped
+		k.mu.Unlock()
+		if stopped {
+			return
+		}
+		k.tune()
+		k.arm()
+	}, k)
+}
+
+func (k *keeper) tune() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.stopped {
+		return
+	}
+	k.tunes++
+	metrics.Read(k.sample)
+	var live uint64
+	if k.sample[0].Value.Kind() == metrics.KindUint64 {
+		live = k.sample[0].Value.Uint64()
+	}
+	if p := Percent(live, k.floor); p != k.percent {
+		debug.SetGCPercent(p)
+		k.percent = p
+	}
+}
