@@ -3,7 +3,58 @@ package bench
 // history is kept by hand and printed at the end of every report, so that a
 // rerun does not erase what an optimisation changed. Add a dated entry, with
 // the commands and the load average, when a change moves a figure.
-const history = "## Before and after\n\n" + history20261125d + "\n" + history20261125c + "\n" + history20261125b + "\n" + history20261125
+const history = "## Before and after\n\n" + history20261126 + "\n" + history20261125d + "\n" + history20261125c + "\n" + history20261125b + "\n" + history20261125
+
+// history20261126: the fifth session on the performance issue.
+const history20261126 = `### 2026-11-26 (fifth pass): an anchor in WXHUB_ROUTE, a GC heap floor
+
+Where the time goes at 1,000/s on this machine today: vmstat shows the two
+cores 87-95% busy; the hub takes 1.26 cores and the bench process (generator,
+simulator, recorder) 0.45. Split by hop (stream timestamps of one 10 s run,
+p99): callback due → stored in WXHUB_IN 7.2 ms, WXHUB_IN → reply stored in
+WXHUB_OUT (router and connector) 13.2 ms, WXHUB_OUT → reply at the simulator
+10.3 ms; total 26.9 ms. Of the 238 replies slower than 20 ms, the middle hop was
+the largest share for 155, the last for 58, the first for 25: the wait is spread
+over every hop, as queueing on busy cores is, not one stall. Replies inside one
+of the hub's GC mark phases were slower than 20 ms in 10.0% of cases, outside
+them in 6.9%: in a 10 s run the collector is a part of the tail, not most of it.
+
+1. WXHUB_ROUTE keeps an anchor: one message on ` + "`wxhub.route._anchor`" + `, which no
+   connector's filter matches, renewed every second (older ones purged). The
+   file store deletes a block when its last message is removed and, when that
+   block is the one being written, creates a new file and writes a tombstone
+   into it. The work queue emptied after nearly every event: the server's
+   removal path was 8.9% of the hub's CPU (` + "`removeMsgFromBlock`" + `), opening,
+   statting and unlinking block files most of it. With the anchor: 3.1%. A
+   test routes 50 events one at a time: without the anchor the newest block
+   file is number 50 or more, with it 1 or 2. Hub CPU per 1,000 round trips
+   (cost phase, 1,000/s for 15 s, alternating): 1,284 and 1,298 ms before,
+   1,196 and 1,182 ms after (-8%). Limits retention for WXHUB_ROUTE was tried
+   as well (not kept: it needs file-backed consumers and a migration the server
+   refuses from a work queue): 1,171-1,173 ms.
+2. A GC heap floor (` + "`runtime.gc_heap_floor_mib`" + `, 128 MiB): after each
+   collection the hub sets GOGC so that the next one starts at max(floor, 2 ×
+   live heap). Cost phase at 1,000/s for 15 s, alternating: 1,261 and 1,219 ms
+   before, 1,172 and 1,155 ms after, the collector's share 4% → 2%, RSS at the
+   end 210/190 against 208/169 MiB. The price is at low rates: at 300/s for
+   20 s the RSS ends at 163 MiB instead of 89 (the heap may now hold up to the
+   floor before collecting). e2e at 1,000/s, 10 s, in pairs (without → with):
+   29.4 → 28.8, 65.7 → 32.6, 21.0 → 18.3 ms; over 2 minutes 163 → 116 ms.
+3. The simulator's random ids come from one crypto/rand read instead of a
+   big.Int draw per character, and its duplicate-check hash is computed before
+   it takes its lock: the bench process's CPU over a 25 s run 7.92 → 7.53 s,
+   ` + "`messageSend`" + ` 1.73 → 1.11 s.
+
+Still not met: e2e p99 < 20 ms at 1,000/s. 10 s runs of the same tree today
+range 18.3-65.7 ms; this pass's ` + "`make bench`" + ` 29.6 ms. What remains is spread
+evenly over the hops, and what is left in the hub's profile are costs each
+under 6%: storing messages (writeMsgRecord 5.8%), the sender's limit ledger
+(6%: a KV compare-and-set and its JSON per message), the WeCom call (5%), the
+server's interest check on each work-queue ack (2.9%), the NATS client's
+dispatch. Over minutes the tail is still the collector marking the server's
+duplicate-id maps (2-minute p99 116-163 ms), which an embedded server shares
+with the hub's heap.
+`
 
 // history20261125: issue "Performance: measure the hub against its ceiling".
 const history20261125 = `### 2026-11-25: router pipelining, callback fast paths
