@@ -9,10 +9,12 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/wxhub/wxhub/bus"
 	"github.com/wxhub/wxhub/bus/bustest"
+	"github.com/wxhub/wxhub/dnd"
 )
 
 func openBus(t testing.TB) *bus.Bus {
@@ -261,5 +263,70 @@ func TestTokensBadSecretIsNotRetriedInALoop(t *testing.T) {
 	_, _ = tk.Token(ctx, app)
 	if calls.Load() != 2 {
 		t.Fatalf("after the pause: calls = %d, want 2", calls.Load())
+	}
+}
+
+// A scrape drops ledgers with nothing left in any window from the limiter's
+// cache (its size and every scrape's work were unbounded), and a later
+// reservation on such a key reads it from KV again and still counts right.
+func TestLimitUsageScrapeForgetsIdleLedgers(t *testing.T) {
+	b := openBus(t)
+	kv := limitsKV(t, b)
+	ctx := context.Background()
+	t0 := time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)
+	clock := NewManualClock(t0)
+	rules := []rule{{Name: "m", Limit: 30, Span: time.Minute}, {Name: "h", Limit: 100, Span: time.Hour, Res: time.Minute}}
+	s := &Sender{cfg: Config{Apps: []App{{Name: "helpdesk"}}}, clock: clock, loc: time.UTC, memberRules: rules,
+		lim: newLimiter(kv, time.Second, time.UTC)}
+	key := func(u string) string { return "member." + dnd.Key("helpdesk") + "." + dnd.Key(u) }
+	for _, u := range []string{"u1", "u2", "u3"} {
+		if w, _, err := s.lim.reserve(ctx, t0, []claim{{key: key(u), rules: rules, n: 1}}); err != nil || w != 0 {
+			t.Fatalf("reserve %s: wait %v, %v", u, w, err)
+		}
+	}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(&limitUsage{s: s, desc: prometheus.NewDesc("wxhub_sender_limit_usage", "h", []string{"app", "limit"}, nil)})
+	usage := func() float64 {
+		fams, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range fams {
+			for _, m := range f.GetMetric() {
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "limit" && l.GetValue() == "member_hour" {
+						return m.GetGauge().GetValue()
+					}
+				}
+			}
+		}
+		t.Fatal("no member_hour series")
+		return 0
+	}
+	cached := func() int { s.lim.mu.Lock(); defer s.lim.mu.Unlock(); return len(s.lim.cache) }
+
+	if v := usage(); v != 0.01 || cached() != 3 {
+		t.Fatalf("at t0: usage %v, cached %d; want 0.01, 3", v, cached())
+	}
+	clock.Advance(30 * time.Minute) // the hour window still holds the sends
+	if v := usage(); v != 0.01 || cached() != 3 {
+		t.Fatalf("after 30 min: usage %v, cached %d; want 0.01, 3 (not idle yet)", v, cached())
+	}
+	clock.Advance(32 * time.Minute) // past 1 h + bucket + margin: idle
+	if v := usage(); v != 0 || cached() != 0 {
+		t.Fatalf("after 62 min: usage %v, cached %d; want 0, 0", v, cached())
+	}
+	// Forgotten, not lost: the next reservations read the ledger from KV again.
+	now := clock.Now()
+	for i := range 30 {
+		if w, _, err := s.lim.reserve(ctx, now, []claim{{key: key("u1"), rules: rules, n: 1}}); err != nil || w != 0 {
+			t.Fatalf("reserve %d after forgetting: wait %v, %v", i, w, err)
+		}
+	}
+	if w, _, err := s.lim.reserve(ctx, now, []claim{{key: key("u1"), rules: rules, n: 1}}); err != nil || w == 0 {
+		t.Fatalf("31st in a minute after forgetting: wait %v, %v; want a wait", w, err)
+	}
+	if v := usage(); v != 0.3 || cached() != 1 {
+		t.Fatalf("after 30 more: usage %v, cached %d; want 0.3, 1", v, cached())
 	}
 }

@@ -51,7 +51,7 @@ type limiter struct {
 type cachedEntry struct {
 	val    []byte
 	rev    uint64  // 0: key absent
-	parsed *ledger // val decoded, filled on demand by snapshot
+	parsed *ledger // val decoded: kept from the commit, or filled on demand by snapshot; read-only
 }
 
 type dailyCount struct {
@@ -85,24 +85,26 @@ func (l *limiter) reserve(ctx context.Context, now time.Time, claims []claim) (t
 
 func (l *limiter) reserveOne(ctx context.Context, now time.Time, c *claim) (time.Duration, error) {
 	var wait time.Duration
-	err := l.update(ctx, c.key, func(cur []byte) ([]byte, error) {
+	err := l.update(ctx, c.key, func(cur []byte) ([]byte, *ledger, error) {
 		wait, c.fullRule = 0, "" // a redo on a fresh value decides anew
 		if c.daily > 0 {
-			return l.takeDaily(cur, now, c, &wait)
+			next, err := l.takeDaily(cur, now, c, &wait)
+			return next, nil, err
 		}
-		var lg ledger
+		lg := &ledger{}
 		if len(cur) > 0 {
-			if err := json.Unmarshal(cur, &lg); err != nil {
-				lg = ledger{} // a corrupt ledger must not stop sending; it is rewritten
+			if err := json.Unmarshal(cur, lg); err != nil {
+				lg = &ledger{} // a corrupt ledger must not stop sending; it is rewritten
 			}
 		}
 		w, which, err := lg.waitRule(now, c.rules, c.n, l.margin)
 		if err != nil || w > 0 {
 			wait, c.fullRule = w, which
-			return nil, err
+			return nil, nil, err
 		}
 		lg.add(now, c.rules, c.n, l.margin)
-		return json.Marshal(&lg)
+		next, err := json.Marshal(lg)
+		return next, lg, err
 	})
 	return wait, err
 }
@@ -132,30 +134,39 @@ func (l *limiter) takeDaily(cur []byte, now time.Time, c *claim, wait *time.Dura
 // release gives back a reservation made at now (best effort: a lost release only
 // makes the window look fuller than it is, never emptier).
 func (l *limiter) release(ctx context.Context, now time.Time, c *claim) error {
-	return l.update(ctx, c.key, func(cur []byte) ([]byte, error) {
+	return l.update(ctx, c.key, func(cur []byte) ([]byte, *ledger, error) {
 		if len(cur) == 0 {
-			return nil, nil
+			return nil, nil, nil
 		}
 		if c.daily > 0 {
 			var d dailyCount
 			if json.Unmarshal(cur, &d) != nil || d.N < c.n {
-				return nil, nil
+				return nil, nil, nil
 			}
 			d.N -= c.n
-			return json.Marshal(&d)
+			next, err := json.Marshal(&d)
+			return next, nil, err
 		}
-		var lg ledger
-		if json.Unmarshal(cur, &lg) != nil {
-			return nil, nil
+		lg := &ledger{}
+		if json.Unmarshal(cur, lg) != nil {
+			return nil, nil, nil
 		}
 		lg.remove(now, c.rules, c.n)
-		return json.Marshal(&lg)
+		next, err := json.Marshal(lg)
+		return next, lg, err
 	})
 }
 
+// updateFunc computes a key's next value from its current one. It returns
+// nil bytes for "no change" and, for a sliding-window ledger, the ledger the
+// bytes encode: the cache keeps it for the limit-usage gauge, which would
+// otherwise decode every key changed since the last scrape (a JSON decode per
+// message sent). The returned ledger is not touched again by fn.
+type updateFunc func(cur []byte) (next []byte, parsed *ledger, err error)
+
 // keyOp is one read-modify-write waiting for its key's next commit.
 type keyOp struct {
-	fn   func([]byte) ([]byte, error)
+	fn   updateFunc
 	done chan opResult
 }
 
@@ -176,7 +187,7 @@ type keyQueue struct {
 // retrying on a lost race. fn returning nil bytes means "no change". fn may be
 // called more than once (a lost race redoes it on the fresh value), so it must
 // set its side effects anew on each call.
-func (l *limiter) update(ctx context.Context, key string, fn func([]byte) ([]byte, error)) error {
+func (l *limiter) update(ctx context.Context, key string, fn updateFunc) error {
 	op := &keyOp{fn: fn, done: make(chan opResult, 1)}
 	l.mu.Lock()
 	q, busy := l.queues[key]
@@ -238,9 +249,9 @@ func (l *limiter) commit(ctx context.Context, key string, batch []*keyOp) []erro
 			}
 			ok, fresh = true, true
 		}
-		cur, changed, staleNo := ce.val, false, false
+		cur, parsed, changed, staleNo := ce.val, ce.parsed, false, false
 		for i, o := range batch {
-			next, err := o.fn(cur)
+			next, lg, err := o.fn(cur)
 			errs[i] = err
 			switch {
 			case err != nil:
@@ -249,7 +260,7 @@ func (l *limiter) commit(ctx context.Context, key string, batch []*keyOp) []erro
 				// another replica); a "full" answer is worth one fresh read.
 				staleNo = staleNo || !fresh
 			default:
-				cur, changed = next, true
+				cur, parsed, changed = next, lg, true
 			}
 		}
 		if staleNo {
@@ -274,7 +285,7 @@ func (l *limiter) commit(ctx context.Context, key string, batch []*keyOp) []erro
 			return fill(errs, fmt.Errorf("sender: limits update %s: %w", key, err))
 		}
 		l.mu.Lock()
-		l.cache[key] = cachedEntry{val: cur, rev: rev}
+		l.cache[key] = cachedEntry{val: cur, rev: rev, parsed: parsed}
 		l.mu.Unlock()
 		return errs
 	}
@@ -288,34 +299,65 @@ func fill(errs []error, err error) []error {
 	return errs
 }
 
-// snapshot returns the cached ledgers, decoded (for wxhub_sender_limit_usage).
-// Decoding happens outside the lock and is kept until the key changes, so a
-// scrape costs little and does not hold up reservations.
-func (l *limiter) snapshot() map[string]cachedEntry {
+// idleKey is a cached ledger with no live bucket, as a scrape saw it.
+type idleKey struct {
+	key string
+	rev uint64
+}
+
+// forget drops idle ledgers from the cache unless a commit changed them since.
+// The value stays in KV: the next reservation on the key reads it again, one
+// KV Get more for a member not messaged within the longest window.
+func (l *limiter) forget(idle []idleKey) {
+	if len(idle) == 0 {
+		return
+	}
 	l.mu.Lock()
-	out := make(map[string]cachedEntry, len(l.cache))
+	defer l.mu.Unlock()
+	for _, k := range idle {
+		if e, ok := l.cache[k.key]; ok && e.rev == k.rev {
+			delete(l.cache, k.key)
+		}
+	}
+}
+
+// keyedEntry is one cached ledger with its key.
+type keyedEntry struct {
+	key string
+	cachedEntry
+}
+
+// snapshot returns the cached ledgers, decoded (for wxhub_sender_limit_usage).
+// Commits keep what they wrote decoded; a value read from KV is decoded here
+// once and kept until the key changes. A slice, not a map: copying 10,000
+// map entries was a third of a scrape.
+func (l *limiter) snapshot() []keyedEntry {
+	l.mu.Lock()
+	out := make([]keyedEntry, 0, len(l.cache))
 	for k, e := range l.cache {
-		out[k] = e
+		out = append(out, keyedEntry{k, e})
 	}
 	l.mu.Unlock()
-	fresh := map[string]cachedEntry{}
-	for k, e := range out {
-		if e.parsed != nil || len(e.val) == 0 || strings.HasPrefix(k, "daily.") {
+	var fresh []keyedEntry
+	for i, e := range out {
+		if e.parsed != nil || len(e.val) == 0 || strings.HasPrefix(e.key, "daily.") {
 			continue
 		}
 		var lg ledger
 		if json.Unmarshal(e.val, &lg) != nil {
 			continue
 		}
-		e.parsed = &lg
-		out[k], fresh[k] = e, e
+		out[i].parsed = &lg
+		fresh = append(fresh, out[i])
 	}
-	l.mu.Lock()
-	for k, e := range fresh {
-		if cur, ok := l.cache[k]; ok && cur.rev == e.rev && cur.parsed == nil {
-			l.cache[k] = e
+	if len(fresh) > 0 {
+		l.mu.Lock()
+		for _, e := range fresh {
+			if cur, ok := l.cache[e.key]; ok && cur.rev == e.rev && cur.parsed == nil {
+				l.cache[e.key] = e.cachedEntry
+			}
 		}
+		l.mu.Unlock()
 	}
-	l.mu.Unlock()
 	return out
 }
