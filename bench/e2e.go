@@ -24,6 +24,7 @@ type e2eStep struct {
 	achieved   float64 // replies per second over the step
 	sustained  bool
 	errSummary string
+	legs       *legs // nil when the streams could not be read
 }
 
 // sustainedP99 is the latency above which a rate does not count as sustained.
@@ -109,8 +110,30 @@ func runE2E(ctx context.Context, o *Options, rep *Report) error {
 		fmt.Sprintf("%s per rate, %s grace, %s members writing in turn, text \"echo lg#<n>\" answered by the echo connector. Sustained: every reply within the grace, no failed callback, p99 < %s.",
 			o.StepDuration, o.Grace, thousands(int64(o.Users)), ms(sustainedP99)),
 		"Corp API ceilings and the daily quota are off in the simulator and the sender for this phase (see below); the per-member limits are WeCom's.")
-	rep.Sections = append(rep.Sections, sec)
+	rep.Sections = append(rep.Sections, sec, legsSection(steps))
 	return nil
+}
+
+// legsSection tabulates each step's legs (see legs).
+func legsSection(steps []e2eStep) Section {
+	sec := Section{Title: "End to end, leg by leg",
+		Header: []string{"offered", "due → stored in WXHUB_IN (p50 / p99)", "WXHUB_IN → reply stored in WXHUB_OUT (p50 / p99)", "WXHUB_OUT → at the simulator (p50 / p99)", "replies split"}}
+	pp := func(l *load.Latencies) string {
+		return fmt.Sprintf("%s / %s", ms(l.Percentile(50)), ms(l.Percentile(99)))
+	}
+	for _, st := range steps {
+		if st.legs == nil {
+			sec.Rows = append(sec.Rows, []string{rate(st.offered), "not measured", "", "", ""})
+			continue
+		}
+		sec.Rows = append(sec.Rows, []string{rate(st.offered), pp(st.legs.ingest), pp(st.legs.middle), pp(st.legs.outbound),
+			thousands(int64(st.legs.ingest.Count()))})
+	}
+	sec.Notes = append(sec.Notes, "Each reply's latency split where its messages were stored: the event in WXHUB_IN "+
+		"(generator, HTTP, gateway), its reply in WXHUB_OUT (router, WXHUB_ROUTE, echo connector), the reply at the "+
+		"simulator (sender, WeCom call), by JetStream's timestamps (the same clock as the generator's). Each leg's "+
+		"percentiles are its own: the legs' p99s need not add up to the end-to-end p99.")
+	return sec
 }
 
 // e2eStepRun offers rate r for o.StepDuration; timeline, when not nil, gets a
@@ -133,6 +156,7 @@ func e2eStepRun(ctx context.Context, o *Options, e *env, users []string, r float
 		return st, err
 	}
 	e.rec.Reset()
+	marks, markErr := markStreams(ctx, e.hub.Bus)
 	g, err := load.New(cfg)
 	if err != nil {
 		return st, err
@@ -151,6 +175,14 @@ func e2eStepRun(ctx context.Context, o *Options, e *env, users []string, r float
 		e.rec.EachReply(reqs, res, func(due time.Time, latency time.Duration) {
 			fmt.Fprintf(timeline, "%g %d %d\n", r, due.UnixMicro(), latency.Microseconds())
 		})
+	}
+	if markErr == nil {
+		// Read after the grace: the replies have all been stored by then.
+		if l, err := measureLegs(ctx, e.hub.Bus, marks, reqs, res, e.rec); err == nil {
+			st.legs = &l
+		} else {
+			o.progressf(PhaseE2E, "legs of %s not measured: %v", rate(r), err)
+		}
 	}
 	st.replies, st.dups = st.lat.Count(), e.rec.Duplicates()
 	st.answer = res.Latency

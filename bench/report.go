@@ -222,7 +222,11 @@ temporary directory). Latencies are exact percentiles over every sample.
   a recorder in front of the simulator notes when each reply was accepted.
   Latency = reply accepted − callback due. A rate is *sustained* when every
   answered callback's reply arrived within the grace period after the step, no
-  callback failed, and p99 stayed under 1 s.
+  callback failed, and p99 stayed under 1 s. After each step the bench reads the
+  step's messages back from WXHUB_IN and WXHUB_OUT and splits every reply's
+  latency at the times JetStream stored its event and its reply (*End to end,
+  leg by leg*): a tail in one leg names the stage to profile, a tail in every leg
+  is queueing on busy cores.
 - **Limits during the e2e run.** WeCom lets an app send one member at most 30
   messages in any minute (and 1,000 an hour); the corp has per-API ceilings
   (10,000 message/send a minute) and a daily recipient quota. Those are WeCom's

@@ -294,7 +294,7 @@ func scanStream(ctx context.Context, b *bus.Bus, name string, n int) ([]scanned,
 	// overlap its connectors' filters, so it is read message by message; it
 	// holds only unfinished work and is small.
 	if info.Config.Retention == jetstream.WorkQueuePolicy {
-		return scanByGet(ctx, s, start, n, bus.SubjectRouteEvents)
+		return scanByGet(ctx, b, name, start, n, bus.SubjectRouteEvents)
 	}
 	c, err := b.JS().OrderedConsumer(ctx, name, jetstream.OrderedConsumerConfig{
 		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
@@ -338,19 +338,16 @@ func scanStream(ctx context.Context, b *bus.Bus, name string, n int) ([]scanned,
 	return out, nil
 }
 
-func scanByGet(ctx context.Context, s jetstream.Stream, start uint64, n int, subject string) ([]scanned, error) {
+func scanByGet(ctx context.Context, b *bus.Bus, stream string, start uint64, n int, subject string) ([]scanned, error) {
 	var out []scanned
-	seq := start
-	for len(out) < n {
-		m, err := s.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject))
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			break
-		}
+	for m, err := range b.ReadStream(ctx, stream, subject, start) {
 		if err != nil {
 			return out, err
 		}
 		out = append(out, scanned{m.Sequence, m.Subject, m.Time, m.Header, m.Data})
-		seq = m.Sequence + 1
+		if len(out) >= n {
+			break
+		}
 	}
 	return out, nil
 }

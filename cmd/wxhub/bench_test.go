@@ -31,8 +31,13 @@ func TestBenchE2EPhase(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%v\n%s", err, progress.String())
 			}
-			if md := rep.Markdown(); !strings.Contains(md, "| 50/s | 50 | 50 |") {
+			md := rep.Markdown()
+			if !strings.Contains(md, "| 50/s | 50 | 50 |") {
 				t.Errorf("every callback should have its reply:\n%s", md)
+			}
+			// Every reply split into its three legs, from the streams' timestamps.
+			if !regexp.MustCompile(`\| 50/s \| [0-9.]+ ms / [0-9.]+ ms \| [0-9.]+ ms / [0-9.]+ ms \| [0-9.]+ ms / [0-9.]+ ms \| 50 \|`).MatchString(md) {
+				t.Errorf("the legs of all 50 replies should be measured:\n%s", md)
 			}
 			if timeline != "" {
 				checkTimeline(t, timeline)

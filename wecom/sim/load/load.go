@@ -68,13 +68,16 @@ type Config struct {
 	Mix Mix
 	// TextPrefix starts every text message, e.g. "echo " to reach the echo connector.
 	TextPrefix string
-	// Marker precedes the sequence number in text content. Default "lg#".
+	// Marker precedes the sequence number in text content. Default DefaultMarker.
 	Marker string
 	// Timeout of one request. Default 10s.
 	Timeout time.Duration
 	// Progress, when set, is called about once a second during the run.
 	Progress func(Progress)
 }
+
+// DefaultMarker is Config.Marker when unset.
+const DefaultMarker = "lg#"
 
 // MaxDuration caps Config.Duration: a load run must stop by itself.
 const MaxDuration = 30 * time.Minute
@@ -93,7 +96,7 @@ func (c Config) withDefaults() Config {
 		c.Mix = DefaultMix
 	}
 	if c.Marker == "" {
-		c.Marker = "lg#"
+		c.Marker = DefaultMarker
 	}
 	if c.Timeout == 0 {
 		c.Timeout = 10 * time.Second

@@ -28,10 +28,10 @@ type Recorder struct {
 	changed chan struct{}
 }
 
-// NewRecorder wraps next (the simulator). marker as in Config.Marker ("" = "lg#").
+// NewRecorder wraps next (the simulator). marker as in Config.Marker ("" = DefaultMarker).
 func NewRecorder(next http.Handler, marker string) *Recorder {
 	if marker == "" {
-		marker = "lg#"
+		marker = DefaultMarker
 	}
 	return &Recorder{next: next, marker: marker, clock: time.Now, seen: map[int64]time.Time{}, changed: make(chan struct{})}
 }

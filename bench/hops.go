@@ -1,0 +1,94 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/wxhub/wxhub/bus"
+	"github.com/wxhub/wxhub/wecom/sim/load"
+)
+
+// legs splits each reply's end-to-end latency at the two streams a message
+// crosses, by the time JetStream stored it (the server's clock, on this
+// machine like the generator's):
+//   - ingest: due → stored in WXHUB_IN (generator, HTTP, gateway);
+//   - middle: WXHUB_IN → the reply stored in WXHUB_OUT (router, WXHUB_ROUTE,
+//     echo connector);
+//   - outbound: WXHUB_OUT → accepted by the simulator (sender, WeCom call).
+//
+// A tail shared by every leg is queueing on busy cores; a tail in one leg
+// names the stage to look at.
+type legs struct {
+	ingest, middle, outbound *load.Latencies
+}
+
+// streamMarks is where WXHUB_IN and WXHUB_OUT end before a step: its messages
+// come after.
+type streamMarks struct{ in, out uint64 }
+
+func markStreams(ctx context.Context, b *bus.Bus) (streamMarks, error) {
+	var m streamMarks
+	for _, s := range []struct {
+		name string
+		seq  *uint64
+	}{{bus.StreamIn, &m.in}, {bus.StreamOut, &m.out}} {
+		st, err := b.JS().Stream(ctx, s.name)
+		if err != nil {
+			return m, fmt.Errorf("bench: %s: %w", s.name, err)
+		}
+		info, err := st.Info(ctx)
+		if err != nil {
+			return m, fmt.Errorf("bench: %s: %w", s.name, err)
+		}
+		*s.seq = info.State.LastSeq
+	}
+	return m, nil
+}
+
+// storedAt maps each request's sequence number (its text's marker) to when
+// stream stored the message carrying it, from sequence from on.
+func storedAt(ctx context.Context, b *bus.Bus, stream, subject string, from uint64) (map[int64]time.Time, error) {
+	at := map[int64]time.Time{}
+	for raw, err := range b.ReadStream(ctx, stream, subject, from) {
+		if err != nil {
+			return nil, fmt.Errorf("bench: read %s: %w", stream, err)
+		}
+		if seq, ok := load.ParseMarker(string(raw.Data), load.DefaultMarker); ok {
+			if _, dup := at[seq]; !dup {
+				at[seq] = raw.Time
+			}
+		}
+	}
+	return at, nil
+}
+
+// measureLegs splits the step's replies (see legs); a reply whose messages
+// are not both found is left out.
+func measureLegs(ctx context.Context, b *bus.Bus, since streamMarks, reqs []load.Request, res *load.Result, rec *load.Recorder) (legs, error) {
+	l := legs{load.NewLatencies(res.OK), load.NewLatencies(res.OK), load.NewLatencies(res.OK)}
+	in, err := storedAt(ctx, b, bus.StreamIn, bus.SubjectInAll, since.in+1)
+	if err != nil {
+		return l, err
+	}
+	out, err := storedAt(ctx, b, bus.StreamOut, bus.SubjectOutAll, since.out+1)
+	if err != nil {
+		return l, err
+	}
+	for i, r := range reqs {
+		if i >= len(res.Answered) || !res.Answered[i] || r.Kind != load.KindText {
+			continue
+		}
+		seen, ok1 := rec.Seen(r.Seq)
+		tin, ok2 := in[r.Seq]
+		tout, ok3 := out[r.Seq]
+		if !ok1 || !ok2 || !ok3 {
+			continue
+		}
+		due := res.Schedule[i]
+		l.ingest.Add(tin.Sub(due))
+		l.middle.Add(tout.Sub(tin))
+		l.outbound.Add(seen.Sub(tout))
+	}
+	return l, nil
+}
