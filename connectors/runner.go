@@ -275,11 +275,19 @@ func (r *Runner) process(ctx, workCtx context.Context, p int, msg jetstream.Msg)
 		res.Outcome = OutcomeRequeued
 		return
 	}
-	defer func() { <-r.sem }()
+	// The slot is for the handler call only (Concurrency bounds the load on the
+	// legacy system): it is given back before the replies are stored, so a
+	// handler of another partition starts while this one waits for JetStream.
+	// Held through that wait, four slots capped a connector near 2,000 events/s
+	// and turned every slow store into a queue for all partitions.
+	r.m.running(r.opts.Name, 1)
+	release := sync.OnceFunc(func() {
+		r.m.running(r.opts.Name, -1)
+		<-r.sem
+	})
+	defer release()
 	r.inFlight.Add(1)
 	defer r.inFlight.Add(-1)
-	r.m.running(r.opts.Name, 1)
-	defer r.m.running(r.opts.Name, -1)
 
 	attempt := 1
 	var seq uint64
@@ -318,6 +326,7 @@ func (r *Runner) process(ctx, workCtx context.Context, p int, msg jetstream.Msg)
 		MaxDeliver: r.opts.MaxDeliver,
 	})
 	replies, err := r.call(hctx, &ev)
+	release()
 	var ans *answerError
 	var notice *retryError
 	switch {
