@@ -6,7 +6,7 @@ package bench
 const history = "## Before and after\n\n" + history20261126 + "\n" + history20261125d + "\n" + history20261125c + "\n" + history20261125b + "\n" + history20261125
 
 // history20261126: the fifth session on the performance issue.
-const history20261126 = `### 2026-11-26 (fifth pass): an anchor in WXHUB_ROUTE, a GC heap floor
+const history20261126 = `### 2026-11-26 (fifth pass): an anchor in WXHUB_ROUTE, a GC heap floor, latency leg by leg, connector slots
 
 Where the time goes at 1,000/s on this machine today: vmstat shows the two
 cores 87-95% busy; the hub takes 1.26 cores and the bench process (generator,
@@ -49,7 +49,16 @@ them in 6.9%: in a 10 s run the collector is a part of the tail, not most of it.
    8.77 ms from due to WXHUB_IN, 21.3 ms from WXHUB_IN to the reply in
    WXHUB_OUT (router and connector), 13.4 ms from WXHUB_OUT to the simulator;
    at 200/s 1.99, 1.12 and 1.50 ms.
-5. A scrape of ` + "`wxhub_sender_limit_usage`" + ` (the dashboard gathers once a second
+5. What the legs showed first: at 2,000/s the backlog was all in WXHUB_ROUTE
+   (p50 1,287 ms in the middle leg, 5 and 15 ms in the others). A connector's
+   concurrency slot (4 by default) was held from the handler call through the
+   wait for JetStream to store its replies, so four slots capped the echo
+   connector near 2,000 events/s and a slow store made every partition wait.
+   The slot now covers the handler call only (what Concurrency bounds: the load
+   on the legacy system). In pairs, before → after: 2,000/s p99 1,552 ms (not
+   sustained) → 404 ms (sustained); 1,000/s p99 28.7 → 29.4 ms and 20.5 →
+   17.0 ms, the middle leg's p99 16.0 → 12.1 ms and 8.16 → 5.89 ms.
+6. A scrape of ` + "`wxhub_sender_limit_usage`" + ` (the dashboard gathers once a second
    while open) decoded every member ledger changed since the last one and
    walked every member ever messaged. Commits now keep the ledger they wrote
    decoded, and ledgers with nothing left in any window leave the cache:
