@@ -2,6 +2,7 @@ package bus
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -20,7 +21,7 @@ const SubjectRouteAnchor = SubjectRoutePrefix + "._anchor"
 // next anchor lands in it that block is created again at every drain: with
 // one anchor a second the hub still created ~33 block files a second (256 KB
 // write buffer each); five a second leave a fifth of that. An idle hub pays
-// five small writes and purges a second.
+// five small writes and deletes a second.
 const RouteAnchorEvery = 200 * time.Millisecond
 
 // KeepRouteAnchor keeps one message that no connector consumes in WXHUB_ROUTE's
@@ -33,8 +34,13 @@ const RouteAnchorEvery = 200 * time.Millisecond
 // event: ~8% of the hub's CPU went to creating and deleting files, under the
 // stream's lock. A message nobody acks keeps the block in use. The store
 // starts a new block when one is full (every 4 MB), so a new anchor is written
-// every `every` and the older ones are purged: the block being written holds
+// every `every` and the previous one deleted: the block being written holds
 // an anchor again within `every` of being started.
+//
+// It starts with AnchorRoute, which purges the anchors a stopped process
+// left; after that each new anchor replaces the previous one by sequence, which
+// costs the same however long the stream is (a purge by subject walks the
+// blocks between the anchors, and a connector that is down can leave many).
 //
 // Errors are logged (a warning on the first, info when it works again) and the
 // loop goes on: an anchor missing only costs speed.
@@ -42,8 +48,14 @@ func (b *Bus) KeepRouteAnchor(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	failing := false
+	var prev uint64 // the anchor this loop wrote last; 0: start over with a purge
 	for {
-		err := b.AnchorRoute(ctx)
+		var err error
+		if prev == 0 {
+			prev, err = b.anchorRoute(ctx, true)
+		} else {
+			prev, err = b.renewRouteAnchor(ctx, prev)
+		}
 		switch {
 		case ctx.Err() != nil:
 			return
@@ -64,21 +76,51 @@ func (b *Bus) KeepRouteAnchor(ctx context.Context, every time.Duration) {
 // AnchorRoute writes a new anchor and purges the older ones, left by this
 // process or by one that stopped (several processes may keep anchors at once).
 func (b *Bus) AnchorRoute(ctx context.Context) error {
+	_, err := b.anchorRoute(ctx, true)
+	return err
+}
+
+// anchorRoute publishes an anchor (and purges the older ones when purge is
+// set); it returns the new anchor's sequence.
+func (b *Bus) anchorRoute(ctx context.Context, purge bool) (uint64, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	m := nats.NewMsg(SubjectRouteAnchor)
 	m.Header.Set("Wxhub-Anchor", "keeps the stream's write block; consumed by no one")
-	if _, err := b.js.PublishMsg(ctx, m); err != nil {
-		return fmt.Errorf("bus: publish route anchor: %w", err)
+	ack, err := b.js.PublishMsg(ctx, m)
+	if err != nil {
+		return 0, fmt.Errorf("bus: publish route anchor: %w", err)
+	}
+	if !purge {
+		return ack.Sequence, nil
 	}
 	s, err := b.js.Stream(ctx, StreamRoute)
 	if err != nil {
-		return fmt.Errorf("bus: route anchor: %w", err)
+		return 0, fmt.Errorf("bus: route anchor: %w", err)
 	}
 	if err := s.Purge(ctx, jetstream.WithPurgeSubject(SubjectRouteAnchor), jetstream.WithPurgeKeep(1)); err != nil {
-		return fmt.Errorf("bus: purge old route anchors: %w", err)
+		return 0, fmt.Errorf("bus: purge old route anchors: %w", err)
 	}
-	return nil
+	return ack.Sequence, nil
+}
+
+// renewRouteAnchor writes a new anchor, then deletes the one at prev. On an
+// error it returns 0, so that the next round starts over with a purge.
+func (b *Bus) renewRouteAnchor(ctx context.Context, prev uint64) (uint64, error) {
+	seq, err := b.anchorRoute(ctx, false)
+	if err != nil {
+		return 0, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	s, err := b.js.Stream(ctx, StreamRoute)
+	if err == nil {
+		err = s.DeleteMsg(ctx, prev)
+	}
+	if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+		return 0, fmt.Errorf("bus: delete the previous route anchor: %w", err)
+	}
+	return seq, nil
 }
 
 // RouteBacklog is the number of routed events not yet done by their
