@@ -34,9 +34,11 @@ them in 6.9%: in a 10 s run the collector is a part of the tail, not most of it.
    refuses from a work queue): 1,171-1,173 ms. With one anchor a second the
    store still started a block ~33 times a second (a 4 MB block fills every
    few seconds, and the new one churns until an anchor lands in it): 84 MB of
-   256 KB write buffers in 10 s. Renewed every 200 ms: 35 MB, and the hub's
-   allocation per 10 s at 1,000/s 762 → 687 MB; an idle hub's CPU 0.8-0.9% →
-   1.0-1.1% of a core.
+   256 KB write buffers in 10 s. Renewed every 200 ms while events are routed
+   (once a second otherwise), the previous anchor deleted by sequence: 35 MB,
+   and the hub's allocation per 10 s at 1,000/s 762 → 687 MB; an idle hub's
+   CPU stays at 0.7-0.8% of a core (1.4-1.5% with a purge and a stream lookup
+   every 200 ms, the first try).
 2. A GC heap floor (` + "`runtime.gc_heap_floor_mib`" + `, 128 MiB): after each
    collection the hub sets GOGC so that the next one starts at max(floor, 2 ×
    live heap). Cost phase at 1,000/s for 15 s, alternating: 1,261 and 1,219 ms

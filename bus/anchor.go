@@ -20,8 +20,8 @@ const SubjectRouteAnchor = SubjectRoutePrefix + "._anchor"
 // starts a new 4 MB block every few seconds at 1,000 events/s, and until the
 // next anchor lands in it that block is created again at every drain: with
 // one anchor a second the hub still created ~33 block files a second (256 KB
-// write buffer each); five a second leave a fifth of that. An idle hub pays
-// five small writes and deletes a second.
+// write buffer each); five a second leave a fifth of that. While nothing is
+// routed the period is five times longer: one small write and delete a second.
 const RouteAnchorEvery = 200 * time.Millisecond
 
 // KeepRouteAnchor keeps one message that no connector consumes in WXHUB_ROUTE's
@@ -45,16 +45,26 @@ const RouteAnchorEvery = 200 * time.Millisecond
 // Errors are logged (a warning on the first, info when it works again) and the
 // loop goes on: an anchor missing only costs speed.
 func (b *Bus) KeepRouteAnchor(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
+	t := time.NewTimer(every)
 	defer t.Stop()
 	failing := false
 	var prev uint64 // the anchor this loop wrote last; 0: start over with a purge
+	var route jetstream.Stream
 	for {
 		var err error
+		wait := every
 		if prev == 0 {
 			prev, err = b.anchorRoute(ctx, true)
+			route = nil // the stream may have been declared again
 		} else {
-			prev, err = b.renewRouteAnchor(ctx, prev)
+			var seq uint64
+			seq, route, err = b.renewRouteAnchor(ctx, prev, route)
+			if err == nil && seq == prev+1 {
+				// Nothing was routed since the last anchor: no block can have
+				// filled, so an idle hub renews five times less often.
+				wait = idleAnchorFactor * every
+			}
+			prev = seq
 		}
 		switch {
 		case ctx.Err() != nil:
@@ -65,6 +75,7 @@ func (b *Bus) KeepRouteAnchor(ctx context.Context, every time.Duration) {
 			b.log.Info("WXHUB_ROUTE anchor written again")
 		}
 		failing = err != nil
+		t.Reset(wait)
 		select {
 		case <-ctx.Done():
 			return
@@ -72,6 +83,9 @@ func (b *Bus) KeepRouteAnchor(ctx context.Context, every time.Duration) {
 		}
 	}
 }
+
+// idleAnchorFactor stretches the anchor's period while nothing is routed.
+const idleAnchorFactor = 5
 
 // AnchorRoute writes a new anchor and purges the older ones, left by this
 // process or by one that stopped (several processes may keep anchors at once).
@@ -104,23 +118,26 @@ func (b *Bus) anchorRoute(ctx context.Context, purge bool) (uint64, error) {
 	return ack.Sequence, nil
 }
 
-// renewRouteAnchor writes a new anchor, then deletes the one at prev. On an
-// error it returns 0, so that the next round starts over with a purge.
-func (b *Bus) renewRouteAnchor(ctx context.Context, prev uint64) (uint64, error) {
+// renewRouteAnchor writes a new anchor, then deletes the one at prev. route
+// is the stream's handle from the previous round (nil: looked up, once: a
+// lookup is a stream-info request, dearer than the anchor itself). On an error
+// it returns 0, so that the next round starts over with a purge.
+func (b *Bus) renewRouteAnchor(ctx context.Context, prev uint64, route jetstream.Stream) (uint64, jetstream.Stream, error) {
 	seq, err := b.anchorRoute(ctx, false)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	s, err := b.js.Stream(ctx, StreamRoute)
-	if err == nil {
-		err = s.DeleteMsg(ctx, prev)
+	if route == nil {
+		if route, err = b.js.Stream(ctx, StreamRoute); err != nil {
+			return 0, nil, fmt.Errorf("bus: route anchor: %w", err)
+		}
 	}
-	if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
-		return 0, fmt.Errorf("bus: delete the previous route anchor: %w", err)
+	if err := route.DeleteMsg(ctx, prev); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+		return 0, nil, fmt.Errorf("bus: delete the previous route anchor: %w", err)
 	}
-	return seq, nil
+	return seq, route, nil
 }
 
 // RouteBacklog is the number of routed events not yet done by their
