@@ -86,7 +86,13 @@ dispatch. Over minutes the tail is still the collector marking the server's
 duplicate-id maps (2-minute p99 116-163 ms), which an embedded server shares
 with the hub's heap: after 90 s at 1,000/s (p99 84.7 ms) the heap held 803,517
 live objects, and 644,461 of them were the server's duplicate-id entries and
-their id strings (327,690 and 316,771), two per message per stream.
+their id strings (327,690 and 316,771), two per message per stream. On the
+final tree: 2 minutes at 1,000/s p99 40.6 ms, 3 minutes 133 ms (legs' p99 15.5,
+92.2 and 45.9 ms): the fourth pass measured 86.7 and 111 ms over 3 minutes.
+
+Tried and not kept: starting each reservation from a copy of the ledger the
+last commit kept instead of decoding its JSON (cost phase 1,113 and 1,050 ms
+before, 1,143 and 1,096 after: nothing to see).
 `
 
 // history20261125: issue "Performance: measure the hub against its ceiling".
