@@ -395,12 +395,18 @@ func TestOverviewAndEvents(t *testing.T) {
 		t.Fatalf("limits %+v", ov.Limits)
 	}
 
-	// A failed send status reaches "recent errors" through the watcher.
+	// A failed send status reaches "recent errors" through the watcher. The
+	// watcher takes updates only and starts in the background, so the status
+	// is written again with each event until it shows: one written before the
+	// watch began would never reach it (CI saw exactly that once).
 	kv, _ := e.bus.KV(ctx, bus.BucketStatus)
-	st, _ := json.Marshal(schemas.MessageStatus{ID: "m-1", App: "helpdesk", Status: schemas.StatusFailed, Reason: "errcode 60020", UpdatedAt: time.Now()})
-	if _, err := kv.Put(ctx, "m-1", st); err != nil {
-		t.Fatal(err)
+	putFailed := func() {
+		st, _ := json.Marshal(schemas.MessageStatus{ID: "m-1", App: "helpdesk", Status: schemas.StatusFailed, Reason: "errcode 60020", UpdatedAt: time.Now()})
+		if _, err := kv.Put(ctx, "m-1", st); err != nil {
+			t.Fatal(err)
+		}
 	}
+	putFailed()
 
 	// The event stream delivers overviews that follow the sends.
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.srv.URL+"/dashboard/api/events", nil)
@@ -418,6 +424,9 @@ func TestOverviewAndEvents(t *testing.T) {
 			continue
 		}
 		sent.WithLabelValues("helpdesk", "ok").Add(10)
+		if !sawStatus {
+			putFailed()
+		}
 		var o overview
 		if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &o); err != nil {
 			t.Fatalf("event: %v", err)
