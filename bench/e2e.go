@@ -172,7 +172,7 @@ func e2eStepRun(ctx context.Context, o *Options, e *env, users []string, r float
 	st.sent, st.ok, st.failed = res.Sent, res.OK, res.Failed
 	st.lat, st.missing = e.rec.EndToEnd(reqs, res)
 	if timeline != nil {
-		e.rec.EachReply(reqs, res, func(due time.Time, latency time.Duration) {
+		e.rec.EachReply(reqs, res, func(_ int64, due time.Time, latency time.Duration) {
 			fmt.Fprintf(timeline, "%g %d %d\n", r, due.UnixMicro(), latency.Microseconds())
 		})
 	}

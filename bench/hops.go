@@ -28,22 +28,12 @@ type legs struct {
 type streamMarks struct{ in, out uint64 }
 
 func markStreams(ctx context.Context, b *bus.Bus) (streamMarks, error) {
-	var m streamMarks
-	for _, s := range []struct {
-		name string
-		seq  *uint64
-	}{{bus.StreamIn, &m.in}, {bus.StreamOut, &m.out}} {
-		st, err := b.JS().Stream(ctx, s.name)
-		if err != nil {
-			return m, fmt.Errorf("bench: %s: %w", s.name, err)
-		}
-		info, err := st.Info(ctx)
-		if err != nil {
-			return m, fmt.Errorf("bench: %s: %w", s.name, err)
-		}
-		*s.seq = info.State.LastSeq
+	in, err := streamState(ctx, b, bus.StreamIn)
+	if err != nil {
+		return streamMarks{}, err
 	}
-	return m, nil
+	out, err := streamState(ctx, b, bus.StreamOut)
+	return streamMarks{in.LastSeq, out.LastSeq}, err
 }
 
 // storedAt maps each request's sequence number (its text's marker) to when
@@ -75,20 +65,15 @@ func measureLegs(ctx context.Context, b *bus.Bus, since streamMarks, reqs []load
 	if err != nil {
 		return l, err
 	}
-	for i, r := range reqs {
-		if i >= len(res.Answered) || !res.Answered[i] || r.Kind != load.KindText {
-			continue
+	rec.EachReply(reqs, res, func(seq int64, due time.Time, latency time.Duration) {
+		tin, ok1 := in[seq]
+		tout, ok2 := out[seq]
+		if !ok1 || !ok2 {
+			return
 		}
-		seen, ok1 := rec.Seen(r.Seq)
-		tin, ok2 := in[r.Seq]
-		tout, ok3 := out[r.Seq]
-		if !ok1 || !ok2 || !ok3 {
-			continue
-		}
-		due := res.Schedule[i]
 		l.ingest.Add(tin.Sub(due))
 		l.middle.Add(tout.Sub(tin))
-		l.outbound.Add(seen.Sub(tout))
-	}
+		l.outbound.Add(due.Add(latency).Sub(tout))
+	})
 	return l, nil
 }

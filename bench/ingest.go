@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/wxhub/wxhub/bus"
 	"github.com/wxhub/wxhub/wecom/sim/load"
 )
@@ -180,20 +182,26 @@ func mixOf(k map[load.Kind]int) string {
 
 // streamMsgs answers how many messages a stream holds.
 func streamMsgs(ctx context.Context, b *bus.Bus, stream string) (uint64, error) {
+	st, err := streamState(ctx, b, stream)
+	return st.Msgs, err
+}
+
+// streamState is what JetStream says about stream now.
+func streamState(ctx context.Context, b *bus.Bus, stream string) (jetstream.StreamState, error) {
 	if b == nil {
-		return 0, errors.New("bench: no bus to check the stream")
+		return jetstream.StreamState{}, errors.New("bench: no bus to check the stream")
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	s, err := b.JS().Stream(ctx, stream)
 	if err != nil {
-		return 0, fmt.Errorf("bench: stream %s: %w", stream, err)
+		return jetstream.StreamState{}, fmt.Errorf("bench: stream %s: %w", stream, err)
 	}
 	info, err := s.Info(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("bench: stream %s: %w", stream, err)
+		return jetstream.StreamState{}, fmt.Errorf("bench: stream %s: %w", stream, err)
 	}
-	return info.State.Msgs, nil
+	return info.State, nil
 }
 
 // backlog says where messages wait: events not yet routed (WXHUB_IN, router),

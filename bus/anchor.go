@@ -151,6 +151,11 @@ func (b *Bus) RouteBacklog(ctx context.Context) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("bus: route backlog: %w", err)
 	}
-	anchors := info.State.Subjects[SubjectRouteAnchor]
-	return info.State.Msgs - min(anchors, info.State.Msgs), nil
+	return RouteWork(info.State), nil
+}
+
+// RouteWork is WXHUB_ROUTE's message count without the anchors, from a state
+// read with jetstream.WithSubjectFilter(SubjectRouteAnchor).
+func RouteWork(st jetstream.StreamState) uint64 {
+	return st.Msgs - min(st.Subjects[SubjectRouteAnchor], st.Msgs)
 }

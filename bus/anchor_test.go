@@ -184,3 +184,43 @@ func TestKeepRouteAnchorSurvivesAMissingStream(t *testing.T) {
 	stop()
 	<-done
 }
+
+// While nothing is routed, the anchor is renewed five times less often: an
+// idle hub writes one a second, not five.
+func TestKeepRouteAnchorSlowsDownWhenIdle(t *testing.T) {
+	b := openBus(t, t.TempDir())
+	defer b.Close()
+	ctx := testCtx(t)
+	st, err := b.JS().Stream(ctx, bus.StreamRoute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lastSeq := func() uint64 {
+		info, err := st.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.State.LastSeq
+	}
+	const every = 20 * time.Millisecond
+	loopCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); b.KeepRouteAnchor(loopCtx, every) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for lastSeq() < 2 { // the first anchor and its first renewal
+		if time.Now().After(deadline) {
+			t.Fatal("no anchor renewed")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	from, start := lastSeq(), time.Now()
+	time.Sleep(40 * every)
+	renewals, took := lastSeq()-from, time.Since(start)
+	stop()
+	<-done
+	// At `every` it would be about took/every (40); idle it is a fifth of that.
+	// Only an upper bound: a slow machine renews less, never more.
+	if limit := uint64(took/every)/5 + 3; renewals > limit {
+		t.Fatalf("%d anchors in %s idle with every=%s; want at most %d", renewals, took, every, limit)
+	}
+}

@@ -163,7 +163,7 @@ func readBusState(ctx context.Context, b *bus.Bus) (BusState, error) {
 		}
 		ss := info.State
 		if name == bus.StreamRoute { // its depth is work to do, not the anchor (bus.KeepRouteAnchor)
-			ss.Msgs -= min(ss.Subjects[bus.SubjectRouteAnchor], ss.Msgs)
+			ss.Msgs = bus.RouteWork(ss)
 		}
 		st.Streams = append(st.Streams, StreamState{
 			Name: name, Messages: ss.Msgs, Bytes: ss.Bytes, FirstSeq: ss.FirstSeq, LastSeq: ss.LastSeq,

@@ -246,56 +246,31 @@ func (u *limitUsage) Collect(ch chan<- prometheus.Metric) {
 			}
 		}
 	}
-	// Per scope and app, the fullest key under each rule: one map lookup per
-	// key, the label strings made once per group.
-	type group struct {
-		app   string
-		rules []rule
-		names []string
-		full  []float64
-	}
-	groups := map[[2]string]*group{}
 	var idle []idleKey
 	for _, e := range lim.snapshot() {
 		scope, rest, _ := strings.Cut(e.key, ".")
-		gk := [2]string{scope, rest} // corp.<api>: one group per API
-		if scope != "corp" {
-			gk[1], _, _ = strings.Cut(rest, ".") // <scope>.<app key>.<member or chat>
-		}
-		g, ok := groups[gk]
-		if !ok {
-			g = &group{app: "*"}
-			switch scope {
-			case "corp":
-				g.rules = s.corpRules
-			case "member", "chat", "daily":
-				if g.app = appOf[gk[1]]; g.app == "" {
-					g = nil // an app no longer configured
-					break
-				}
-				g.rules = s.memberRules
-				if scope == "chat" {
-					g.rules = s.chatRules
-				}
-			default:
-				g = nil
+		app := "*"
+		var rules []rule
+		switch scope {
+		case "corp":
+			rules = s.corpRules
+		case "member", "chat", "daily":
+			ak, _, _ := strings.Cut(rest, ".")
+			if app = appOf[ak]; app == "" {
+				continue // an app no longer configured
 			}
-			if g != nil && scope != "daily" {
-				for _, r := range g.rules {
-					g.names = append(g.names, limitName(&claim{key: scope + "." + rest}, r.Name))
-				}
-				g.full = make([]float64, len(g.rules))
+			rules = s.memberRules
+			if scope == "chat" {
+				rules = s.chatRules
 			}
-			groups[gk] = g
-		}
-		if g == nil {
+		default:
 			continue
 		}
 		if scope == "daily" {
 			var d dailyCount
 			q := s.cfg.Limits.AppDailyRecipients
 			if q > 0 && json.Unmarshal(e.val, &d) == nil && d.Day == now.In(s.loc).Format("20060102") {
-				put(lk{g.app, "daily"}, float64(d.N)/float64(q))
+				put(lk{app, "daily"}, float64(d.N)/float64(q))
 			}
 			continue
 		}
@@ -303,27 +278,14 @@ func (u *limitUsage) Collect(ch chan<- prometheus.Metric) {
 		if lg == nil {
 			continue
 		}
-		live := false
-		for i, r := range g.rules {
-			if r.Limit <= 0 {
-				continue
-			}
-			if n := lg.used(now, r, lim.margin); n > 0 {
-				live = true
-				g.full[i] = max(g.full[i], float64(n)/float64(r.Limit))
-			}
+		if lg.empty(now, rules, lim.margin) {
+			idle = append(idle, idleKey{e.key, e.rev})
+			continue // 0 under every rule, and every limit shows from start-up
 		}
-		if !live {
-			idle = append(idle, idleKey{e.key, e.rev}) // nothing left in any window
-		}
-	}
-	for _, g := range groups {
-		if g == nil {
-			continue
-		}
-		for i, r := range g.rules {
-			if r.Limit > 0 && g.full != nil {
-				put(lk{g.app, g.names[i]}, g.full[i])
+		c := &claim{key: e.key}
+		for _, r := range rules {
+			if r.Limit > 0 {
+				put(lk{app, limitName(c, r.Name)}, float64(lg.used(now, r, lim.margin))/float64(r.Limit))
 			}
 		}
 	}

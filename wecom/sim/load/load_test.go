@@ -378,9 +378,16 @@ func TestRecorderEndToEnd(t *testing.T) {
 	}
 	// The timeline gives the same replies, each with its due time.
 	var dues []time.Time
+	var seqs []int64
 	var total time.Duration
-	if m := rec.EachReply(reqs, res, func(d time.Time, l time.Duration) { dues = append(dues, d); total += l }); m != 1 || len(dues) != 2 {
+	if m := rec.EachReply(reqs, res, func(seq int64, d time.Time, l time.Duration) {
+		seqs, dues = append(seqs, seq), append(dues, d)
+		total += l
+	}); m != 1 || len(dues) != 2 {
 		t.Fatalf("EachReply: %d replies, %d missing", len(dues), m)
+	}
+	if seqs[0] >= seqs[1] {
+		t.Errorf("EachReply: sequence numbers %v, want them in request order", seqs)
 	}
 	if !dues[0].Equal(due) || total <= 0 || total != lat.Percentile(0)+lat.Max() {
 		t.Errorf("EachReply: dues %v, latency sum %s (percentiles %s + %s)", dues, total, lat.Percentile(0), lat.Max())

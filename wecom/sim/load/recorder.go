@@ -186,18 +186,18 @@ func (rec *Recorder) WaitCount(ctx context.Context, n int) (int, error) {
 // to its reply's acceptance, and how many answered requests got no reply.
 func (rec *Recorder) EndToEnd(reqs []Request, res *Result) (lat *Latencies, missing int) {
 	lat = NewLatencies(res.OK)
-	missing = rec.EachReply(reqs, res, func(_ time.Time, latency time.Duration) {
+	missing = rec.EachReply(reqs, res, func(_ int64, _ time.Time, latency time.Duration) {
 		lat.s = append(lat.s, latency)
 	})
 	return lat, missing
 }
 
-// EachReply calls fn, in request order, with the due time and the end-to-end
+// EachReply calls fn, in request order, with the sequence number, due time and end-to-end
 // latency of every answered text request whose reply was seen, and returns how
 // many answered requests got no reply. A timeline of the latencies shows what
 // percentiles hide: whether the slow replies come in clusters (stalls) or are
 // spread out (queueing).
-func (rec *Recorder) EachReply(reqs []Request, res *Result, fn func(due time.Time, latency time.Duration)) (missing int) {
+func (rec *Recorder) EachReply(reqs []Request, res *Result, fn func(seq int64, due time.Time, latency time.Duration)) (missing int) {
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
 	for i, r := range reqs {
@@ -209,7 +209,7 @@ func (rec *Recorder) EachReply(reqs []Request, res *Result, fn func(due time.Tim
 			missing++
 			continue
 		}
-		fn(res.Schedule[i], t.Sub(res.Schedule[i]))
+		fn(r.Seq, res.Schedule[i], t.Sub(res.Schedule[i]))
 	}
 	return missing
 }
