@@ -60,7 +60,7 @@ func runE2E(ctx context.Context, o *Options, rep *Report) error {
 		defer f.Close()
 		w := bufio.NewWriter(f)
 		defer w.Flush()
-		fmt.Fprintln(w, "# offered/s due_unix_us latency_us")
+		fmt.Fprintln(w, "# offered/s due_unix_us latency_us ingest_us middle_us outbound_us (legs: see legs in bench/hops.go; - when not split)")
 		timeline = w
 	}
 
@@ -171,18 +171,25 @@ func e2eStepRun(ctx context.Context, o *Options, e *env, users []string, r float
 	cancel()
 	st.sent, st.ok, st.failed = res.Sent, res.OK, res.Failed
 	st.lat, st.missing = e.rec.EndToEnd(reqs, res)
-	if timeline != nil {
-		e.rec.EachReply(reqs, res, func(_ int64, due time.Time, latency time.Duration) {
-			fmt.Fprintf(timeline, "%g %d %d\n", r, due.UnixMicro(), latency.Microseconds())
-		})
-	}
+	var times storedTimes
 	if markErr == nil {
 		// Read after the grace: the replies have all been stored by then.
-		if l, err := measureLegs(ctx, e.hub.Bus, marks, reqs, res, e.rec); err == nil {
+		if times, err = readStoredTimes(ctx, e.hub.Bus, marks); err == nil {
+			l := measureLegs(times, reqs, res, e.rec)
 			st.legs = &l
 		} else {
 			o.progressf(PhaseE2E, "legs of %s not measured: %v", rate(r), err)
 		}
+	}
+	if timeline != nil {
+		e.rec.EachReply(reqs, res, func(seq int64, due time.Time, latency time.Duration) {
+			fmt.Fprintf(timeline, "%g %d %d", r, due.UnixMicro(), latency.Microseconds())
+			if in, mid, out, ok := times.split(seq, due, latency); ok {
+				fmt.Fprintf(timeline, " %d %d %d\n", in.Microseconds(), mid.Microseconds(), out.Microseconds())
+			} else {
+				fmt.Fprint(timeline, " - - -\n")
+			}
+		})
 	}
 	st.replies, st.dups = st.lat.Count(), e.rec.Duplicates()
 	st.answer = res.Latency

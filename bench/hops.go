@@ -53,27 +53,41 @@ func storedAt(ctx context.Context, b *bus.Bus, stream, subject string, from uint
 	return at, nil
 }
 
-// measureLegs splits the step's replies (see legs); a reply whose messages
-// are not both found is left out.
-func measureLegs(ctx context.Context, b *bus.Bus, since streamMarks, reqs []load.Request, res *load.Result, rec *load.Recorder) (legs, error) {
-	l := legs{load.NewLatencies(res.OK), load.NewLatencies(res.OK), load.NewLatencies(res.OK)}
+// storedTimes holds when WXHUB_IN stored each step request's event and
+// WXHUB_OUT its reply, by the request's sequence number.
+type storedTimes struct{ in, out map[int64]time.Time }
+
+// readStoredTimes reads both streams from the step's marks on.
+func readStoredTimes(ctx context.Context, b *bus.Bus, since streamMarks) (storedTimes, error) {
 	in, err := storedAt(ctx, b, bus.StreamIn, bus.SubjectInAll, since.in+1)
 	if err != nil {
-		return l, err
+		return storedTimes{}, err
 	}
 	out, err := storedAt(ctx, b, bus.StreamOut, bus.SubjectOutAll, since.out+1)
-	if err != nil {
-		return l, err
+	return storedTimes{in, out}, err
+}
+
+// split cuts one reply's latency into its legs; ok is false when either of its
+// messages was not found.
+func (s storedTimes) split(seq int64, due time.Time, latency time.Duration) (ingest, middle, outbound time.Duration, ok bool) {
+	tin, ok1 := s.in[seq]
+	tout, ok2 := s.out[seq]
+	if !ok1 || !ok2 {
+		return 0, 0, 0, false
 	}
+	return tin.Sub(due), tout.Sub(tin), due.Add(latency).Sub(tout), true
+}
+
+// measureLegs splits the step's replies (see legs); a reply whose messages
+// are not both found is left out.
+func measureLegs(times storedTimes, reqs []load.Request, res *load.Result, rec *load.Recorder) legs {
+	l := legs{load.NewLatencies(res.OK), load.NewLatencies(res.OK), load.NewLatencies(res.OK)}
 	rec.EachReply(reqs, res, func(seq int64, due time.Time, latency time.Duration) {
-		tin, ok1 := in[seq]
-		tout, ok2 := out[seq]
-		if !ok1 || !ok2 {
-			return
+		if in, mid, out, ok := times.split(seq, due, latency); ok {
+			l.ingest.Add(in)
+			l.middle.Add(mid)
+			l.outbound.Add(out)
 		}
-		l.ingest.Add(tin.Sub(due))
-		l.middle.Add(tout.Sub(tin))
-		l.outbound.Add(due.Add(latency).Sub(tout))
 	})
-	return l, nil
+	return l
 }

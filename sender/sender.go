@@ -433,12 +433,32 @@ func (s *Sender) kick() {
 // on up to Workers goroutines. Returns when ctx is done and the
 // workers have finished.
 func (s *Sender) dispatch(ctx context.Context) {
+	// A slot is taken before a task is picked, so the pick happens only when a
+	// worker is free and sees every task queued until then (an urgent message
+	// is not stuck behind a bulk one picked early).
 	slots := make(chan struct{}, s.cfg.Workers)
+	// Long-lived workers rather than a goroutine per task: a new goroutine's
+	// small stack grew (copied) on every task through admission and the JSON
+	// ledger, 4% of the hub's CPU at 1,000 messages/s.
+	tasks := make(chan *task, s.cfg.Workers)
 	var workers sync.WaitGroup
-	defer workers.Wait()
 	// Calls in flight finish on shutdown: cutting them would leave WeCom's answer unknown.
 	callCtx, cancelCalls := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelCalls()
+	defer func() {
+		close(tasks)
+		workers.Wait()
+		cancelCalls()
+	}()
+	for range s.cfg.Workers {
+		workers.Go(func() {
+			for t := range tasks {
+				if s.admit(ctx, t) {
+					s.send(callCtx, t)
+				}
+				<-slots
+			}
+		})
+	}
 	var armed time.Time
 	var timer <-chan time.Time
 	for {
@@ -478,14 +498,7 @@ func (s *Sender) dispatch(ctx context.Context) {
 		// here: a reservation is a KV round trip, and one at a time capped the
 		// sender near 1/RTT. Lanes stay in order (a lane has one task in flight)
 		// and concurrent claims on one key are group-committed by the limiter.
-		workers.Add(1)
-		go func() {
-			defer workers.Done()
-			defer func() { <-slots }()
-			if s.admit(ctx, t) {
-				s.send(callCtx, t)
-			}
-		}()
+		tasks <- t // never blocks: a slot is held, so the buffer has room
 	}
 }
 

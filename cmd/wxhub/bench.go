@@ -31,7 +31,7 @@ func benchCmd(ctx context.Context, args []string) error {
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the bench process to this file (of the hub too with --in-process)")
 	inProcess := fs.Bool("in-process", false, "run the e2e phase's hub in the bench process instead of as a `wxhub run` child")
 	childStderr := fs.String("child-stderr", "", "append the child `wxhub run`'s standard error to this file (with GODEBUG=gctrace=1 in the environment: its GC cycles)")
-	latencies := fs.String("latencies", "", "write every end-to-end reply's offered rate, due time and latency (µs) to this file, a line each")
+	latencies := fs.String("latencies", "", "write every end-to-end reply's offered rate, due time, latency and its three legs (µs) to this file, a line each")
 	childPprof := fs.String("child-pprof", "", "the child `wxhub run` (e2e and cost phases) serves /debug/pprof here (loopback host:port), to profile it under load")
 	if err := fs.Parse(args); err != nil {
 		return err

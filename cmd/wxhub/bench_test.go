@@ -15,7 +15,7 @@ import (
 
 // The e2e phase against the whole hub in this process, at a low rate for a
 // second: every callback's reply comes back through router, echo connector and
-// sender; with --latencies, the file gets a line per reply.
+// sender; with --latencies, the file gets a line per reply, split into its legs.
 func TestBenchE2EPhase(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a hub")
@@ -57,11 +57,21 @@ func checkTimeline(t *testing.T, timeline string) {
 	}
 	for _, l := range lines[1:] {
 		f := strings.Fields(l)
-		if len(f) != 3 || f[0] != "50" {
-			t.Fatalf("timeline line %q: want rate, due, latency", l)
+		if len(f) != 6 || f[0] != "50" {
+			t.Fatalf("timeline line %q: want rate, due, latency and three legs", l)
 		}
-		if lat, err := strconv.ParseInt(f[2], 10, 64); err != nil || lat <= 0 {
-			t.Fatalf("timeline line %q: latency not a positive number of µs", l)
+		var us [4]int64
+		for i := range us {
+			if us[i], err = strconv.ParseInt(f[2+i], 10, 64); err != nil {
+				t.Fatalf("timeline line %q: field %d not a number of µs", l, 3+i)
+			}
+		}
+		if us[0] <= 0 {
+			t.Fatalf("timeline line %q: latency not positive", l)
+		}
+		// The legs cut the latency at two instants: they add up to it (µs rounding).
+		if sum := us[1] + us[2] + us[3]; sum < us[0]-3 || sum > us[0]+3 {
+			t.Fatalf("timeline line %q: legs add up to %d µs, latency %d µs", l, sum, us[0])
 		}
 	}
 }
