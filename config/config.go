@@ -62,8 +62,9 @@ type Config struct {
 
 // Runtime tunes the Go runtime of the wxhub process.
 type Runtime struct {
-	// GCHeapFloorMiB: the Go collector does not start before the heap holds
-	// this many MiB; above it, the usual rule (collect when the heap doubles).
+	// GCHeapFloorMiB: the Go collector does not start before the heap has grown
+	// by this many MiB since the last collection; once the live heap is larger,
+	// the usual rule (collect when the heap doubles).
 	// Default 128; 0 turns the floor off. Ignored when the GOGC environment
 	// variable is set. See internal/gcfloor and docs/operations.md (sizing).
 	GCHeapFloorMiB *int `yaml:"gc_heap_floor_mib"`

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -38,6 +40,7 @@ type harness struct {
 	sim    *sim.Server
 	sender *sender.Sender
 	clock  sender.Clock
+	cancel func() // cancels Run without waiting for it
 	stop   func()
 }
 
@@ -49,6 +52,7 @@ type harnessOpts struct {
 	prepare func(h *harness) // before the sender starts
 	opts    []sender.Option
 	log     *zap.Logger
+	front   func(sim http.Handler) http.Handler // in front of the simulator's API, when set
 }
 
 func newHarness(t testing.TB, o harnessOpts) *harness {
@@ -92,7 +96,13 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 		o.log = zap.NewNop()
 	}
 	opts := append([]sender.Option{sender.WithClock(o.clock), sender.WithRand(func() float64 { return 1 })}, o.opts...)
-	snd, err := sender.New(cfg, b, wecom.NewClient(s.URL()), o.log, opts...)
+	apiURL := s.URL()
+	if o.front != nil {
+		srv := httptest.NewServer(o.front(s))
+		t.Cleanup(srv.Close)
+		apiURL = srv.URL
+	}
+	snd, err := sender.New(cfg, b, wecom.NewClient(apiURL), o.log, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,6 +114,7 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 	done := make(chan error, 1)
 	go func() { done <- snd.Run(runCtx) }()
 	var once sync.Once
+	h.cancel = cancel
 	h.stop = func() { once.Do(func() { stopRun(t, cancel, done) }) }
 	t.Cleanup(h.stop)
 	return h
@@ -401,5 +412,48 @@ func TestSimRetriesAndDeadLetters(t *testing.T) {
 	}
 	if len(entries) != 3 {
 		t.Fatalf("DLQ holds %d sender entries, want 3 (perm, busy, bad)", len(entries))
+	}
+}
+
+// A WeCom call in flight when the sender is stopped is let finish: cutting it
+// would leave unknown whether WeCom delivered the message.
+func TestStopLetsCallsInFlightFinish(t *testing.T) {
+	entered, release := make(chan struct{}), make(chan struct{})
+	cut := make(chan struct{}, 1)
+	var once sync.Once
+	h := newHarness(t, harnessOpts{front: func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.Contains(r.URL.Path, "/message/send") {
+				once.Do(func() { close(entered) })
+				select {
+				case <-release:
+				case <-r.Context().Done(): // the sender gave up on the call
+					cut <- struct{}{}
+					return
+				}
+			}
+			next.ServeHTTP(w, r)
+		})
+	}})
+	h.publish("inflight", "normal", "boss", "hello")
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the send call never reached WeCom")
+	}
+	h.cancel()
+	// The sender notices the cancel at once; a cut call shows within this bound.
+	select {
+	case <-cut:
+		t.Fatal("stopping the sender cut the WeCom call in flight")
+	case <-time.After(300 * time.Millisecond):
+	}
+	close(release)
+	h.stop()
+	if got := len(h.sim.SentTo("boss")); got != 1 {
+		t.Fatalf("WeCom got %d messages, want 1", got)
+	}
+	if st := h.status("inflight"); st.Status != schemas.StatusSent {
+		t.Fatalf("status after stop = %q, want %q", st.Status, schemas.StatusSent)
 	}
 }

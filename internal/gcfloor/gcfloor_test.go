@@ -14,9 +14,10 @@ func TestPercent(t *testing.T) {
 		want        int
 	}{
 		{0, 128 * mib, 100},              // nothing measured yet: the default
-		{16 * mib, 128 * mib, 700},       // next start at 16 × 8 = 128 MiB
-		{32 * mib, 128 * mib, 300},       // 32 × 4 = 128
-		{64 * mib, 128 * mib, 100},       // doubling reaches the floor
+		{16 * mib, 128 * mib, 800},       // next start at 16 + 128 MiB
+		{32 * mib, 128 * mib, 400},       // 32 + 128
+		{64 * mib, 128 * mib, 200},       // 64 + 128: growth by the floor, not to it
+		{128 * mib, 128 * mib, 100},      // live reaches the floor: doubling, as usual
 		{200 * mib, 128 * mib, 100},      // above the floor: GOGC=100 unchanged
 		{1 * mib, 128 * mib, maxPercent}, // capped
 	}
