@@ -59,7 +59,10 @@ type Options struct {
 	// OutboundBulk: bulk messages queued ahead of the urgent ones. Default 10000.
 	OutboundBulk int
 	// CostIdle and CostLoad: how long the cost phase watches the idle and the
-	// loaded child; CostRate is the load. Defaults 10s, 20s, 300 msg/s (a rate the hub sustains).
+	// loaded child; CostRate is the load. Defaults 10s, 45s, 300 msg/s (a rate
+	// the hub sustains). 45s: at 300/s the heap takes ~20s to grow by the GC
+	// heap floor, and a load shorter than two collections shows only the first
+	// fill, not where memory levels off.
 	CostIdle, CostLoad time.Duration
 	CostRate           float64
 	// CPUProfile, when set, receives a CPU profile of the in-process phases.
@@ -116,7 +119,7 @@ func (o *Options) defaults() {
 		o.CostIdle = 10 * time.Second
 	}
 	if o.CostLoad == 0 {
-		o.CostLoad = 20 * time.Second
+		o.CostLoad = 45 * time.Second
 	}
 	if o.CostRate == 0 {
 		o.CostRate = 300

@@ -65,13 +65,13 @@ type Runtime struct {
 	// GCHeapFloorMiB: the Go collector does not start before the heap has grown
 	// by this many MiB since the last collection; once the live heap is larger,
 	// the usual rule (collect when the heap doubles).
-	// Default 128; 0 turns the floor off. Ignored when the GOGC environment
+	// Default 256; 0 turns the floor off. Ignored when the GOGC environment
 	// variable is set. See internal/gcfloor and docs/operations.md (sizing).
 	GCHeapFloorMiB *int `yaml:"gc_heap_floor_mib"`
 }
 
 // DefaultGCHeapFloorMiB is runtime.gc_heap_floor_mib when unset.
-const DefaultGCHeapFloorMiB = 128
+const DefaultGCHeapFloorMiB = 256
 
 // Connectors configures the connectors that run inside the wxhub process.
 type Connectors struct {

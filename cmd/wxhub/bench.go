@@ -26,7 +26,7 @@ func benchCmd(ctx context.Context, args []string) error {
 	ingest := fs.Duration("ingest", 10*time.Second, "time per ingest run (plain handler, then gateway)")
 	users := fs.Int("users", 10000, "members of the simulated corp writing in the end-to-end phase")
 	bulk := fs.Int("bulk", 10000, "bulk backlog of the outbound phase")
-	costLoad := fs.Duration("cost-load", 20*time.Second, "how long the cost phase loads `wxhub run` (a long value makes it a soak)")
+	costLoad := fs.Duration("cost-load", 45*time.Second, "how long the cost phase loads `wxhub run` (a long value makes it a soak)")
 	costRate := fs.Float64("cost-rate", 300, "the cost phase's offered rate, msg/s")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the bench process to this file (of the hub too with --in-process)")
 	inProcess := fs.Bool("in-process", false, "run the e2e phase's hub in the bench process instead of as a `wxhub run` child")
