@@ -173,9 +173,12 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		defer func() { pprof.StopCPUProfile(); f.Close() }()
 	}
 	var errs []error
-	for _, p := range o.Phases {
+	for i, p := range o.Phases {
 		if ctx.Err() != nil {
 			break
+		}
+		if i > 0 {
+			o.settle(ctx, p)
 		}
 		load := LoadAverage()
 		rep.Loads = append(rep.Loads, PhaseLoad{Phase: p, Before: load})

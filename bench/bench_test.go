@@ -228,3 +228,27 @@ func TestBenchmarksDocHasHistory(t *testing.T) {
 		t.Fatal("docs/benchmarks.md does not hold bench/history.go's history verbatim: rerun `make bench` (or copy the new entry into it)")
 	}
 }
+
+func TestParseProcStat(t *testing.T) {
+	const stat = "cpu  100 5 50 800 40 3 2 0 0 0\ncpu0 50 2 25 400 20 1 1 0 0 0\n"
+	a, err := parseProcStat(stat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// busy: user+nice+system+irq+softirq+steal = 100+5+50+3+2+0; idle and iowait are not.
+	if a.busy != 160 || a.total != 1000 {
+		t.Fatalf("parse = %+v, want busy 160 of 1000", a)
+	}
+	b := cpuTimes{busy: a.busy + 30, total: a.total + 200}
+	if got := busyShare(a, b); got != 0.15 {
+		t.Fatalf("busyShare = %v, want 0.15", got)
+	}
+	if got := busyShare(b, b); got != 0 {
+		t.Fatalf("busyShare with no time passed = %v, want 0", got)
+	}
+	for _, bad := range []string{"", "intr 1 2 3\n", "cpu 1 2 x 4 5\n"} {
+		if _, err := parseProcStat(bad); err == nil {
+			t.Errorf("parseProcStat(%q) should fail", bad)
+		}
+	}
+}
