@@ -49,9 +49,9 @@ type limiter struct {
 }
 
 type cachedEntry struct {
-	val    []byte
-	rev    uint64  // 0: key absent
-	parsed *ledger // val decoded: kept from the commit, or filled on demand by snapshot; read-only
+	val  []byte
+	rev  uint64    // 0: key absent
+	view usageView // val decoded for the scrape: from the commit, or filled on demand by snapshot; read-only
 }
 
 type dailyCount struct {
@@ -249,7 +249,8 @@ func (l *limiter) commit(ctx context.Context, key string, batch []*keyOp) []erro
 			}
 			ok, fresh = true, true
 		}
-		cur, parsed, changed, staleNo := ce.val, ce.parsed, false, false
+		var parsed *ledger // decoded next value, when the update gave one
+		cur, changed, staleNo := ce.val, false, false
 		for i, o := range batch {
 			next, lg, err := o.fn(cur)
 			errs[i] = err
@@ -285,7 +286,11 @@ func (l *limiter) commit(ctx context.Context, key string, batch []*keyOp) []erro
 			return fill(errs, fmt.Errorf("sender: limits update %s: %w", key, err))
 		}
 		l.mu.Lock()
-		l.cache[key] = cachedEntry{val: cur, rev: rev, parsed: parsed}
+		var view usageView
+		if parsed != nil {
+			view = newUsageView(parsed)
+		}
+		l.cache[key] = cachedEntry{val: cur, rev: rev, view: view}
 		l.mu.Unlock()
 		return errs
 	}
@@ -340,20 +345,22 @@ func (l *limiter) snapshot() []keyedEntry {
 	l.mu.Unlock()
 	var fresh []keyedEntry
 	for i, e := range out {
-		if e.parsed != nil || len(e.val) == 0 || strings.HasPrefix(e.key, "daily.") {
+		if e.view != nil || len(e.val) == 0 || strings.HasPrefix(e.key, "daily.") {
 			continue
 		}
 		var lg ledger
 		if json.Unmarshal(e.val, &lg) != nil {
 			continue
 		}
-		out[i].parsed = &lg
+		if out[i].view = newUsageView(&lg); out[i].view == nil {
+			continue
+		}
 		fresh = append(fresh, out[i])
 	}
 	if len(fresh) > 0 {
 		l.mu.Lock()
 		for _, e := range fresh {
-			if cur, ok := l.cache[e.key]; ok && cur.rev == e.rev && cur.parsed == nil {
+			if cur, ok := l.cache[e.key]; ok && cur.rev == e.rev && cur.view == nil {
 				l.cache[e.key] = e.cachedEntry
 			}
 		}

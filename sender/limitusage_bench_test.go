@@ -30,7 +30,7 @@ func BenchmarkLimitUsageCollect(b *testing.B) {
 			lg.add(now.Add(-time.Duration(j)*7*time.Second), s.memberRules, 1, time.Second)
 		}
 		val, _ := json.Marshal(lg)
-		entries[fmt.Sprintf("member.%s.%s", dnd.Key("helpdesk"), dnd.Key(fmt.Sprintf("u%05d", i)))] = cachedEntry{val: val, rev: uint64(i + 1), parsed: lg}
+		entries[fmt.Sprintf("member.%s.%s", dnd.Key("helpdesk"), dnd.Key(fmt.Sprintf("u%05d", i)))] = cachedEntry{val: val, rev: uint64(i + 1), view: newUsageView(lg)}
 	}
 	u := &limitUsage{s: s, desc: prometheus.NewDesc("x", "x", []string{"app", "limit"}, nil)}
 	for _, mode := range []string{"kept", "decoded", "idle"} {
@@ -41,7 +41,7 @@ func BenchmarkLimitUsageCollect(b *testing.B) {
 				n := 0
 				for k, e := range entries {
 					if mode == "decoded" && n%2 == 0 {
-						e.parsed = nil
+						e.view = nil
 					}
 					s.lim.cache[k] = e
 					n++

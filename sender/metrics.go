@@ -274,7 +274,7 @@ func (u *limitUsage) Collect(ch chan<- prometheus.Metric) {
 			}
 			continue
 		}
-		lg := e.parsed
+		lg := e.view
 		if lg == nil {
 			continue
 		}

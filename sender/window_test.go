@@ -150,3 +150,37 @@ func TestBackoff(t *testing.T) {
 		})
 	}
 }
+
+// The flat view answers as the ledger it was made from, log by log.
+func TestUsageViewMatchesLedger(t *testing.T) {
+	t0 := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+	rules := []rule{{Name: "m", Limit: 30, Span: time.Minute}, {Name: "h", Limit: 1000, Span: time.Hour, Res: time.Minute}}
+	lg := &ledger{}
+	for i := range 7 {
+		lg.add(t0.Add(time.Duration(i)*13*time.Second), rules, 1+i%2, time.Second)
+	}
+	v := newUsageView(lg)
+	if v == nil {
+		t.Fatal("no view for one-letter log names")
+	}
+	for _, at := range []time.Duration{0, 30 * time.Second, 61 * time.Second, 3 * time.Minute, 2 * time.Hour} {
+		now := t0.Add(at)
+		for _, r := range rules {
+			if got, want := v.used(now, r, time.Second), lg.used(now, r, time.Second); got != want {
+				t.Errorf("at +%s rule %s: view used %d, ledger %d", at, r.Name, got, want)
+			}
+		}
+		if got, want := v.empty(now, rules, time.Second), lg.empty(now, rules, time.Second); got != want {
+			t.Errorf("at +%s: view empty %v, ledger %v", at, got, want)
+		}
+	}
+	if len(v.log("m")) != len(lg.Logs["m"]) || len(v.log("h")) != len(lg.Logs["h"]) || v.log("x") != nil {
+		t.Errorf("logs: m %d/%d, h %d/%d, x %v", len(v.log("m")), len(lg.Logs["m"]), len(v.log("h")), len(lg.Logs["h"]), v.log("x"))
+	}
+	if newUsageView(&ledger{Logs: map[string][]bucket{"a-very-long-name": {{1, 1}}}}) != nil {
+		t.Error("a name over 8 bytes must give no view")
+	}
+	if e := newUsageView(&ledger{}); e == nil || !e.empty(t0, rules, 0) {
+		t.Error("an empty ledger gives an empty, non-nil view")
+	}
+}
