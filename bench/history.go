@@ -3,7 +3,78 @@ package bench
 // history is kept by hand and printed at the end of every report, so that a
 // rerun does not erase what an optimisation changed. Add a dated entry, with
 // the commands and the load average, when a change moves a figure.
-const history = "## Before and after\n\n" + history20261126 + "\n" + history20261125d + "\n" + history20261125c + "\n" + history20261125b + "\n" + history20261125
+const history = "## Before and after\n\n" + history20261126b + "\n" + history20261126 + "\n" + history20261125d + "\n" + history20261125c + "\n" + history20261125b + "\n" + history20261125
+
+// history20261126b: the sixth session on the performance issue.
+const history20261126b = `### 2026-11-26 (sixth pass): the tail is the hub's mark phases; fewer of them, and less to mark
+
+How fast this machine is changes within the hour: the plain handler of the
+ingest phase answered 15,573, 16,588 and 25,644 requests/s in the three
+` + "`make bench`" + ` runs of this pass. Single 10 s runs at 1,000/s on one tree gave p99
+from 5.7 to 42.9 ms; every comparison below alternates the two builds.
+
+Where the tail comes from, measured before changing anything:
+
+- The hub's GC with GOGC=off (wrapper script as ` + "`--bin`" + `): p99 12.4 and 10.8 ms;
+  the bench process's GC off instead: 22.1 and 23.1 ms, as with both on
+  (16.9-42.9 ms). It is the hub's collector, not the generator's.
+- Each hub collection's start (gctrace, with the wall time of the child's
+  start) against each reply: 88-90% of replies slower than 15 ms were due
+  within 300 ms of one. A runtime trace (` + "`/debug/pprof/trace`" + `) shows why: during
+  a mark phase (50-80 ms of wall time) the collector's workers, idle ones
+  included, held 0.5-1.4 of the hub's 2 Ps, and replies finishing inside it
+  took 10-30 ms, all three legs slower together. ` + "`--latencies`" + ` now writes each
+  reply's legs too, which is how this was seen.
+- The live heap at the 1,000/s step (heap profile with
+  GODEBUG=memprofilerate=4096): 210,000 objects, 52% of them the server's
+  duplicate-id entries and their ids; the sender's per-member ledger cache (one
+  decoded map per member, kept since the fifth pass for the usage scrape) was
+  most of the rest before the change below.
+
+1. The GC heap floor counts growth, not size: the next collection when the heap
+   has grown by max(floor, live) over the live heap, not when it reaches
+   max(floor, 2 × live). With 30-70 MiB live at 1,000/s (block caches, ids) the
+   old rule left 60-100 MiB between collections: 7 collections in a 10 s step,
+   5-6 after.
+2. The floor is 256 MiB by default (was 128): about 3 collections in the step.
+   Alternating 10 s runs at 1,000/s, p99 with 256 / with 128: 12.2 / 18.1,
+   13.9 / 22.0, 13.8 / 14.2, 5.6 / 9.9, 14.7 / 33.0 ms (256 lower in 5 of 5).
+   The price: at 300/s RSS levels off at 330-350 MiB instead of ~180 (the
+   cost phase now loads for 45 s, long enough to show two collections; at
+   20 s it showed only the first fill and read +99% as if memory grew).
+3. The usage scrape keeps each member's ledger as one flat, pointer-free
+   slice (` + "`usageView`" + `: a header per log, then its buckets) instead of a decoded
+   map with a slice per log. GC CPU per mark phase at the 1,000/s step
+   (gctrace, assist + background + idle): 34, 50, 59, 72 ms before; 25, 25, 30,
+   42 ms after (23, 23, 31, 37 ms with nothing kept at all). The scrape of
+   10,000 members: 10-12 → 7.2 ms (` + "`BenchmarkLimitUsageCollect`" + `).
+4. The sender's admission and calls run on long-lived workers, not a goroutine
+   per task: a fresh goroutine's stack grew (was copied) through admission and
+   the ledger's JSON on every task, ` + "`runtime.newstack`" + ` 4.0% of the hub's CPU; now
+   none (hub CPU over 15 s at 1,000/s 15.15 → 14.74 s). Found with it: on
+   shutdown the calls in flight were cancelled before the workers were waited
+   for, against what the code said; now they finish (new test, fails before).
+
+After: the ` + "`make bench`" + ` above, 1,000/s p99 5.82 ms on a fast spell of the host
+(plain handler 25,644/s). The two earlier ` + "`make bench`" + ` runs of this pass, on
+slower spells (plain 15,573 and 16,588/s), gave 41.6 ms (after 1 and 4) and
+23.4 ms (after 1, 2 and 4, before 3). Ingest 51%, 53%, 53% in the three.
+2 minutes at 1,000/s (` + "`--phases e2e --rates 1000 --step 2m`" + `): p99 42.0 ms
+before this pass's changes, 21.8 ms after; p99 per 15 s after: 10.6, 15.8,
+7.7, 17.2, 19.1, 21.1, 79.2, 20.4 ms. Memory still grows with the server's
+duplicate ids over the first minutes (fourth pass), and so does the mark work.
+
+Tried and not kept: GOMAXPROCS=4 for the hub (p99 15.4, 9.6, 11.6, 17.0,
+25.0 ms against 21.3, 17.1, 25.7, 18.4, 29.8 at 2): the collector then gets a
+whole P of 4 and the OS time-slices it, but more Ps than cores is a setting for
+this shared machine, not for a product. GOMAXPROCS=1 for the bench process:
+no difference. The previous collector (GOEXPERIMENT=nogreenteagc): 16.7, 8.0,
+11.9 against 7.6, 15.7, 12.8 ms, the same. A pause between phases (the bench
+now collects its own heap and waits, at most 20 s, for the CPUs to be quiet
+before each phase after the first): kept as hygiene; the 1,000/s step after
+ingest gave 13.3, 14.4, 25.0 ms and alone 6.3, 8.4, 19.7, 5.7, 16.4 ms, no
+clear difference.
+`
 
 // history20261126: the fifth session on the performance issue.
 const history20261126 = `### 2026-11-26 (fifth pass): an anchor in WXHUB_ROUTE, a GC heap floor, latency leg by leg, connector slots
