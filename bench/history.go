@@ -27,9 +27,9 @@ Where the tail comes from, measured before changing anything:
   reply's legs too, which is how this was seen.
 - The live heap at the 1,000/s step (heap profile with
   GODEBUG=memprofilerate=4096): 210,000 objects, 52% of them the server's
-  duplicate-id entries and their ids; the sender's per-member ledger cache (one
-  decoded map per member, kept since the fifth pass for the usage scrape) was
-  most of the rest before the change below.
+  duplicate-id entries and their ids (after change 3 below; the sender's own
+  are then ~31,000, nearly all without pointers: cache keys, ledger values,
+  usage views).
 
 1. The GC heap floor counts growth, not size: the next collection when the heap
    has grown by max(floor, live) over the live heap, not when it reaches
@@ -57,8 +57,8 @@ Where the tail comes from, measured before changing anything:
 
 After: the ` + "`make bench`" + ` above, 1,000/s p99 5.82 ms on a fast spell of the host
 (plain handler 25,644/s). The two earlier ` + "`make bench`" + ` runs of this pass, on
-slower spells (plain 15,573 and 16,588/s), gave 41.6 ms (after 1 and 4) and
-23.4 ms (after 1, 2 and 4, before 3). Ingest 51%, 53%, 53% in the three.
+slower spells (plain 15,573 and 16,588/s), gave 41.6 and 23.4 ms (both after 1, 2
+and 4, before 3). Ingest 51%, 53%, 53% in the three.
 2 minutes at 1,000/s (` + "`--phases e2e --rates 1000 --step 2m`" + `): p99 42.0 ms
 before this pass's changes, 21.8 ms after; p99 per 15 s after: 10.6, 15.8,
 7.7, 17.2, 19.1, 21.1, 79.2, 20.4 ms. Memory still grows with the server's

@@ -285,11 +285,11 @@ func (l *limiter) commit(ctx context.Context, key string, batch []*keyOp) []erro
 		if err != nil {
 			return fill(errs, fmt.Errorf("sender: limits update %s: %w", key, err))
 		}
-		l.mu.Lock()
 		var view usageView
 		if parsed != nil {
 			view = newUsageView(parsed)
 		}
+		l.mu.Lock()
 		l.cache[key] = cachedEntry{val: cur, rev: rev, view: view}
 		l.mu.Unlock()
 		return errs
