@@ -78,12 +78,19 @@ func (e *errorRing) list() []ErrorItem {
 	return append([]ErrorItem(nil), e.items...)
 }
 
+// statusBackfill is how many of the status bucket's newest writes the watcher
+// reads when it starts: failures written before the dashboard started (or
+// while it was down) show in "recent errors" too.
+const statusBackfill = 1000
+
 // watchStatus follows the status bucket for failed sends; it restarts the watch
-// after an error (broker restart) until ctx ends.
+// after an error (broker restart) until ctx ends, from the revision after the
+// last one it saw, so that nothing written meanwhile is missed or shown twice.
 func (d *Dashboard) watchStatus(ctx context.Context) {
 	defer close(d.done)
+	var next uint64 // 0: not started yet
 	for {
-		err := d.watchOnce(ctx)
+		err := d.watchOnce(ctx, &next)
 		if ctx.Err() != nil {
 			return
 		}
@@ -96,12 +103,27 @@ func (d *Dashboard) watchStatus(ctx context.Context) {
 	}
 }
 
-func (d *Dashboard) watchOnce(ctx context.Context) error {
+// watchOnce watches the status bucket from revision *next on (from the last
+// statusBackfill writes when *next is 0), advancing *next past every entry.
+func (d *Dashboard) watchOnce(ctx context.Context, next *uint64) error {
 	kv, err := d.bus.KV(ctx, bus.BucketStatus)
 	if err != nil {
 		return err
 	}
-	w, err := kv.WatchAll(ctx, jetstream.UpdatesOnly(), jetstream.IgnoreDeletes())
+	if *next == 0 {
+		st, err := kv.Status(ctx)
+		if err != nil {
+			return err
+		}
+		*next = 1
+		if bs, ok := st.(*jetstream.KeyValueBucketStatus); ok {
+			if last := bs.StreamInfo().State.LastSeq; last > statusBackfill {
+				*next = last - statusBackfill + 1
+			}
+		}
+	}
+	// History included: a failure later overwritten is still one that happened.
+	w, err := kv.WatchAll(ctx, jetstream.IncludeHistory(), jetstream.ResumeFromRevision(*next), jetstream.IgnoreDeletes())
 	if err != nil {
 		return err
 	}
@@ -117,6 +139,7 @@ func (d *Dashboard) watchOnce(ctx context.Context) error {
 			if e == nil {
 				continue
 			}
+			*next = e.Revision() + 1
 			var st schemas.MessageStatus
 			if json.Unmarshal(e.Value(), &st) != nil || st.Status != schemas.StatusFailed {
 				continue

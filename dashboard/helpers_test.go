@@ -61,7 +61,12 @@ func newEnv(t *testing.T, opts ...dashboard.Option) *env {
 
 func newEnvConfig(t *testing.T, cfg dashboard.Config, opts ...dashboard.Option) *env {
 	t.Helper()
-	b := openBus(t)
+	return newEnvOnBus(t, openBus(t), cfg, opts...)
+}
+
+// newEnvOnBus starts the dashboard on a bus the test has already written to.
+func newEnvOnBus(t *testing.T, b *bus.Bus, cfg dashboard.Config, opts ...dashboard.Option) *env {
+	t.Helper()
 	reg := prometheus.NewRegistry()
 	d, err := dashboard.New(cfg, b, zaptest.NewLogger(t), append([]dashboard.Option{dashboard.WithGatherer(reg)}, opts...)...)
 	if err != nil {
