@@ -64,6 +64,14 @@ before this pass's changes, 21.8 ms after; p99 per 15 s after: 10.6, 15.8,
 7.7, 17.2, 19.1, 21.1, 79.2, 20.4 ms. Memory still grows with the server's
 duplicate ids over the first minutes (fourth pass), and so does the mark work.
 
+Memory over 10 minutes at 1,000/s on the final tree (` + "`make soak`" + `, docs/soak.md,
+600,000 round trips, all answered): RSS at every tenth 50, 415, 439, 482, 503,
+467, 503, 490, 487, 494, 508 MiB, highest per fifth 444, 503, 512, 524, 527
+MiB (last fifth +3% on the middle one); live heap highest per fifth 143, 189,
+209, 200, 207 MiB (-1%). Peak RSS 527 MiB (fourth pass: 440, and 528 over 25
+minutes). Hub CPU 958 ms per 1,000 round trips, 5% of it the collector
+(fourth pass: 1,153 ms, 8%).
+
 Tried and not kept: GOMAXPROCS=4 for the hub (p99 15.4, 9.6, 11.6, 17.0,
 25.0 ms against 21.3, 17.1, 25.7, 18.4, 29.8 at 2): the collector then gets a
 whole P of 4 and the OS time-slices it, but more Ps than cores is a setting for
