@@ -171,26 +171,16 @@ func e2eStepRun(ctx context.Context, o *Options, e *env, users []string, r float
 	cancel()
 	st.sent, st.ok, st.failed = res.Sent, res.OK, res.Failed
 	st.lat, st.missing = e.rec.EndToEnd(reqs, res)
-	var times storedTimes
+	var times *storedTimes
 	if markErr == nil {
 		// Read after the grace: the replies have all been stored by then.
-		if times, err = readStoredTimes(ctx, e.hub.Bus, marks); err == nil {
-			l := measureLegs(times, reqs, res, e.rec)
-			st.legs = &l
+		if t, err := readStoredTimes(ctx, e.hub.Bus, marks); err == nil {
+			times = &t
 		} else {
 			o.progressf(PhaseE2E, "legs of %s not measured: %v", rate(r), err)
 		}
 	}
-	if timeline != nil {
-		e.rec.EachReply(reqs, res, func(seq int64, due time.Time, latency time.Duration) {
-			fmt.Fprintf(timeline, "%g %d %d", r, due.UnixMicro(), latency.Microseconds())
-			if in, mid, out, ok := times.split(seq, due, latency); ok {
-				fmt.Fprintf(timeline, " %d %d %d\n", in.Microseconds(), mid.Microseconds(), out.Microseconds())
-			} else {
-				fmt.Fprint(timeline, " - - -\n")
-			}
-		})
-	}
+	st.legs = measureLegs(times, reqs, res, e.rec, r, timeline)
 	st.replies, st.dups = st.lat.Count(), e.rec.Duplicates()
 	st.answer = res.Latency
 	st.errSummary = res.ErrorSummary()

@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/wxhub/wxhub/bus"
@@ -78,15 +79,36 @@ func (s storedTimes) split(seq int64, due time.Time, latency time.Duration) (ing
 	return tin.Sub(due), tout.Sub(tin), due.Add(latency).Sub(tout), true
 }
 
-// measureLegs splits the step's replies (see legs); a reply whose messages
-// are not both found is left out.
-func measureLegs(times storedTimes, reqs []load.Request, res *load.Result, rec *load.Recorder) legs {
-	l := legs{load.NewLatencies(res.OK), load.NewLatencies(res.OK), load.NewLatencies(res.OK)}
+// measureLegs splits the step's replies (see legs) in one pass: with times
+// nil it measures no legs (nil); a reply whose messages are not both found is
+// left out of them. When timeline is set it gets a line per reply: rate r, due
+// time, latency and the three legs in µs ("-" each when not split).
+func measureLegs(times *storedTimes, reqs []load.Request, res *load.Result, rec *load.Recorder, r float64, timeline io.Writer) *legs {
+	var l *legs
+	if times != nil {
+		l = &legs{load.NewLatencies(res.OK), load.NewLatencies(res.OK), load.NewLatencies(res.OK)}
+	}
+	if l == nil && timeline == nil {
+		return nil
+	}
 	rec.EachReply(reqs, res, func(seq int64, due time.Time, latency time.Duration) {
-		if in, mid, out, ok := times.split(seq, due, latency); ok {
+		var in, mid, out time.Duration
+		ok := false
+		if times != nil {
+			in, mid, out, ok = times.split(seq, due, latency)
+		}
+		if ok {
 			l.ingest.Add(in)
 			l.middle.Add(mid)
 			l.outbound.Add(out)
+		}
+		if timeline == nil {
+			return
+		}
+		if ok {
+			fmt.Fprintf(timeline, "%g %d %d %d %d %d\n", r, due.UnixMicro(), latency.Microseconds(), in.Microseconds(), mid.Microseconds(), out.Microseconds())
+		} else {
+			fmt.Fprintf(timeline, "%g %d %d - - -\n", r, due.UnixMicro(), latency.Microseconds())
 		}
 	})
 	return l

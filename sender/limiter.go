@@ -159,9 +159,10 @@ func (l *limiter) release(ctx context.Context, now time.Time, c *claim) error {
 
 // updateFunc computes a key's next value from its current one. It returns
 // nil bytes for "no change" and, for a sliding-window ledger, the ledger the
-// bytes encode: the cache keeps it for the limit-usage gauge, which would
-// otherwise decode every key changed since the last scrape (a JSON decode per
-// message sent). The returned ledger is not touched again by fn.
+// bytes encode: the cache keeps a flat view of it (usageView) for the
+// limit-usage gauge, which would otherwise decode every key changed since the
+// last scrape (a JSON decode per message sent). The returned ledger is not
+// touched again by fn.
 type updateFunc func(cur []byte) (next []byte, parsed *ledger, err error)
 
 // keyOp is one read-modify-write waiting for its key's next commit.

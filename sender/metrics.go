@@ -274,18 +274,18 @@ func (u *limitUsage) Collect(ch chan<- prometheus.Metric) {
 			}
 			continue
 		}
-		lg := e.view
-		if lg == nil {
+		v := e.view
+		if v == nil {
 			continue
 		}
-		if lg.empty(now, rules, lim.margin) {
+		if v.empty(now, rules, lim.margin) {
 			idle = append(idle, idleKey{e.key, e.rev})
 			continue // 0 under every rule, and every limit shows from start-up
 		}
 		c := &claim{key: e.key}
 		for _, r := range rules {
 			if r.Limit > 0 {
-				put(lk{app, limitName(c, r.Name)}, float64(lg.used(now, r, lim.margin))/float64(r.Limit))
+				put(lk{app, limitName(c, r.Name)}, float64(v.used(now, r, lim.margin))/float64(r.Limit))
 			}
 		}
 	}
