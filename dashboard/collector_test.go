@@ -47,11 +47,22 @@ func metricValue(t *testing.T, g prometheus.Gatherer, name string, labels map[st
 	return 0, false
 }
 
+// wantMetric scrapes g until the metric has the value wanted, for up to 10 s:
+// the server updates a consumer's counts asynchronously, so a scrape right
+// after a publish may still see the count from before (CI saw 0 for 1 once).
 func wantMetric(t *testing.T, g prometheus.Gatherer, name string, labels map[string]string, want float64) {
 	t.Helper()
-	got, ok := metricValue(t, g, name, labels)
-	if !ok || got != want {
-		t.Errorf("%s%v = %v (present %v), want %v", name, labels, got, ok, want)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got, ok := metricValue(t, g, name, labels)
+		if ok && got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("%s%v = %v (present %v), want %v", name, labels, got, ok, want)
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
