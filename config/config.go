@@ -20,6 +20,7 @@ import (
 	"github.com/wxhub/wxhub/bus"
 	"github.com/wxhub/wxhub/connectors/erp"
 	"github.com/wxhub/wxhub/dashboard"
+	"github.com/wxhub/wxhub/internal/strictyaml"
 	"github.com/wxhub/wxhub/router"
 	"github.com/wxhub/wxhub/sender"
 	"github.com/wxhub/wxhub/tracing"
@@ -432,56 +433,13 @@ func decode(raw []byte, lookupEnv func(string) (string, bool)) (*Config, error) 
 	if len(root.Content) == 0 {
 		return c, nil
 	}
-	if err := checkKnown(root.Content[0], reflect.TypeOf(*c), ""); err != nil {
-		return nil, err
+	if err := strictyaml.CheckKnown(root.Content[0], reflect.TypeOf(*c), ""); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	if err := root.Decode(c); err != nil {
 		return nil, fmt.Errorf("%w: %s", ErrInvalid, strings.ReplaceAll(strings.TrimPrefix(err.Error(), "yaml: "), "\n", ";"))
 	}
 	return c, nil
-}
-
-// checkKnown rejects keys the config does not have: a misspelt key silently
-// ignored is a setting that silently does not apply.
-func checkKnown(n *yaml.Node, t reflect.Type, path string) error {
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	switch {
-	case n.Kind == yaml.MappingNode && t.Kind() == reflect.Struct && t != reflect.TypeOf(time.Duration(0)):
-		fields := map[string]reflect.Type{}
-		for i := 0; i < t.NumField(); i++ {
-			f := t.Field(i)
-			tag := strings.Split(f.Tag.Get("yaml"), ",")[0]
-			if strings.Contains(f.Tag.Get("yaml"), ",inline") {
-				return nil // inlined structs: leave the check to their owner
-			}
-			if tag != "" && tag != "-" {
-				fields[tag] = f.Type
-			}
-		}
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k := n.Content[i]
-			key := k.Value
-			if path != "" {
-				key = path + "." + k.Value
-			}
-			ft, ok := fields[k.Value]
-			if !ok {
-				return fmt.Errorf("%w: %s: unknown key (line %d)", ErrInvalid, key, k.Line)
-			}
-			if err := checkKnown(n.Content[i+1], ft, key); err != nil {
-				return err
-			}
-		}
-	case n.Kind == yaml.SequenceNode && t.Kind() == reflect.Slice:
-		for i, c := range n.Content {
-			if err := checkKnown(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i)); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
 }
 
 func expandNode(n *yaml.Node, path string, lookupEnv func(string) (string, bool)) error {

@@ -7,6 +7,8 @@ import (
 	"context"
 	"strings"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/wxhub/wxhub/connectors"
 	"github.com/wxhub/wxhub/schemas"
 )
@@ -31,4 +33,34 @@ func stripCommand(s string) string {
 		return strings.TrimLeft(t[5:], " \t")
 	}
 	return s
+}
+
+// Config is the connectors.echo section: only the runner's keys.
+type Config struct {
+	connectors.RunnerConfig `yaml:",inline"`
+}
+
+// Builtin registers echo with the hub: on by default, routed by "echo <text>"
+// after the configured rules.
+var Builtin = connectors.Builtin{
+	Type:    Name,
+	Summary: "answers \"echo <text>\" with the text: checks the path end to end",
+	Default: true,
+	Configure: func(name string, node *yaml.Node) (connectors.Instance, error) {
+		var c Config
+		if err := connectors.DecodeSection(node, &c); err != nil {
+			return connectors.Instance{}, err
+		}
+		if err := c.Validate(); err != nil {
+			return connectors.Instance{}, err
+		}
+		return connectors.Instance{
+			Fallback: []schemas.RouteRule{{
+				Name: "builtin-" + name, Description: "echo <文字>：原样回复，检查链路",
+				Match: schemas.RouteMatch{MsgType: schemas.Strings{"text"}, Content: `^(?i:echo)\s`}, To: schemas.Strings{name},
+			}},
+			Options: c.Options(),
+			New:     func(context.Context, connectors.Deps) (connectors.Handler, error) { return Handler(), nil },
+		}, nil
+	},
 }
