@@ -131,7 +131,7 @@ func gatewayOnly(ctx context.Context, cfg *config.Config, ln net.Listener, only 
 	if err != nil {
 		return nil, err
 	}
-	g, err := gateway.New(cfg, b, zap.NewNop(), gateway.WithRegistry(prometheus.NewRegistry()))
+	g, err := gateway.New(cfg.GatewayConfig(), b, zap.NewNop(), gateway.WithRegistry(prometheus.NewRegistry()))
 	if err != nil {
 		b.Close()
 		return nil, err

@@ -13,6 +13,8 @@ import (
 
 	"github.com/wxhub/wxhub/bus"
 	"github.com/wxhub/wxhub/config"
+	"github.com/wxhub/wxhub/gateway"
+	"github.com/wxhub/wxhub/wecom"
 	"github.com/wxhub/wxhub/wecom/sim"
 	"github.com/wxhub/wxhub/wecom/sim/load"
 )
@@ -176,17 +178,17 @@ const benchAPIKey = "bench-key"
 func hubConfig(s sim.Config, dir string) *config.Config {
 	c := &config.Config{
 		NATS:    bus.Config{DataDir: filepath.Join(dir, "nats"), Port: -1},
-		Gateway: config.Gateway{Listen: "127.0.0.1:0"},
-		WeCom:   config.WeCom{APIBase: "http://" + s.Listen, CorpID: s.CorpID},
-		API:     config.API{Keys: []config.APIKey{{Name: "bench", Key: benchAPIKey, Apps: []string{"*"}}}},
+		Gateway: gateway.Config{Listen: "127.0.0.1:0"},
+		WeCom:   wecom.Config{APIBase: "http://" + s.Listen, CorpID: s.CorpID},
+		API:     gateway.APIConfig{Keys: []gateway.APIKey{{Name: "bench", Key: benchAPIKey, Apps: []string{"*"}}}},
 		Log:     config.Log{Level: "error", Format: "console"},
 	}
 	for _, a := range s.Apps {
-		c.WeCom.Apps = append(c.WeCom.Apps, config.App{Name: a.Name, AgentID: a.AgentID, Secret: a.Secret,
+		c.WeCom.Apps = append(c.WeCom.Apps, wecom.AppConfig{Name: a.Name, AgentID: a.AgentID, Secret: a.Secret,
 			Token: a.Token, EncodingAESKey: a.EncodingAESKey})
 	}
 	for _, a := range s.Accounts {
-		c.MP.Accounts = append(c.MP.Accounts, config.Account{Name: a.Name, AppID: a.AppID,
+		c.MP.Accounts = append(c.MP.Accounts, wecom.AccountConfig{Name: a.Name, AppID: a.AppID,
 			Token: a.Token, EncodingAESKey: a.EncodingAESKey})
 	}
 	c.Defaults()

@@ -149,7 +149,7 @@ func Dial(ctx context.Context, cfg Config, log *zap.Logger) (*Bus, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	cfg = cfg.withDefaults()
+	cfg = cfg.WithDefaults()
 	b := &Bus{cfg: cfg, log: log.Named("bus"), closed: make(chan struct{})}
 	if err := b.connect(cfg.URL); err != nil {
 		return nil, err

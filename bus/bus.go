@@ -83,7 +83,8 @@ type Config struct {
 // DefaultDuplicateWindow is Config.DuplicateWindow when unset.
 const DefaultDuplicateWindow = 2 * time.Minute
 
-func (c Config) withDefaults() Config {
+// WithDefaults fills every zero field with its default.
+func (c Config) WithDefaults() Config {
 	if c.DataDir == "" {
 		c.DataDir = filepath.Join("data", "nats")
 	}
@@ -125,7 +126,7 @@ func (c Config) withDefaults() Config {
 
 // Validate checks the config after defaults; errors wrap ErrConfig and name the key.
 func (c Config) Validate() error {
-	c = c.withDefaults()
+	c = c.WithDefaults()
 	switch {
 	case c.Replicas < 1 || c.Replicas > 5:
 		return fmt.Errorf("%w: nats.replicas: %d, want 1..5", ErrConfig, c.Replicas)
@@ -169,7 +170,7 @@ func Open(ctx context.Context, cfg Config, log *zap.Logger) (*Bus, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	cfg = cfg.withDefaults()
+	cfg = cfg.WithDefaults()
 	b := &Bus{cfg: cfg, log: log.Named("bus"), closed: make(chan struct{})}
 
 	url := cfg.URL

@@ -18,12 +18,13 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/wxhub/wxhub/bus"
-	"github.com/wxhub/wxhub/connectors/erp"
 	"github.com/wxhub/wxhub/dashboard"
+	"github.com/wxhub/wxhub/gateway"
 	"github.com/wxhub/wxhub/internal/strictyaml"
 	"github.com/wxhub/wxhub/router"
 	"github.com/wxhub/wxhub/sender"
 	"github.com/wxhub/wxhub/tracing"
+	"github.com/wxhub/wxhub/wecom"
 )
 
 // Smallest is the smallest configuration (design.md): one WeCom app and one
@@ -35,121 +36,42 @@ var Smallest []byte
 // ErrInvalid is wrapped by every validation error.
 var ErrInvalid = errors.New("config")
 
-// Config is the whole wxhub.yaml. Its zero value plus Defaults() is a valid
+// Config is the whole wxhub.yaml: one section per component, each of the
+// component's own type. Its zero value plus Defaults() is a valid
 // single-process hub once wecom and api are filled in.
 type Config struct {
-	NATS    bus.Config `yaml:"nats"` // see bus.Config for every key and default
-	Gateway Gateway    `yaml:"gateway"`
-	WeCom   WeCom      `yaml:"wecom"`
-	MP      MP         `yaml:"mp"`
-	API     API        `yaml:"api"`
+	NATS    bus.Config        `yaml:"nats"` // see bus.Config for every key and default
+	Gateway gateway.Config    `yaml:"gateway"`
+	WeCom   wecom.Config      `yaml:"wecom"`
+	MP      wecom.MPConfig    `yaml:"mp"`
+	API     gateway.APIConfig `yaml:"api"`
 	// Router holds the routing rules; see router.Config. Reloaded without restart.
 	Router router.Config `yaml:"router"`
 	// Sender: limits, retries, quiet hours; see sender.Config. Its corp id and
 	// apps come from the wecom section.
 	Sender sender.Config `yaml:"sender"`
-	// Connectors: the built-in and reference connectors.
-	Connectors Connectors `yaml:"connectors"`
+	// Connectors configures the built-in connectors, one section per instance
+	// keyed by its name (connectors.erp, connectors.tickets with type: http).
+	// Each connector decodes and validates its own section; see connectors.Builtin.
+	Connectors map[string]yaml.Node `yaml:"connectors"`
 	// Dashboard: the operations page at /dashboard/; off until an admin token
 	// or a user is configured. See dashboard.Config.
 	Dashboard dashboard.Config `yaml:"dashboard"`
 	// Tracing: OpenTelemetry export over OTLP/HTTP; off unless an endpoint is set.
 	Tracing tracing.Config `yaml:"tracing"`
-	// Auth: scan-to-login and WeCom OAuth2 login (/api/v1/auth/...); see Auth.
-	Auth    Auth    `yaml:"auth"`
-	Log     Log     `yaml:"log"`
-	Runtime Runtime `yaml:"runtime"`
+	// Auth: scan-to-login and WeCom OAuth2 login (/api/v1/auth/...); see gateway.AuthConfig.
+	Auth    gateway.AuthConfig `yaml:"auth"`
+	Log     Log                `yaml:"log"`
+	Runtime Runtime            `yaml:"runtime"`
 }
 
 // Runtime tunes the Go runtime of the wxhub process.
 type Runtime struct {
 	// GCHeapFloorMiB: the Go collector does not start before the heap has grown
-	// by this many MiB since the last collection; once the live heap is larger,
-	// the usual rule (collect when the heap doubles).
-	// Default 256; 0 turns the floor off. Ignored when the GOGC environment
-	// variable is set. See internal/gcfloor and docs/operations.md (sizing).
+	// by this many MiB since the last collection. Unset: the default of the
+	// deployment (see internal/gcfloor); 0 turns the floor off. Ignored when
+	// the GOGC or GOMEMLIMIT environment variable is set.
 	GCHeapFloorMiB *int `yaml:"gc_heap_floor_mib"`
-}
-
-// DefaultGCHeapFloorMiB is runtime.gc_heap_floor_mib when unset.
-const DefaultGCHeapFloorMiB = 256
-
-// Connectors configures the connectors that run inside the wxhub process.
-type Connectors struct {
-	// Concurrency of each connector in this process. Default 4.
-	Concurrency int `yaml:"concurrency"`
-	// MaxDeliver: deliveries of an event before it goes to the DLQ. Default 5.
-	MaxDeliver int `yaml:"max_deliver"`
-	// Echo enables the echo connector and its rule ("echo <text>"). Default true.
-	Echo *bool `yaml:"echo"`
-	// ERP runs the ERP connector and its rules ("订单 1001", "库存 A-100", approval
-	// card clicks) when set; see erp.Config.
-	ERP *erp.Config `yaml:"erp"`
-}
-
-// Gateway is the HTTP front door.
-type Gateway struct {
-	Listen string `yaml:"listen"` // default 127.0.0.1:8080
-	// MaxBodyBytes caps a callback or API body. Default 1 MiB.
-	MaxBodyBytes int64 `yaml:"max_body_bytes"`
-	// TimestampWindow rejects callbacks whose timestamp is further than this from
-	// now (replays). Default 2m: WeChat's own retries come within 15 s, and
-	// nats.duplicate_window must cover it (ids held cost memory at the message
-	// rate). 0 in YAML keeps the default, negative disables.
-	TimestampWindow time.Duration `yaml:"timestamp_window"`
-	// PublishTimeout bounds the wait for JetStream's ack; WeChat gives up at 5 s.
-	// Default 3s.
-	PublishTimeout time.Duration `yaml:"publish_timeout"`
-}
-
-// WeCom is the corp and its apps.
-type WeCom struct {
-	APIBase string `yaml:"api_base"` // default https://qyapi.weixin.qq.com
-	CorpID  string `yaml:"corp_id"`
-	Apps    []App  `yaml:"apps"`
-}
-
-// App is one WeCom self-built app (自建应用).
-type App struct {
-	Name           string `yaml:"name"` // -> /wecom/{name}/callback
-	AgentID        int64  `yaml:"agent_id"`
-	Secret         string `yaml:"secret"`
-	Token          string `yaml:"token"`
-	EncodingAESKey string `yaml:"encoding_aes_key"`
-}
-
-// MP lists the Official Accounts.
-type MP struct {
-	// APIBase is the Official Account API (token, customer-service and template
-	// messages). Default https://api.weixin.qq.com; the simulator's address in the demo.
-	APIBase  string    `yaml:"api_base"`
-	Accounts []Account `yaml:"accounts"`
-}
-
-// Account is one WeChat Official Account (服务号).
-type Account struct {
-	Name  string `yaml:"name"` // -> /mp/{name}/callback
-	AppID string `yaml:"app_id"`
-	// Secret is the AppSecret, for replies (customer-service and template
-	// messages). Empty: the account only receives, and replies to it fail as
-	// addressed to an unknown app.
-	Secret         string `yaml:"secret"`
-	Token          string `yaml:"token"`
-	EncodingAESKey string `yaml:"encoding_aes_key"`
-	// PlainText accepts unencrypted (明文模式) callbacks, signed with token only.
-	PlainText bool `yaml:"plain_text"`
-}
-
-// API holds the keys of push-API and drop-in clients.
-type API struct {
-	Keys []APIKey `yaml:"keys"`
-}
-
-// APIKey is one client of POST /api/v1/messages and of the drop-in /cgi-bin endpoints.
-type APIKey struct {
-	Name string   `yaml:"name"`
-	Key  string   `yaml:"key"`
-	Apps []string `yaml:"apps"` // apps it may send through; "*" for all
 }
 
 // Log configures zap.
@@ -158,41 +80,16 @@ type Log struct {
 	Format string `yaml:"format"` // json (default for run) or console
 }
 
-// Defaults fills every zero field with its default.
+// Defaults fills every zero field with its default: each component's own
+// defaults, then the loader's.
 func (c *Config) Defaults() {
-	setDefault(&c.NATS.DataDir, "./data/nats")
-	if c.NATS.Partitions == 0 {
-		c.NATS.Partitions = 16
-	}
-	setDefault(&c.Gateway.Listen, "127.0.0.1:8080")
-	if c.Gateway.MaxBodyBytes == 0 {
-		c.Gateway.MaxBodyBytes = 1 << 20
-	}
-	if c.Gateway.TimestampWindow == 0 {
-		c.Gateway.TimestampWindow = 2 * time.Minute
-	}
-	if c.Gateway.PublishTimeout == 0 {
-		c.Gateway.PublishTimeout = 3 * time.Second
-	}
-	setDefault(&c.WeCom.APIBase, "https://qyapi.weixin.qq.com")
-	setDefault(&c.MP.APIBase, "https://api.weixin.qq.com")
-	if c.Connectors.Concurrency == 0 {
-		c.Connectors.Concurrency = 4
-	}
-	if c.Connectors.MaxDeliver == 0 {
-		c.Connectors.MaxDeliver = 5
-	}
-	if c.Connectors.Echo == nil {
-		on := true
-		c.Connectors.Echo = &on
-	}
-	c.Auth.defaults()
+	c.NATS = c.NATS.WithDefaults()
+	c.Gateway = c.Gateway.WithDefaults()
+	c.WeCom = c.WeCom.WithDefaults()
+	c.MP = c.MP.WithDefaults()
+	c.Auth = c.GatewayConfig().Auth
 	setDefault(&c.Log.Level, "info")
 	setDefault(&c.Log.Format, "json")
-	if c.Runtime.GCHeapFloorMiB == nil {
-		floor := DefaultGCHeapFloorMiB
-		c.Runtime.GCHeapFloorMiB = &floor
-	}
 }
 
 func setDefault(s *string, v string) {
@@ -201,121 +98,47 @@ func setDefault(s *string, v string) {
 	}
 }
 
-var namePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
-
-// Validate reports the first problem as "config: <key>: <problem>".
+// Validate reports the first problem as "config: <key>: <problem>". Each
+// component validates its own section; the checks across sections are here.
 func (c *Config) Validate() error {
 	if err := c.NATS.Validate(); err != nil {
-		return fmt.Errorf("%w: %s", ErrInvalid, strings.TrimPrefix(err.Error(), bus.ErrConfig.Error()+": "))
+		return wrap(err, bus.ErrConfig)
 	}
 	if dw := cmp.Or(c.NATS.DuplicateWindow, bus.DefaultDuplicateWindow); dw < c.Gateway.TimestampWindow {
 		// A replayed callback passes the timestamp check for this long; only the
 		// duplicate window of WXHUB_IN then keeps it from becoming a second event.
 		return invalid("nats.duplicate_window", "must be at least gateway.timestamp_window (%s), got %s", c.Gateway.TimestampWindow, dw)
 	}
-	if c.Gateway.MaxBodyBytes < 1024 {
-		return invalid("gateway.max_body_bytes", "must be at least 1024, got %d", c.Gateway.MaxBodyBytes)
+	if err := c.WeCom.Validate(); err != nil {
+		return wrap(err, nil)
 	}
-	if c.Gateway.PublishTimeout <= 0 || c.Gateway.PublishTimeout > 4*time.Second {
-		return invalid("gateway.publish_timeout", "must be in (0, 4s]: WeChat gives up after 5 s, got %s", c.Gateway.PublishTimeout)
+	if err := c.MP.Validate(c.WeCom.Names()); err != nil {
+		return wrap(err, nil)
 	}
-	if !strings.HasPrefix(c.WeCom.APIBase, "http://") && !strings.HasPrefix(c.WeCom.APIBase, "https://") {
-		return invalid("wecom.api_base", "must be an http(s) URL, got %q", c.WeCom.APIBase)
+	if err := c.GatewayConfig().Validate(); err != nil {
+		return wrap(err, gateway.ErrConfig)
 	}
-	if !strings.HasPrefix(c.MP.APIBase, "http://") && !strings.HasPrefix(c.MP.APIBase, "https://") {
-		return invalid("mp.api_base", "must be an http(s) URL, got %q", c.MP.APIBase)
-	}
-	if len(c.WeCom.Apps) > 0 && c.WeCom.CorpID == "" {
-		return invalid("wecom.corp_id", "is required when wecom.apps is set")
-	}
-	names := map[string]string{}
-	for i, a := range c.WeCom.Apps {
-		key := fmt.Sprintf("wecom.apps[%d]", i)
-		if err := checkName(key, a.Name, names); err != nil {
-			return err
-		}
-		if a.AgentID <= 0 {
-			return invalid(key+".agent_id", "must be a positive number")
-		}
-		if a.Secret == "" {
-			return invalid(key+".secret", "is required")
-		}
-		if err := checkCallback(key, a.Token, a.EncodingAESKey); err != nil {
-			return err
-		}
-	}
-	for i, a := range c.MP.Accounts {
-		key := fmt.Sprintf("mp.accounts[%d]", i)
-		if err := checkName(key, a.Name, names); err != nil {
-			return err
-		}
-		if a.AppID == "" {
-			return invalid(key+".app_id", "is required")
-		}
-		if a.PlainText && a.EncodingAESKey == "" {
-			if a.Token == "" {
-				return invalid(key+".token", "is required")
-			}
-			continue
-		}
-		if err := checkCallback(key, a.Token, a.EncodingAESKey); err != nil {
-			return err
-		}
-	}
-	keys := map[string]bool{}
-	for i, k := range c.API.Keys {
-		key := fmt.Sprintf("api.keys[%d]", i)
-		if k.Name == "" {
-			return invalid(key+".name", "is required")
-		}
-		if len(k.Key) < 8 {
-			return invalid(key+".key", "must be at least 8 characters")
-		}
-		if keys[k.Key] {
-			return invalid(key+".key", "is used by another key")
-		}
-		keys[k.Key] = true
-		if len(k.Apps) == 0 {
-			return invalid(key+".apps", "must list at least one app (or \"*\")")
-		}
-		for j, app := range k.Apps {
-			if app != "*" && names[app] != "wecom" {
-				return invalid(fmt.Sprintf("%s.apps[%d]", key, j), "no WeCom app named %q", app)
-			}
-		}
+	if authTTL := c.NATS.WithDefaults().AuthTTL; c.Auth.ChallengeTTL > authTTL {
+		return invalid("auth.challenge_ttl", "must be at most nats.auth_ttl (%s), got %s", authTTL, c.Auth.ChallengeTTL)
 	}
 	if err := c.Router.Validate(); err != nil {
-		return fmt.Errorf("%w: %s", ErrInvalid, strings.TrimPrefix(err.Error(), router.ErrConfig.Error()+": "))
+		return wrap(err, router.ErrConfig)
 	}
 	if sc := c.SenderConfig(); len(sc.Apps) > 0 {
 		if err := sc.Validate(); err != nil {
-			return fmt.Errorf("%w: %s", ErrInvalid, strings.TrimPrefix(err.Error(), sender.ErrConfig.Error()+": "))
+			return wrap(err, sender.ErrConfig)
 		}
 	}
 	if err := c.Dashboard.WithDefaults().Validate(); err != nil {
-		return fmt.Errorf("%w: %s", ErrInvalid, strings.TrimPrefix(err.Error(), dashboard.ErrConfig.Error()+": "))
+		return wrap(err, dashboard.ErrConfig)
 	}
 	if a := c.Dashboard.WeComApp; a != "" {
-		if _, ok := c.App(a); !ok {
+		if _, ok := c.WeCom.App(a); !ok {
 			return invalid("dashboard.wecom_app", "no WeCom app named %q", a)
 		}
 	}
 	if err := c.Tracing.Validate(); err != nil {
-		return fmt.Errorf("%w: %s", ErrInvalid, strings.TrimPrefix(err.Error(), tracing.ErrConfig.Error()+": "))
-	}
-	if c.Connectors.ERP != nil {
-		if err := c.Connectors.ERP.WithDefaults().Validate(); err != nil {
-			return fmt.Errorf("%w: %s", ErrInvalid, strings.TrimPrefix(err.Error(), erp.ErrConfig.Error()+": "))
-		}
-	}
-	if err := c.validateAuth(); err != nil {
-		return err
-	}
-	if c.Connectors.Concurrency < 1 || c.Connectors.Concurrency > 1024 {
-		return invalid("connectors.concurrency", "must be 1 to 1024, got %d", c.Connectors.Concurrency)
-	}
-	if c.Connectors.MaxDeliver < 1 {
-		return invalid("connectors.max_deliver", "must be at least 1, got %d", c.Connectors.MaxDeliver)
+		return wrap(err, tracing.ErrConfig)
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
@@ -333,33 +156,25 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-func checkName(key, name string, seen map[string]string) error {
-	if !namePattern.MatchString(name) {
-		return invalid(key+".name", "must be 1-32 of a-z 0-9 _ - (it is part of URLs and NATS subjects), got %q", name)
+// wrap turns a component's validation error into "config: <key>: <problem>":
+// the component's own sentinel prefix is dropped.
+func wrap(err, sentinel error) error {
+	msg := err.Error()
+	if sentinel != nil {
+		msg = strings.TrimPrefix(msg, sentinel.Error()+": ")
 	}
-	if seen[name] != "" {
-		return invalid(key+".name", "%q is used twice", name)
-	}
-	if strings.HasPrefix(key, "wecom") {
-		seen[name] = "wecom"
-	} else {
-		seen[name] = "mp"
-	}
-	return nil
-}
-
-func checkCallback(key, token, aesKey string) error {
-	if token == "" {
-		return invalid(key+".token", "is required")
-	}
-	if len(aesKey) != 43 {
-		return invalid(key+".encoding_aes_key", "must be 43 characters, got %d", len(aesKey))
-	}
-	return nil
+	return fmt.Errorf("%w: %s", ErrInvalid, msg)
 }
 
 func invalid(key, format string, args ...any) error {
 	return fmt.Errorf("%w: %s: %s", ErrInvalid, key, fmt.Sprintf(format, args...))
+}
+
+// GatewayConfig is the gateway section with the sections the gateway serves.
+func (c *Config) GatewayConfig() gateway.Config {
+	gc := c.Gateway
+	gc.WeCom, gc.MP, gc.API, gc.Auth = c.WeCom, c.MP, c.API, c.Auth
+	return gc.WithDefaults()
 }
 
 // SenderConfig is the sender section completed with the corp id and the apps
@@ -379,16 +194,6 @@ func (c *Config) SenderConfig() sender.Config {
 		}
 	}
 	return sc
-}
-
-// App returns the WeCom app named name.
-func (c *Config) App(name string) (App, bool) {
-	for _, a := range c.WeCom.Apps {
-		if a.Name == name {
-			return a, true
-		}
-	}
-	return App{}, false
 }
 
 // Load reads path, expands ${ENV}, applies WXHUB_<SECTION>_<KEY> overrides and

@@ -113,3 +113,16 @@ func (c RunnerConfig) Options() Options {
 	}
 	return o
 }
+
+// Section is a connector config that can check itself.
+type Section interface{ Validate() error }
+
+// ConfigureSection decodes node into a new C strictly and validates it: the
+// first half of most Configure functions.
+func ConfigureSection[C Section](node *yaml.Node) (C, error) {
+	var c C
+	if err := DecodeSection(node, &c); err != nil {
+		return c, err
+	}
+	return c, c.Validate()
+}

@@ -29,7 +29,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wxhub/wxhub/bus"
-	"github.com/wxhub/wxhub/config"
 	"github.com/wxhub/wxhub/schemas"
 	"github.com/wxhub/wxhub/wecom"
 )
@@ -59,7 +58,7 @@ type signer struct {
 	jwks []byte
 }
 
-func newSigner(cfg config.Auth, log *zap.Logger) (*signer, error) {
+func newSigner(cfg AuthConfig, log *zap.Logger) (*signer, error) {
 	seed, err := cfg.SigningSeed()
 	if err != nil {
 		return nil, fmt.Errorf("gateway: auth.signing_key: %w", err)
@@ -177,11 +176,11 @@ func (g *Gateway) createChallenge(w http.ResponseWriter, r *http.Request) {
 
 // newChallenge checks a create request against the key's scope and the
 // configured clients.
-func (g *Gateway) newChallenge(key *config.APIKey, app, client, ret string) (schemas.AuthChallenge, error) {
+func (g *Gateway) newChallenge(key *APIKey, app, client, ret string) (schemas.AuthChallenge, error) {
 	if app == "" {
 		return schemas.AuthChallenge{}, badField("app", "is required")
 	}
-	if _, ok := g.cfg.App(app); !ok {
+	if _, ok := g.cfg.WeCom.App(app); !ok {
 		return schemas.AuthChallenge{}, badField("app", "no WeCom app named %q", app)
 	}
 	if !keyAllows(key, app) {
@@ -224,7 +223,7 @@ func (g *Gateway) oauthURLs(r *http.Request, ch schemas.AuthChallenge) (string, 
 		base = scheme + "://" + r.Host
 	}
 	redirect := base + "/api/v1/auth/oauth/callback"
-	a, _ := g.cfg.App(ch.App)
+	a, _ := g.cfg.WeCom.App(ch.App)
 	agent := strconv.FormatInt(a.AgentID, 10)
 	// WeCom requires the parameters in this order and the #wechat_redirect fragment.
 	oauth := g.cfg.Auth.OAuthAuthorizeURL + "?appid=" + url.QueryEscape(g.cfg.WeCom.CorpID) +
@@ -256,7 +255,7 @@ func (g *Gateway) getChallenge(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (g *Gateway) redeem(ctx context.Context, key *config.APIKey, id string) (challengeState, error) {
+func (g *Gateway) redeem(ctx context.Context, key *APIKey, id string) (challengeState, error) {
 	kv, err := g.bus.KV(ctx, bus.BucketAuth)
 	if err != nil {
 		return challengeState{}, err
@@ -421,7 +420,7 @@ func oauthPage(w http.ResponseWriter, status int, msg string) {
 // oauthUser exchanges an OAuth code for the member's userid. A token rejected
 // as expired is fetched anew once.
 func (g *Gateway) oauthUser(ctx context.Context, appName, code string) (string, error) {
-	app, ok := g.cfg.App(appName)
+	app, ok := g.cfg.WeCom.App(appName)
 	if !ok {
 		return "", fmt.Errorf("%w: app %q is no longer configured", ErrTokenUnavailable, appName)
 	}
@@ -462,7 +461,7 @@ var tokenKeyUnsafe = regexp.MustCompile(`[^-_=a-zA-Z0-9]`)
 
 // appToken returns the app's access token from wxhub_tokens, or from gettoken
 // when the shared one is missing, expiring, stale or fresh is set.
-func (g *Gateway) appToken(ctx context.Context, app config.App, fresh bool) (string, error) {
+func (g *Gateway) appToken(ctx context.Context, app wecom.AppConfig, fresh bool) (string, error) {
 	kv, err := g.bus.KV(ctx, bus.BucketTokens)
 	if err != nil {
 		return "", fmt.Errorf("%w: %w", ErrTokenUnavailable, err)

@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/wxhub/wxhub/bus"
-	"github.com/wxhub/wxhub/config"
+	"github.com/wxhub/wxhub/gateway"
 	"github.com/wxhub/wxhub/schemas"
 	"github.com/wxhub/wxhub/wecom/sim"
 )
@@ -47,7 +47,7 @@ func newAuthEnv(t *testing.T) *authEnv {
 	cfg.WeCom.CorpID = sim.DefaultCorpID
 	cfg.WeCom.Apps[0].Secret = "helpdesk-demo-secret"
 	cfg.Auth.SigningKey = base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))
-	cfg.Auth.Clients = []config.AuthClient{
+	cfg.Auth.Clients = []gateway.AuthClient{
 		{Name: "erp-login", Title: "ERP 系统", Keys: []string{"erp"}, RedirectURLs: []string{"https://erp.example.com/login/"}},
 	}
 	return &authEnv{env: startEnv(t, cfg), sim: s}

@@ -24,7 +24,7 @@ import (
 // client and handler, so this is the gateway's own cost per callback.
 func BenchmarkCallback(b *testing.B) {
 	cfg := testConfig()
-	cfg.Gateway.MaxBodyBytes = 1 << 20
+	cfg.MaxBodyBytes = 1 << 20
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	bs, err := bus.Open(ctx, bus.Config{DataDir: b.TempDir(), Port: -1}, zap.NewNop())
@@ -32,7 +32,7 @@ func BenchmarkCallback(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer bs.Close()
-	g, err := gateway.New(cfg, bs, zap.NewNop(), gateway.WithRegistry(prometheus.NewRegistry()))
+	g, err := gateway.New(*cfg, bs, zap.NewNop(), gateway.WithRegistry(prometheus.NewRegistry()))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -110,7 +110,7 @@ func (g *Gateway) checkTimestamp(ts string) error {
 	if ts == "" {
 		return errMissing
 	}
-	if g.cfg.Gateway.TimestampWindow < 0 {
+	if g.cfg.TimestampWindow < 0 {
 		return nil
 	}
 	sec, err := strconv.ParseInt(ts, 10, 64)
@@ -121,7 +121,7 @@ func (g *Gateway) checkTimestamp(ts string) error {
 	if d < 0 {
 		d = -d
 	}
-	if d > g.cfg.Gateway.TimestampWindow {
+	if d > g.cfg.TimestampWindow {
 		return errStale
 	}
 	return nil
@@ -181,10 +181,10 @@ func (g *Gateway) receive(w http.ResponseWriter, r *http.Request, ch *channel) (
 	}
 	buf := getBuffer()
 	defer putBuffer(buf)
-	if n := r.ContentLength; n > 0 && n <= g.cfg.Gateway.MaxBodyBytes {
+	if n := r.ContentLength; n > 0 && n <= g.cfg.MaxBodyBytes {
 		buf.Grow(int(n) + 1) // +1: ReadFrom wants room to see EOF
 	}
-	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, g.cfg.Gateway.MaxBodyBytes)); err != nil {
+	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, g.cfg.MaxBodyBytes)); err != nil {
 		return "", err
 	}
 	body := buf.Bytes() // only until the handler returns: plain and data copy what they keep
@@ -245,7 +245,7 @@ func (g *Gateway) publish(ctx context.Context, subject, id, schema string, v any
 	err := json.NewEncoder(buf).Encode(v)
 	if err == nil {
 		data := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
-		_, err = g.bus.PublishWithin(ctx, g.cfg.Gateway.PublishTimeout, subject, id, nats.Header{bus.HeaderSchema: {schema}}, data)
+		_, err = g.bus.PublishWithin(ctx, g.cfg.PublishTimeout, subject, id, nats.Header{bus.HeaderSchema: {schema}}, data)
 	} else {
 		err = fmt.Errorf("gateway: marshal %s: %w", schema, err)
 	}

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"slices"
 
-	"github.com/wxhub/wxhub/config"
 	"github.com/wxhub/wxhub/schemas"
 )
 
@@ -43,7 +42,7 @@ func (g *Gateway) createChat(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "missing or unknown API key"})
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.cfg.Gateway.MaxBodyBytes))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.cfg.MaxBodyBytes))
 	if err != nil {
 		writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{"error": "body too large"})
 		return
@@ -56,7 +55,7 @@ func (g *Gateway) createChat(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, acc)
 }
 
-func (g *Gateway) openChat(ctx context.Context, key *config.APIKey, body []byte) (chatAccepted, error) {
+func (g *Gateway) openChat(ctx context.Context, key *APIKey, body []byte) (chatAccepted, error) {
 	if err := schemas.Validate("chat.v1", body); err != nil {
 		var fe *schemas.FieldError
 		if errors.As(err, &fe) {
@@ -68,7 +67,7 @@ func (g *Gateway) openChat(ctx context.Context, key *config.APIKey, body []byte)
 	if err := json.Unmarshal(body, &req); err != nil {
 		return chatAccepted{}, badField("", "body is not a JSON object")
 	}
-	if _, ok := g.cfg.App(req.App); !ok {
+	if _, ok := g.cfg.WeCom.App(req.App); !ok {
 		return chatAccepted{}, badField("app", "no app named %q", req.App)
 	}
 	if !keyAllows(key, req.App) {

@@ -17,20 +17,19 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wxhub/wxhub/bus"
-	"github.com/wxhub/wxhub/config"
 	"github.com/wxhub/wxhub/wecom"
 )
 
 // Gateway serves the hub's HTTP endpoints. Create it with New; it is safe for
 // concurrent use.
 type Gateway struct {
-	cfg      *config.Config
+	cfg      Config
 	bus      *bus.Bus
 	log      *zap.Logger
 	now      func() time.Time
 	mux      *http.ServeMux
 	channels map[string]*channel // key: "wecom/<app>" or "mp/<account>"
-	keys     []config.APIKey
+	keys     []APIKey
 	metrics  *metrics
 	registry prometheus.Gatherer
 	signer   *signer       // login assertions (auth.go)
@@ -63,9 +62,10 @@ func WithHandler(pattern string, h http.Handler) Option {
 	return func(g *Gateway) { g.mux.Handle(pattern, h) }
 }
 
-// New builds the gateway for cfg. It fails on a bad app key, which Validate
-// should already have caught.
-func New(cfg *config.Config, b *bus.Bus, log *zap.Logger, opts ...Option) (*Gateway, error) {
+// New builds the gateway for cfg (defaults applied here). It fails on a bad
+// app key, which Validate should already have caught.
+func New(cfg Config, b *bus.Bus, log *zap.Logger, opts ...Option) (*Gateway, error) {
+	cfg = cfg.WithDefaults()
 	g := &Gateway{
 		cfg:      cfg,
 		bus:      b,

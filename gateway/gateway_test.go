@@ -19,7 +19,6 @@ import (
 
 	"github.com/wxhub/wxhub/bus"
 	"github.com/wxhub/wxhub/bus/bustest"
-	"github.com/wxhub/wxhub/config"
 	"github.com/wxhub/wxhub/gateway"
 	"github.com/wxhub/wxhub/schemas"
 	"github.com/wxhub/wxhub/wecom"
@@ -38,28 +37,28 @@ type env struct {
 	now *atomic.Int64 // unix nanoseconds; tests move it
 	srv *httptest.Server
 	bus *bus.Bus
-	cfg *config.Config
+	cfg *gateway.Config
 	cr  *wecom.Crypter
 }
 
-func testConfig() *config.Config {
-	c := &config.Config{
-		WeCom: config.WeCom{CorpID: corpID, Apps: []config.App{
+func testConfig() *gateway.Config {
+	c := gateway.Config{
+		MaxBodyBytes: 4096,
+		WeCom: wecom.Config{CorpID: corpID, Apps: []wecom.AppConfig{
 			{Name: "helpdesk", AgentID: 1000002, Secret: "s", Token: token, EncodingAESKey: aesKey},
 			{Name: "hr", AgentID: 1000003, Secret: "s", Token: token, EncodingAESKey: aesKey},
 		}},
-		MP: config.MP{Accounts: []config.Account{
+		MP: wecom.MPConfig{Accounts: []wecom.AccountConfig{
 			{Name: "shop", AppID: "wx5823bf96d3bd56c7", Token: token, EncodingAESKey: aesKey},
 			{Name: "plain", AppID: "wxplain", Token: token, PlainText: true},
 		}},
-		API: config.API{Keys: []config.APIKey{
+		API: gateway.APIConfig{Keys: []gateway.APIKey{
 			{Name: "erp", Key: apiKey, Apps: []string{"helpdesk"}},
 			{Name: "all", Key: "all-apps-key-1", Apps: []string{"*"}},
 		}},
 	}
-	c.Gateway.MaxBodyBytes = 4096
-	c.Defaults()
-	return c
+	c = c.WithDefaults()
+	return &c
 }
 
 func newEnv(t *testing.T) *env {
@@ -68,7 +67,7 @@ func newEnv(t *testing.T) *env {
 }
 
 // startEnv runs a gateway for cfg on an embedded bus, its clock at fixedNow.
-func startEnv(t *testing.T, cfg *config.Config) *env {
+func startEnv(t *testing.T, cfg *gateway.Config) *env {
 	t.Helper()
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
@@ -76,7 +75,7 @@ func startEnv(t *testing.T, cfg *config.Config) *env {
 	b := bustest.Open(t, bus.Config{})
 	now := &atomic.Int64{}
 	now.Store(fixedNow.UnixNano())
-	g, err := gateway.New(cfg, b, zap.NewNop(), gateway.WithClock(func() time.Time { return time.Unix(0, now.Load()) }),
+	g, err := gateway.New(*cfg, b, zap.NewNop(), gateway.WithClock(func() time.Time { return time.Unix(0, now.Load()) }),
 		gateway.WithRegistry(prometheus.NewRegistry()))
 	if err != nil {
 		t.Fatal(err)

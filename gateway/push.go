@@ -22,7 +22,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wxhub/wxhub/bus"
-	"github.com/wxhub/wxhub/config"
 	"github.com/wxhub/wxhub/schemas"
 	"github.com/wxhub/wxhub/tracing"
 )
@@ -53,7 +52,7 @@ type pushAccepted struct {
 
 // authenticate finds the API key of a request's bearer token in constant time
 // per key, so that timing does not reveal how much of a key was right.
-func (g *Gateway) authenticate(r *http.Request) (*config.APIKey, bool) {
+func (g *Gateway) authenticate(r *http.Request) (*APIKey, bool) {
 	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok || token == "" {
 		return nil, false
@@ -61,8 +60,8 @@ func (g *Gateway) authenticate(r *http.Request) (*config.APIKey, bool) {
 	return g.keyBySecret(token)
 }
 
-func (g *Gateway) keyBySecret(secret string) (*config.APIKey, bool) {
-	var found *config.APIKey
+func (g *Gateway) keyBySecret(secret string) (*APIKey, bool) {
+	var found *APIKey
 	for i := range g.keys {
 		if subtle.ConstantTimeCompare([]byte(g.keys[i].Key), []byte(secret)) == 1 {
 			found = &g.keys[i]
@@ -71,7 +70,7 @@ func (g *Gateway) keyBySecret(secret string) (*config.APIKey, bool) {
 	return found, found != nil
 }
 
-func keyAllows(k *config.APIKey, app string) bool {
+func keyAllows(k *APIKey, app string) bool {
 	return slices.Contains(k.Apps, "*") || slices.Contains(k.Apps, app)
 }
 
@@ -103,7 +102,7 @@ func (g *Gateway) pushMessage(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "missing or unknown API key"})
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.cfg.Gateway.MaxBodyBytes))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.cfg.MaxBodyBytes))
 	if err != nil {
 		writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{"error": "body too large"})
 		return
@@ -131,7 +130,7 @@ func resultLabel(err error) string {
 
 // enqueue validates a push body, records it as queued and publishes it to
 // WXHUB_OUT. A repeated dedup_key returns the first message's id and status.
-func (g *Gateway) enqueue(ctx context.Context, key *config.APIKey, body []byte) (pushAccepted, string, error) {
+func (g *Gateway) enqueue(ctx context.Context, key *APIKey, body []byte) (pushAccepted, string, error) {
 	if err := schemas.Validate("push.v1", body); err != nil {
 		var fe *schemas.FieldError
 		if errors.As(err, &fe) {
@@ -177,7 +176,7 @@ func (g *Gateway) enqueue(ctx context.Context, key *config.APIKey, body []byte) 
 // queue records id as queued and publishes the message to WXHUB_OUT. When id
 // is already recorded (a repeated dedup key), the first message stands and its
 // status is returned; nothing is published again.
-func (g *Gateway) queue(ctx context.Context, key *config.APIKey, app, kind, priority, dedupKey, id string, wecomBody []byte) (_ pushAccepted, err error) {
+func (g *Gateway) queue(ctx context.Context, key *APIKey, app, kind, priority, dedupKey, id string, wecomBody []byte) (_ pushAccepted, err error) {
 	status, err := g.bus.KV(ctx, bus.BucketStatus)
 	if err != nil {
 		return pushAccepted{}, err
@@ -227,7 +226,7 @@ func (g *Gateway) resolveApp(fields map[string]json.RawMessage) (string, error) 
 	var name string
 	if raw, ok := fields["app"]; ok {
 		json.Unmarshal(raw, &name)
-		if _, ok := g.cfg.App(name); !ok {
+		if _, ok := g.cfg.WeCom.App(name); !ok {
 			return "", badField("app", "no app named %q", name)
 		}
 	}
@@ -317,7 +316,7 @@ func (g *Gateway) dropInToken(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-func signDropInToken(key *config.APIKey, expiry time.Time) string {
+func signDropInToken(key *APIKey, expiry time.Time) string {
 	payload := key.Name + "." + strconv.FormatInt(expiry.Unix(), 10)
 	mac := hmac.New(sha256.New, []byte(key.Key))
 	mac.Write([]byte(payload))
@@ -325,7 +324,7 @@ func signDropInToken(key *config.APIKey, expiry time.Time) string {
 }
 
 // dropInKey checks a drop-in token: 40014 when it is not ours, 42001 when expired.
-func (g *Gateway) dropInKey(token string) (*config.APIKey, int) {
+func (g *Gateway) dropInKey(token string) (*APIKey, int) {
 	parts := strings.Split(token, ".")
 	if len(parts) != 4 || parts[0] != "wxh1" {
 		return nil, 40014
@@ -365,7 +364,7 @@ func (g *Gateway) dropInSend(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, wecomError(42001, "access_token expired"))
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.cfg.Gateway.MaxBodyBytes))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.cfg.MaxBodyBytes))
 	if err != nil {
 		writeJSON(w, http.StatusOK, wecomError(44004, "request body too large"))
 		return

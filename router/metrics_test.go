@@ -13,11 +13,11 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wxhub/wxhub/bus"
-	"github.com/wxhub/wxhub/config"
 	"github.com/wxhub/wxhub/gateway"
 	"github.com/wxhub/wxhub/router"
 	"github.com/wxhub/wxhub/tracing"
 	"github.com/wxhub/wxhub/tracing/tracingtest"
+	"github.com/wxhub/wxhub/wecom"
 	"github.com/wxhub/wxhub/wecom/sim"
 )
 
@@ -30,12 +30,11 @@ func simGateway(t *testing.T, b *bus.Bus) *sim.Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := &config.Config{WeCom: config.WeCom{CorpID: scfg.CorpID}}
+	cfg := gateway.Config{WeCom: wecom.Config{CorpID: scfg.CorpID}}
 	for _, a := range scfg.Apps {
-		cfg.WeCom.Apps = append(cfg.WeCom.Apps, config.App{Name: a.Name, AgentID: a.AgentID, Secret: a.Secret,
+		cfg.WeCom.Apps = append(cfg.WeCom.Apps, wecom.AppConfig{Name: a.Name, AgentID: a.AgentID, Secret: a.Secret,
 			Token: a.Token, EncodingAESKey: a.EncodingAESKey})
 	}
-	cfg.Defaults()
 	g, err := gateway.New(cfg, b, zap.NewNop(), gateway.WithRegistry(prometheus.NewRegistry()))
 	if err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/wxhub/wxhub/bench"
 	"github.com/wxhub/wxhub/config"
+	"github.com/wxhub/wxhub/hub"
 )
 
 // benchCmd runs the benchmark phases (package bench) and writes the report.
@@ -75,34 +76,19 @@ func benchHub(ctx context.Context, cfg *config.Config, ln net.Listener, only []s
 	if err != nil {
 		return nil, err
 	}
-	o := hubOptions{listener: ln}
+	setup, err := hub.Configure(cfg, hub.Builtins)
+	if err != nil {
+		return nil, err
+	}
+	o := hub.Options{Listener: ln}
 	if len(only) > 0 {
-		if o.only, err = parseOnly(strings.Join(only, ",")); err != nil {
+		if o.Only, err = hub.ParseOnly(strings.Join(only, ",")); err != nil {
 			return nil, err
 		}
 	}
-	ready := make(chan *hub, 1)
-	o.ready = func(h *hub) { ready <- h }
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- runHub(ctx, cfg, log, o) }()
-	stop := func() error {
-		cancel()
-		select {
-		case err := <-done:
-			return err
-		case <-time.After(30 * time.Second):
-			return errors.New("bench: hub did not stop within 30 s")
-		}
+	h, stop, err := hub.Start(ctx, setup, log, o)
+	if err != nil {
+		return nil, err
 	}
-	select {
-	case h := <-ready:
-		return &bench.Hub{Addr: h.addr, Bus: h.bus, Stop: stop}, nil
-	case err := <-done:
-		cancel()
-		return nil, fmt.Errorf("hub failed to start: %w", err)
-	case <-time.After(30 * time.Second):
-		stop()
-		return nil, errors.New("hub did not start within 30 s")
-	}
+	return &bench.Hub{Addr: h.Addr, Bus: h.Bus, Stop: stop}, nil
 }

@@ -6,49 +6,15 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"path/filepath"
 
-	"github.com/wxhub/wxhub/bus"
-	"github.com/wxhub/wxhub/config"
+	"go.yaml.in/yaml/v3"
+
 	"github.com/wxhub/wxhub/connectors/erp"
 	"github.com/wxhub/wxhub/connectors/erp/erpdemo"
 	"github.com/wxhub/wxhub/connectors/scanlogin/loginpage"
+	"github.com/wxhub/wxhub/hub"
 	"github.com/wxhub/wxhub/wecom/sim"
 )
-
-// Demo credentials: printed in the banner, never to be used outside the demo.
-const (
-	demoAPIKey         = "demo-erp-key"         // the push-API key of the sample legacy systems
-	demoDashboardToken = "demo-dashboard-token" // the dashboard's admin token
-	demoLoginClient    = "erp-login"            // the sample login page's client (assertion audience)
-	demoLoginPath      = "/demo/login/"         // where the demo mounts the sample login page
-)
-
-// demoConfig is the hub's config for the demo corp of the simulator.
-func demoConfig(s sim.Config, dataDir, listen string) *config.Config {
-	c := &config.Config{
-		NATS:    bus.Config{DataDir: filepath.Join(dataDir, "nats")},
-		Gateway: config.Gateway{Listen: listen},
-		WeCom:   config.WeCom{APIBase: "http://" + s.Listen, CorpID: s.CorpID},
-		MP:      config.MP{APIBase: "http://" + s.Listen}, // the simulator serves the Official Account API too
-		API:     config.API{Keys: []config.APIKey{{Name: "erp", Key: demoAPIKey, Apps: []string{"*"}}}},
-		Log:     config.Log{Level: "info", Format: "console"},
-	}
-	c.Dashboard.AdminToken = demoDashboardToken
-	// The sample login page (/demo/login/) logs users in to "erp-login".
-	c.Auth.Clients = []config.AuthClient{{Name: demoLoginClient, Title: "ERP 系统", Keys: []string{"erp"},
-		RedirectURLs: []string{"http://" + listen + demoLoginPath}}}
-	for _, a := range s.Apps {
-		c.WeCom.Apps = append(c.WeCom.Apps, config.App{Name: a.Name, AgentID: a.AgentID, Secret: a.Secret,
-			Token: a.Token, EncodingAESKey: a.EncodingAESKey})
-	}
-	for _, a := range s.Accounts {
-		c.MP.Accounts = append(c.MP.Accounts, config.Account{Name: a.Name, AppID: a.AppID, Secret: a.Secret,
-			Token: a.Token, EncodingAESKey: a.EncodingAESKey})
-	}
-	c.Defaults()
-	return c
-}
 
 // demoCmd runs the whole hub with the WeCom simulator and the sample legacy
 // systems in one process, and prints what to try.
@@ -80,28 +46,32 @@ func demoCmd(ctx context.Context, args []string) error {
 	defer simulator.Close()
 
 	// The sample ERP pushes its approval cards through the hub's push API.
-	erpSrv := erpdemo.New(erpdemo.Config{HubURL: "http://" + *listen, HubAPIKey: demoAPIKey, Logger: log})
+	erpSrv := erpdemo.New(erpdemo.Config{HubURL: "http://" + *listen, HubAPIKey: hub.DemoAPIKey, Logger: log})
 	if err := erpSrv.Start(*erpListen); err != nil {
 		return fmt.Errorf("sample ERP: %w", err)
 	}
 	defer erpSrv.Close()
 
-	cfg := demoConfig(scfg, *dataDir, *listen)
-	cfg.Connectors.ERP = &erp.Config{BaseURL: erpSrv.URL()}
+	cfg := hub.DemoConfig(scfg, *dataDir, *listen)
+	cfg.Connectors = map[string]yaml.Node{erp.Name: hub.Section(erp.Config{BaseURL: erpSrv.URL()})}
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	// The sample legacy login page: scan to log in instead of a USB key.
-	login, err := loginpage.New(loginpage.Config{HubURL: "http://" + *listen, APIKey: demoAPIKey, Client: demoLoginClient,
-		PublicURL: "http://" + *listen + demoLoginPath, Logger: log.Named("loginpage")})
+	setup, err := hub.Configure(cfg, hub.Builtins)
 	if err != nil {
 		return err
 	}
-	defer keepGCHeapFloor(cfg, log)()
-	return runHub(ctx, cfg, log, hubOptions{
-		handlers: map[string]http.Handler{demoLoginPath: http.StripPrefix(demoLoginPath[:len(demoLoginPath)-1], login)},
-		ready: func(h *hub) {
-			printDemoBanner(h.addr, scfg.Listen, erpSrv.URL())
+	// The sample legacy login page: scan to log in instead of a USB key.
+	login, err := loginpage.New(loginpage.Config{HubURL: "http://" + *listen, APIKey: hub.DemoAPIKey, Client: hub.DemoLoginClient,
+		PublicURL: "http://" + *listen + hub.DemoLoginPath, Logger: log.Named("loginpage")})
+	if err != nil {
+		return err
+	}
+	defer hub.KeepGCHeapFloor(cfg, log)()
+	return hub.Run(ctx, setup, log, hub.Options{
+		Handlers: map[string]http.Handler{hub.DemoLoginPath: http.StripPrefix(hub.DemoLoginPath[:len(hub.DemoLoginPath)-1], login)},
+		Ready: func(h *hub.Hub) {
+			printDemoBanner(h.Addr, scfg.Listen, erpSrv.URL())
 		}})
 }
 
@@ -136,5 +106,5 @@ func printDemoBanner(gatewayAddr, simAddr, erpURL string) {
 
   Ctrl-C stops the hub; its queues stay in ./data.
 
-`, gatewayAddr, simAddr, simFlag, demoAPIKey, erpURL, demoDashboardToken)
+`, gatewayAddr, simAddr, simFlag, hub.DemoAPIKey, erpURL, hub.DemoDashboardToken)
 }

@@ -7,8 +7,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/wxhub/wxhub/config"
-	"github.com/wxhub/wxhub/internal/gcfloor"
+	"github.com/wxhub/wxhub/hub"
 )
 
 // runCmd is production mode: the components named by --only (default all) from
@@ -21,14 +20,15 @@ func runCmd(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	components, err := parseOnly(*only)
+	components, err := hub.ParseOnly(*only)
 	if err != nil {
 		return err
 	}
-	cfg, err := config.Load(*cfgPath)
+	setup, err := hub.Load(*cfgPath, hub.Builtins)
 	if err != nil {
 		return err
 	}
+	cfg := setup.Config
 	log, err := newLogger(cfg.Log.Level, cfg.Log.Format)
 	if err != nil {
 		return err
@@ -43,27 +43,12 @@ func runCmd(ctx context.Context, args []string) error {
 	}
 	log.Info("wxhub starting", zap.String("version", version), zap.String("config", *cfgPath),
 		zap.Bool("embedded_nats", cfg.NATS.URL == ""), zap.String("only", *only))
-	defer keepGCHeapFloor(cfg, log)()
-	err = runHub(ctx, cfg, log, hubOptions{only: components, configPath: *cfgPath})
+	defer hub.KeepGCHeapFloor(cfg, log)()
+	err = hub.Run(ctx, setup, log, hub.Options{Only: components, ConfigPath: *cfgPath})
 	if err != nil && !errors.Is(err, context.Canceled) {
 		log.Error("wxhub stopped", zap.Error(err))
 		return err
 	}
 	log.Info("wxhub stopped")
 	return nil
-}
-
-// keepGCHeapFloor applies runtime.gc_heap_floor_mib to this process (see
-// internal/gcfloor) and returns what undoes it.
-func keepGCHeapFloor(cfg *config.Config, log *zap.Logger) (stop func()) {
-	floor := uint64(config.DefaultGCHeapFloorMiB)
-	if f := cfg.Runtime.GCHeapFloorMiB; f != nil {
-		floor = uint64(*f)
-	}
-	if !gcfloor.Enabled(floor << 20) {
-		log.Info("GC heap floor off", zap.Uint64("floor_mib", floor), zap.Bool("gogc_set", floor > 0))
-		return func() {}
-	}
-	log.Info("GC heap floor", zap.Uint64("floor_mib", floor))
-	return gcfloor.Keep(floor << 20)
 }

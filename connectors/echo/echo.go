@@ -47,11 +47,8 @@ var Builtin = connectors.Builtin{
 	Summary: "answers \"echo <text>\" with the text: checks the path end to end",
 	Default: true,
 	Configure: func(name string, node *yaml.Node) (connectors.Instance, error) {
-		var c Config
-		if err := connectors.DecodeSection(node, &c); err != nil {
-			return connectors.Instance{}, err
-		}
-		if err := c.Validate(); err != nil {
+		c, err := connectors.ConfigureSection[Config](node)
+		if err != nil {
 			return connectors.Instance{}, err
 		}
 		return connectors.Instance{

@@ -37,12 +37,14 @@ func Percent(live, floor uint64) int {
 	return min(maxPercent, int(floor*100/live))
 }
 
-// Enabled reports whether Keep would tune: not when the operator set GOGC
-// (their choice stands, "off" included) or when floor is 0.
-func Enabled(floor uint64) bool { return floor > 0 && os.Getenv("GOGC") == "" }
+// Enabled reports whether Keep would tune: not when the operator set GOGC or
+// GOMEMLIMIT (their choice stands, "off" included) or when floor is 0.
+func Enabled(floor uint64) bool {
+	return floor > 0 && os.Getenv("GOGC") == "" && os.Getenv("GOMEMLIMIT") == ""
+}
 
 // Keep sets GOGC after every collection from the live heap it left, until stop
-// is called; stop restores GOGC=100. Without Enabled it does nothing.
+// is called; stop restores the GOGC in force before. Without Enabled it does nothing.
 func Keep(floor uint64) (stop func()) {
 	if !Enabled(floor) {
 		return func() {}
@@ -51,7 +53,9 @@ func Keep(floor uint64) (stop func()) {
 }
 
 func start(floor uint64) *keeper {
-	k := &keeper{floor: floor, sample: []metrics.Sample{{Name: "/gc/heap/live:bytes"}}}
+	prev := debug.SetGCPercent(100)
+	debug.SetGCPercent(prev)
+	k := &keeper{floor: floor, prev: prev, sample: []metrics.Sample{{Name: "/gc/heap/live:bytes"}}}
 	k.tune()
 	k.arm()
 	return k
@@ -61,11 +65,12 @@ func (k *keeper) stop() {
 	k.mu.Lock()
 	k.stopped = true
 	k.mu.Unlock()
-	debug.SetGCPercent(100)
+	debug.SetGCPercent(k.prev)
 }
 
 type keeper struct {
 	floor uint64
+	prev  int // GOGC before Keep
 
 	mu      sync.Mutex
 	stopped bool

@@ -44,6 +44,9 @@ func CheckKnown(n *yaml.Node, t reflect.Type, path string) error {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
+	if t == reflect.TypeOf(yaml.Node{}) {
+		return nil // decoded later by its owner
+	}
 	switch {
 	case n.Kind == yaml.MappingNode && t.Kind() == reflect.Struct && t != reflect.TypeOf(time.Duration(0)):
 		fields := map[string]reflect.Type{}

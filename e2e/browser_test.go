@@ -1,4 +1,4 @@
-package main
+package e2e_test
 
 import (
 	"context"
@@ -12,10 +12,11 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-	"go.uber.org/zap"
 
 	"github.com/wxhub/wxhub/bus"
 	"github.com/wxhub/wxhub/config"
+	"github.com/wxhub/wxhub/hub"
+	"github.com/wxhub/wxhub/hub/hubtest"
 	"github.com/wxhub/wxhub/schemas"
 	"github.com/wxhub/wxhub/wecom/sim"
 )
@@ -43,10 +44,10 @@ func chromiumOrSkip(t *testing.T) string {
 func TestBrowserWholeHub(t *testing.T) {
 	chromium := chromiumOrSkip(t)
 	// Hub A: everything but the echo connector, with the dashboard.
-	e := startE2E(t, func(c *config.Config) {
-		c.Dashboard.AdminToken = demoDashboardToken
+	e := startE2E(t, withConfig(func(c *config.Config) {
+		c.Dashboard.AdminToken = hub.DemoDashboardToken
 		c.Dashboard.Refresh = 200 * time.Millisecond
-	}, withOnly("gateway", "router", "sender", "connector:help", "connector:dnd"))
+	}), withOnly("gateway", "router", "sender", "connector:help", "connector:dnd"))
 	ctx := waitCtx(t, 120*time.Second)
 
 	shotDir := t.TempDir()
@@ -94,7 +95,7 @@ func TestBrowserWholeHub(t *testing.T) {
 	run("login",
 		chromedp.Navigate("http://"+e.hubAddr+"/dashboard/"),
 		chromedp.WaitVisible(chromedp.ID("token")),
-		chromedp.SendKeys(chromedp.ID("token"), demoDashboardToken),
+		chromedp.SendKeys(chromedp.ID("token"), hub.DemoDashboardToken),
 		chromedp.Click(chromedp.ID("signin")),
 		chromedp.WaitVisible(chromedp.ID("depth-WXHUB_ROUTE")),
 	)
@@ -112,14 +113,7 @@ func TestBrowserWholeHub(t *testing.T) {
 	)
 
 	// Hub B, another process in production: only the echo connector, on A's NATS.
-	bcfg := *e.cfg
-	bcfg.NATS.URL = e.bus.ClientURL()
-	bctxHub, stopB := context.WithCancel(ctx)
-	doneB := make(chan error, 1)
-	go func() {
-		doneB <- runHub(bctxHub, &bcfg, zap.NewNop(), hubOptions{only: map[string]bool{"connector:echo": true}, pollWait: 200 * time.Millisecond})
-	}()
-	defer func() { stopB(); <-doneB }()
+	hubtest.Join(t, e.h, "connector:echo")
 	run("queue drains",
 		waitJS(`document.querySelector("#depth-WXHUB_ROUTE").dataset.value === "0"`),
 		shot("hub-queue-drained"),

@@ -1,4 +1,4 @@
-package main
+package e2e_test
 
 import (
 	"encoding/json"
@@ -15,6 +15,8 @@ import (
 	"github.com/wxhub/wxhub/config"
 	"github.com/wxhub/wxhub/connectors/scanlogin"
 	"github.com/wxhub/wxhub/connectors/scanlogin/loginpage"
+	"github.com/wxhub/wxhub/gateway"
+	"github.com/wxhub/wxhub/hub"
 	"github.com/wxhub/wxhub/schemas"
 	"github.com/wxhub/wxhub/wecom/sim"
 )
@@ -22,13 +24,13 @@ import (
 const e2eReturn = "http://127.0.0.1:9/erp/login/return"
 
 func withLoginClient(c *config.Config) {
-	c.Auth.Clients = []config.AuthClient{{Name: "erp-login", Title: "ERP 系统", Keys: []string{"erp"},
+	c.Auth.Clients = []gateway.AuthClient{{Name: "erp-login", Title: "ERP 系统", Keys: []string{"erp"},
 		RedirectURLs: []string{"http://127.0.0.1:9/erp/login/"}}}
 }
 
 // authAPI is the legacy login page's side: the hub's auth API with its key.
 func (e *e2e) authAPI() *resty.Client {
-	return resty.New().SetBaseURL("http://" + e.hubAddr).SetAuthToken(demoAPIKey).SetTimeout(5 * time.Second).
+	return resty.New().SetBaseURL("http://" + e.hubAddr).SetAuthToken(hub.DemoAPIKey).SetTimeout(5 * time.Second).
 		SetRedirectPolicy(resty.NoRedirectPolicy())
 }
 
@@ -52,7 +54,7 @@ func (e *e2e) newChallenge(t *testing.T, body string) map[string]string {
 }
 
 func TestE2EScanToLogin(t *testing.T) {
-	e := startE2E(t, withLoginClient)
+	e := startE2E(t, withConfig(withLoginClient))
 	ctx := waitCtx(t, 30*time.Second)
 	ch := e.newChallenge(t, `{"app":"helpdesk","client":"erp-login"}`)
 
@@ -116,7 +118,7 @@ func TestE2EScanToLogin(t *testing.T) {
 }
 
 func TestE2EOAuthLogin(t *testing.T) {
-	e := startE2E(t, withLoginClient)
+	e := startE2E(t, withConfig(withLoginClient))
 	ctx := waitCtx(t, 30*time.Second)
 	ch := e.newChallenge(t, `{"app":"helpdesk","client":"erp-login","return":"`+e2eReturn+`"}`)
 	if !strings.Contains(ch["oauth_url"], "state="+ch["id"]) {
@@ -148,7 +150,7 @@ func TestE2EOAuthLogin(t *testing.T) {
 }
 
 func TestVerifyRejects(t *testing.T) {
-	e := startE2E(t, withLoginClient, withOnly("gateway"))
+	e := startE2E(t, withConfig(withLoginClient), withOnly("gateway"))
 	ks := e.keySet(t)
 	ch := e.newChallenge(t, `{"app":"helpdesk","client":"erp-login","return":"`+e2eReturn+`"}`)
 	code, _ := e.sim.IssueOAuthCode("wangwu")
@@ -183,11 +185,11 @@ func TestE2ELoginPage(t *testing.T) {
 	var page http.Handler
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { page.ServeHTTP(w, r) }))
 	t.Cleanup(srv.Close)
-	e := startE2E(t, func(c *config.Config) {
+	e := startE2E(t, withConfig(func(c *config.Config) {
 		withLoginClient(c)
 		c.Auth.Clients[0].RedirectURLs = append(c.Auth.Clients[0].RedirectURLs, srv.URL+"/")
-	})
-	lp, err := loginpage.New(loginpage.Config{HubURL: "http://" + e.hubAddr, APIKey: demoAPIKey, Client: "erp-login", PublicURL: srv.URL + "/"})
+	}))
+	lp, err := loginpage.New(loginpage.Config{HubURL: "http://" + e.hubAddr, APIKey: hub.DemoAPIKey, Client: "erp-login", PublicURL: srv.URL + "/"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +203,7 @@ func TestE2ELoginPage(t *testing.T) {
 	}
 	html := resp.String()
 	m := regexp.MustCompile(`data-id="([0-9a-f]{32})"`).FindStringSubmatch(html)
-	if m == nil || !strings.Contains(html, "<svg") || strings.Contains(html, demoAPIKey) {
+	if m == nil || !strings.Contains(html, "<svg") || strings.Contains(html, hub.DemoAPIKey) {
 		t.Fatalf("page without QR code or id, or with the API key: %.400s", html)
 	}
 	id := m[1]

@@ -1,17 +1,56 @@
-package config
+package gateway
 
 import (
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"net/url"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/wxhub/wxhub/wecom"
 )
 
-// Auth configures scan-to-login (POST /api/v1/auth/challenges, the scanlogin
+// ErrConfig is wrapped by every validation error of Config.
+var ErrConfig = errors.New("gateway: invalid config")
+
+// Config configures the gateway. Its own keys are the `gateway:` section; the
+// loader hands it the sections it serves (wecom, mp, api, auth).
+type Config struct {
+	Listen string `yaml:"listen"` // default 127.0.0.1:8080
+	// MaxBodyBytes caps a callback or API body. Default 1 MiB.
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// TimestampWindow rejects callbacks whose timestamp is further than this from
+	// now (replays). Default 2m: WeChat's own retries come within 15 s.
+	// nats.duplicate_window must cover it. 0 in YAML keeps the default,
+	// negative disables.
+	TimestampWindow time.Duration `yaml:"timestamp_window"`
+	// PublishTimeout bounds the wait for JetStream's ack; WeChat gives up at 5 s.
+	// Default 3s.
+	PublishTimeout time.Duration `yaml:"publish_timeout"`
+
+	WeCom wecom.Config   `yaml:"-"` // the wecom: section
+	MP    wecom.MPConfig `yaml:"-"` // the mp: section
+	API   APIConfig      `yaml:"-"` // the api: section
+	Auth  AuthConfig     `yaml:"-"` // the auth: section
+}
+
+// APIConfig (the `api:` section) holds the keys of push-API and drop-in clients.
+type APIConfig struct {
+	Keys []APIKey `yaml:"keys"`
+}
+
+// APIKey is one client of POST /api/v1/messages and of the drop-in /cgi-bin endpoints.
+type APIKey struct {
+	Name string   `yaml:"name"`
+	Key  string   `yaml:"key"`
+	Apps []string `yaml:"apps"` // apps it may send through; "*" for all
+}
+
+// AuthConfig (the `auth:` section) configures scan-to-login (POST /api/v1/auth/challenges, the scanlogin
 // connector) and WeCom OAuth2 login (/api/v1/auth/oauth/callback). See docs/identity.md.
-type Auth struct {
+type AuthConfig struct {
 	// SigningKey is the Ed25519 private key that signs assertions: the base64
 	// (standard or URL alphabet) of its 32-byte seed, e.g. `openssl rand -base64 32`.
 	// Empty: a random key per process — fine for one gateway, but every gateway
@@ -25,10 +64,6 @@ type Auth struct {
 	ChallengeTTL time.Duration `yaml:"challenge_ttl"`
 	// AssertionTTL is the assertions' lifetime (exp - iat). Default 60s, at most 10m.
 	AssertionTTL time.Duration `yaml:"assertion_ttl"`
-	// Confirm: after a scan the user gets a card with 确认登录 / 取消, and the
-	// challenge is confirmed only by that click. Default true; false confirms on
-	// the scan itself (weaker: a QR code photographed by someone else logs them in).
-	Confirm *bool `yaml:"confirm"`
 	// PublicURL is the hub's address as browsers reach it (https://hub.example.com),
 	// used for the OAuth redirect_uri. Empty: taken from the request's Host.
 	PublicURL string `yaml:"public_url"`
@@ -56,24 +91,85 @@ type AuthClient struct {
 	RedirectURLs []string `yaml:"redirect_urls"`
 }
 
-func (a *Auth) defaults() {
-	setDefault(&a.Issuer, "wxhub")
+// WithDefaults fills every zero field with its default.
+func (c Config) WithDefaults() Config {
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:8080"
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = 1 << 20
+	}
+	if c.TimestampWindow == 0 {
+		c.TimestampWindow = 2 * time.Minute
+	}
+	if c.PublishTimeout == 0 {
+		c.PublishTimeout = 3 * time.Second
+	}
+	c.WeCom = c.WeCom.WithDefaults()
+	c.MP = c.MP.WithDefaults()
+	a := &c.Auth
+	if a.Issuer == "" {
+		a.Issuer = "wxhub"
+	}
 	if a.ChallengeTTL == 0 {
 		a.ChallengeTTL = 2 * time.Minute
 	}
 	if a.AssertionTTL == 0 {
 		a.AssertionTTL = 60 * time.Second
 	}
-	if a.Confirm == nil {
-		on := true
-		a.Confirm = &on
+	if a.OAuthAuthorizeURL == "" {
+		a.OAuthAuthorizeURL = "https://open.weixin.qq.com/connect/oauth2/authorize"
 	}
-	setDefault(&a.OAuthAuthorizeURL, "https://open.weixin.qq.com/connect/oauth2/authorize")
-	setDefault(&a.SSOLoginURL, "https://login.work.weixin.qq.com/wwlogin/sso/login")
+	if a.SSOLoginURL == "" {
+		a.SSOLoginURL = "https://login.work.weixin.qq.com/wwlogin/sso/login"
+	}
+	return c
+}
+
+// Validate reports the first problem as "gateway: invalid config: <key>: <problem>",
+// with keys of the gateway, api and auth sections.
+func (c Config) Validate() error {
+	if err := c.validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	return nil
+}
+
+func (c Config) validate() error {
+	if c.MaxBodyBytes < 1024 {
+		return fmt.Errorf("gateway.max_body_bytes: must be at least 1024, got %d", c.MaxBodyBytes)
+	}
+	if c.PublishTimeout <= 0 || c.PublishTimeout > 4*time.Second {
+		return fmt.Errorf("gateway.publish_timeout: must be in (0, 4s]: WeChat gives up after 5 s, got %s", c.PublishTimeout)
+	}
+	apps := c.WeCom.Names()
+	keys := map[string]bool{}
+	for i, k := range c.API.Keys {
+		key := fmt.Sprintf("api.keys[%d]", i)
+		if k.Name == "" {
+			return fmt.Errorf("%s.name: is required", key)
+		}
+		if len(k.Key) < 8 {
+			return fmt.Errorf("%s.key: must be at least 8 characters", key)
+		}
+		if keys[k.Key] {
+			return fmt.Errorf("%s.key: is used by another key", key)
+		}
+		keys[k.Key] = true
+		if len(k.Apps) == 0 {
+			return fmt.Errorf("%s.apps: must list at least one app (or \"*\")", key)
+		}
+		for j, app := range k.Apps {
+			if app != "*" && !apps[app] {
+				return fmt.Errorf("%s.apps[%d]: no WeCom app named %q", key, j, app)
+			}
+		}
+	}
+	return c.validateAuth()
 }
 
 // SigningSeed decodes SigningKey; nil when it is empty.
-func (a Auth) SigningSeed() ([]byte, error) {
+func (a AuthConfig) SigningSeed() ([]byte, error) {
 	if a.SigningKey == "" {
 		return nil, nil
 	}
@@ -89,7 +185,7 @@ func (a Auth) SigningSeed() ([]byte, error) {
 }
 
 // Client returns the configured client named name.
-func (a Auth) Client(name string) (AuthClient, bool) {
+func (a AuthConfig) Client(name string) (AuthClient, bool) {
 	for _, c := range a.Clients {
 		if c.Name == name {
 			return c, true
@@ -116,17 +212,13 @@ func (c AuthClient) AllowsReturn(u string) bool {
 	return false
 }
 
-func (c *Config) validateAuth() error {
+func (c Config) validateAuth() error {
 	a := c.Auth
 	if _, err := a.SigningSeed(); err != nil {
 		return invalid("auth.signing_key", "%v", err)
 	}
-	bucketTTL := c.NATS.AuthTTL
-	if bucketTTL == 0 {
-		bucketTTL = 10 * time.Minute // bus default
-	}
-	if a.ChallengeTTL < 10*time.Second || a.ChallengeTTL > bucketTTL {
-		return invalid("auth.challenge_ttl", "must be between 10s and nats.auth_ttl (%s), got %s", bucketTTL, a.ChallengeTTL)
+	if a.ChallengeTTL < 10*time.Second {
+		return invalid("auth.challenge_ttl", "must be at least 10s, got %s", a.ChallengeTTL)
 	}
 	if a.AssertionTTL < time.Second || a.AssertionTTL > 10*time.Minute {
 		return invalid("auth.assertion_ttl", "must be between 1s and 10m, got %s", a.AssertionTTL)
@@ -143,7 +235,7 @@ func (c *Config) validateAuth() error {
 	var seen []string
 	for i, cl := range a.Clients {
 		key := fmt.Sprintf("auth.clients[%d]", i)
-		if !namePattern.MatchString(cl.Name) {
+		if !wecom.NamePattern.MatchString(cl.Name) {
 			return invalid(key+".name", "must be 1-32 of a-z 0-9 _ -, got %q", cl.Name)
 		}
 		if slices.Contains(seen, cl.Name) {
@@ -170,4 +262,8 @@ func (c *Config) validateAuth() error {
 func isHTTPURL(s string) bool {
 	u, err := url.Parse(s)
 	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+}
+
+func invalid(key, format string, args ...any) error {
+	return fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...))
 }

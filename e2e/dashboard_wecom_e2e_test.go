@@ -1,4 +1,4 @@
-package main
+package e2e_test
 
 import (
 	"encoding/json"
@@ -21,10 +21,10 @@ import (
 // in the (simulated) WeCom app, the scanlogin connector sends the confirm card,
 // the click confirms, and the browser's poll turns into an admin session.
 func TestE2EDashboardWeComLogin(t *testing.T) {
-	e := startE2E(t, func(c *config.Config) {
+	e := startE2E(t, withConfig(func(c *config.Config) {
 		c.Dashboard.WeComApp = "helpdesk"
 		c.Dashboard.WeComUsers = []dashboard.WeComUser{{UserID: "zhangsan", Role: dashboard.RoleAdmin}}
-	})
+	}))
 	ctx := waitCtx(t, 60*time.Second)
 	base := "http://" + e.hubAddr
 	jar, _ := cookiejar.New(nil)

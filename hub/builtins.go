@@ -1,0 +1,21 @@
+package hub
+
+import (
+	"github.com/wxhub/wxhub/connectors"
+	"github.com/wxhub/wxhub/connectors/echo"
+	"github.com/wxhub/wxhub/connectors/erp"
+	"github.com/wxhub/wxhub/connectors/help"
+	"github.com/wxhub/wxhub/connectors/quiethours"
+	"github.com/wxhub/wxhub/connectors/scanlogin"
+)
+
+// Builtins is the registration list: every connector the hub can run in its
+// own process. Adding one is a folder that exports a connectors.Builtin and a
+// line here; the order is the order of their rules before the configured ones.
+var Builtins = []connectors.Builtin{
+	quiethours.Builtin,
+	scanlogin.Builtin,
+	erp.Builtin,
+	help.Builtin,
+	echo.Builtin,
+}

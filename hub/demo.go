@@ -1,0 +1,46 @@
+package hub
+
+import (
+	"path/filepath"
+
+	"github.com/wxhub/wxhub/bus"
+	"github.com/wxhub/wxhub/config"
+	"github.com/wxhub/wxhub/gateway"
+	"github.com/wxhub/wxhub/wecom"
+	"github.com/wxhub/wxhub/wecom/sim"
+)
+
+// Demo credentials: printed in the demo's banner, never to be used outside it.
+const (
+	DemoAPIKey         = "demo-erp-key"         // the push-API key of the sample legacy systems
+	DemoDashboardToken = "demo-dashboard-token" // the dashboard's admin token
+	DemoLoginClient    = "erp-login"            // the sample login page's client (assertion audience)
+	DemoLoginPath      = "/demo/login/"         // where the demo mounts the sample login page
+)
+
+// DemoConfig is the hub's config for the demo corp of the simulator s: its
+// apps and accounts, the demo's API key and dashboard token, console logs.
+func DemoConfig(s sim.Config, dataDir, listen string) *config.Config {
+	c := &config.Config{
+		NATS:    bus.Config{DataDir: filepath.Join(dataDir, "nats")},
+		Gateway: gateway.Config{Listen: listen},
+		WeCom:   wecom.Config{APIBase: "http://" + s.Listen, CorpID: s.CorpID},
+		MP:      wecom.MPConfig{APIBase: "http://" + s.Listen}, // the simulator serves the Official Account API too
+		API:     gateway.APIConfig{Keys: []gateway.APIKey{{Name: "erp", Key: DemoAPIKey, Apps: []string{"*"}}}},
+		Log:     config.Log{Level: "info", Format: "console"},
+	}
+	c.Dashboard.AdminToken = DemoDashboardToken
+	// The sample login page (/demo/login/) logs users in to "erp-login".
+	c.Auth.Clients = []gateway.AuthClient{{Name: DemoLoginClient, Title: "ERP 系统", Keys: []string{"erp"},
+		RedirectURLs: []string{"http://" + listen + DemoLoginPath}}}
+	for _, a := range s.Apps {
+		c.WeCom.Apps = append(c.WeCom.Apps, wecom.AppConfig{Name: a.Name, AgentID: a.AgentID, Secret: a.Secret,
+			Token: a.Token, EncodingAESKey: a.EncodingAESKey})
+	}
+	for _, a := range s.Accounts {
+		c.MP.Accounts = append(c.MP.Accounts, wecom.AccountConfig{Name: a.Name, AppID: a.AppID, Secret: a.Secret,
+			Token: a.Token, EncodingAESKey: a.EncodingAESKey})
+	}
+	c.Defaults()
+	return c
+}
