@@ -16,7 +16,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wxhub/wxhub/bus"
-	"github.com/wxhub/wxhub/dnd"
 	"github.com/wxhub/wxhub/schemas"
 )
 
@@ -260,9 +259,7 @@ func (d *Dashboard) inferredHops(ctx context.Context, outs []Hop) []Hop {
 	return hops
 }
 
-// statusKey is the sender's key for an outbound id in wxhub_status
-// (sender.StatusKey, which is dnd.Key).
-func statusKey(id string) string { return dnd.Key(id) }
+func statusKey(id string) string { return bus.StatusKey(id) }
 
 type scanned struct {
 	seq     uint64

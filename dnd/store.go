@@ -2,14 +2,14 @@ package dnd
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/wxhub/wxhub/bus"
 )
 
 // Setting is a member's stored choice. Off means "no quiet hours", which
@@ -91,15 +91,5 @@ func (s *Store) put(ctx context.Context, user string, st Setting) error {
 	return nil
 }
 
-var plainKey = regexp.MustCompile(`^[-_=a-zA-Z0-9]+$`)
-
-// Key is the KV key of a member: the userid itself when it is made of key-safe
-// characters, else "b64_" + base64url (userids may hold '@' and '.', openids '-').
-func Key(user string) string {
-	if plainKey.MatchString(user) && len(user) < 200 && !hasB64Prefix(user) {
-		return user
-	}
-	return "b64_" + base64.RawURLEncoding.EncodeToString([]byte(user))
-}
-
-func hasB64Prefix(s string) bool { return len(s) >= 4 && s[:4] == "b64_" }
+// Key is the KV key of a member (bus.SafeKey).
+func Key(user string) string { return bus.SafeKey(user) }

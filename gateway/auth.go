@@ -444,21 +444,6 @@ func (g *Gateway) oauthUser(ctx context.Context, appName, code string) (string, 
 	return u.UserID, nil
 }
 
-// tokenRecord mirrors the sender's value in wxhub_tokens (sender/token.go):
-// the gateway reads the shared token and only writes one where no replica
-// holds the refresh lease.
-type tokenRecord struct {
-	Token        string    `json:"token,omitempty"`
-	ExpiresAt    time.Time `json:"expires_at,omitzero"`
-	Stale        bool      `json:"stale,omitempty"`
-	RefreshBy    string    `json:"refresh_by,omitempty"`
-	RefreshUntil time.Time `json:"refresh_until,omitzero"`
-	Error        string    `json:"error,omitempty"`
-	ErrorUntil   time.Time `json:"error_until,omitzero"`
-}
-
-var tokenKeyUnsafe = regexp.MustCompile(`[^-_=a-zA-Z0-9]`)
-
 // appToken returns the app's access token from wxhub_tokens, or from gettoken
 // when the shared one is missing, expiring, stale or fresh is set.
 func (g *Gateway) appToken(ctx context.Context, app wecom.AppConfig, fresh bool) (string, error) {
@@ -466,18 +451,18 @@ func (g *Gateway) appToken(ctx context.Context, app wecom.AppConfig, fresh bool)
 	if err != nil {
 		return "", fmt.Errorf("%w: %w", ErrTokenUnavailable, err)
 	}
-	key := tokenKeyUnsafe.ReplaceAllString(g.cfg.WeCom.CorpID, "_") + "_" + strconv.FormatInt(app.AgentID, 10)
+	key := bus.TokenKey(g.cfg.WeCom.CorpID, app.AgentID)
 	now := g.now()
-	var rec tokenRecord
+	var rec bus.TokenRecord
 	var rev uint64
 	if e, err := kv.Get(ctx, key); err == nil {
 		rev = e.Revision()
 		if json.Unmarshal(e.Value(), &rec) != nil {
-			rec = tokenRecord{}
+			rec = bus.TokenRecord{}
 		}
 	}
 	switch {
-	case !fresh && rec.Token != "" && !rec.Stale && now.Before(rec.ExpiresAt.Add(-tokenEarly)):
+	case !fresh && rec.Valid(now, tokenEarly):
 		return rec.Token, nil
 	case rec.Error != "" && now.Before(rec.ErrorUntil):
 		// The sender saw the secret refused: asking again gets the IP blocked.
@@ -488,7 +473,7 @@ func (g *Gateway) appToken(ctx context.Context, app wecom.AppConfig, fresh bool)
 		return "", fmt.Errorf("%w: %s: %w", ErrTokenUnavailable, app.Name, err)
 	}
 	if rec.RefreshBy == "" || !now.Before(rec.RefreshUntil) {
-		data, _ := json.Marshal(tokenRecord{Token: tok, ExpiresAt: now.Add(expiresIn)})
+		data, _ := json.Marshal(bus.TokenRecord{Token: tok, ExpiresAt: now.Add(expiresIn)})
 		if rev == 0 {
 			_, err = kv.Create(ctx, key, data)
 		} else {

@@ -183,11 +183,11 @@ func (g *Gateway) queue(ctx context.Context, key *APIKey, app, kind, priority, d
 	}
 	queued := schemas.MessageStatus{ID: id, App: app, Status: schemas.StatusQueued, UpdatedAt: g.now().UTC()}
 	rec, _ := json.Marshal(queued)
-	if _, err := status.Create(ctx, id, rec); err != nil {
+	if _, err := status.Create(ctx, bus.StatusKey(id), rec); err != nil {
 		if !errors.Is(err, jetstream.ErrKeyExists) {
 			return pushAccepted{}, err
 		}
-		if prev, gerr := status.Get(ctx, id); gerr == nil {
+		if prev, gerr := status.Get(ctx, bus.StatusKey(id)); gerr == nil {
 			var st schemas.MessageStatus
 			if json.Unmarshal(prev.Value(), &st) == nil {
 				return pushAccepted{ID: id, Status: st.Status}, nil
@@ -212,7 +212,7 @@ func (g *Gateway) queue(ctx context.Context, key *APIKey, app, kind, priority, d
 	}
 	if err := g.publish(ctx, bus.OutSubject(app), id, schemas.SchemaOutbound, out); err != nil {
 		// Not queued after all: let the client's retry create it again.
-		status.Delete(context.WithoutCancel(ctx), id)
+		status.Delete(context.WithoutCancel(ctx), bus.StatusKey(id))
 		return pushAccepted{}, err
 	}
 	g.log.Info("push queued", zap.String("id", id), zap.String("client", key.Name), zap.String("app", app),
@@ -273,7 +273,7 @@ func (g *Gateway) messageStatus(w http.ResponseWriter, r *http.Request) {
 		writePushError(w, err)
 		return
 	}
-	entry, err := kv.Get(r.Context(), r.PathValue("id"))
+	entry, err := kv.Get(r.Context(), bus.StatusKey(r.PathValue("id")))
 	var st schemas.MessageStatus
 	if err != nil || json.Unmarshal(entry.Value(), &st) != nil || !keyAllows(key, st.App) {
 		// Another client's message is as unknown as a missing one.

@@ -11,9 +11,11 @@ import (
 	json "github.com/goccy/go-json"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"github.com/wxhub/wxhub/bus"
 	"github.com/wxhub/wxhub/dnd"
 	"github.com/wxhub/wxhub/schemas"
-	"go.uber.org/zap"
 )
 
 // ErrNoStatus reports an outbound id with no status record (never accepted, or
@@ -30,9 +32,8 @@ type StatusStore struct {
 // NewStatusStore wraps the wxhub_status bucket.
 func NewStatusStore(kv jetstream.KeyValue) *StatusStore { return &StatusStore{kv: kv} }
 
-// StatusKey is the KV key of an outbound id: the id itself when it is made of
-// key-safe characters ([-_=a-zA-Z0-9]), else "b64_" + base64url of it.
-func StatusKey(id string) string { return dnd.Key(id) }
+// StatusKey is the KV key of an outbound id (bus.StatusKey).
+func StatusKey(id string) string { return bus.StatusKey(id) }
 
 // Get returns the status of outbound message id, or an error wrapping ErrNoStatus.
 func (s *StatusStore) Get(ctx context.Context, id string) (schemas.MessageStatus, error) {

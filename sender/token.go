@@ -5,14 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 	"go.uber.org/zap"
+
+	"github.com/wxhub/wxhub/bus"
 )
 
 // ErrBadSecret reports that gettoken refused the app's secret (40001 and other
@@ -27,20 +27,8 @@ const (
 	badSecretPause = 5 * time.Minute  // no gettoken for an app after a refused secret
 )
 
-// tokenRecord is the value of an app's key in wxhub_tokens, shared by replicas.
-type tokenRecord struct {
-	Token        string    `json:"token,omitempty"`
-	ExpiresAt    time.Time `json:"expires_at,omitzero"`
-	Stale        bool      `json:"stale,omitempty"` // WeCom said 40014/42001 for this token
-	RefreshBy    string    `json:"refresh_by,omitempty"`
-	RefreshUntil time.Time `json:"refresh_until,omitzero"`
-	Error        string    `json:"error,omitempty"`
-	ErrorUntil   time.Time `json:"error_until,omitzero"`
-}
-
-func (r tokenRecord) valid(now time.Time) bool {
-	return r.Token != "" && !r.Stale && now.Before(r.ExpiresAt.Add(-tokenEarly))
-}
+// tokenRecord is an app's value in wxhub_tokens (bus.TokenRecord).
+type tokenRecord = bus.TokenRecord
 
 // getTokenFunc is wecom.Client.GetToken or wecom.MPClient.GetToken.
 type getTokenFunc func(ctx context.Context, corpID, secret string) (string, time.Duration, error)
@@ -70,14 +58,11 @@ func newTokens(kv jetstream.KeyValue, corpID string, get getTokenFunc, badCreds 
 	return &tokens{kv: kv, corpID: corpID, get: get, badCreds: badCreds, clock: clock, log: log, id: nuid.Next(), local: map[string]tokenRecord{}, refresh: map[string]*sync.Mutex{}}
 }
 
-var tokenKeyUnsafe = regexp.MustCompile(`[^-_=a-zA-Z0-9]`)
-
 func (t *tokens) key(app App) string {
 	if app.mp() {
-		// An Official Account's token belongs to its appid, whichever corp runs the hub.
-		return "mp_" + tokenKeyUnsafe.ReplaceAllString(app.AppID, "_")
+		return bus.MPTokenKey(app.AppID)
 	}
-	return tokenKeyUnsafe.ReplaceAllString(t.corpID, "_") + "_" + strconv.FormatInt(app.AgentID, 10)
+	return bus.TokenKey(t.corpID, app.AgentID)
 }
 
 // Token returns a valid token for app, refreshing it if needed (see tokens).
@@ -90,7 +75,7 @@ func (t *tokens) Token(ctx context.Context, app App) (string, error) {
 		t.refresh[app.Name] = slow
 	}
 	t.mu.Unlock()
-	if ok && r.valid(t.clock.Now()) {
+	if ok && r.Valid(t.clock.Now(), tokenEarly) {
 		return r.Token, nil
 	}
 	// Goroutines of this replica queue here; the KV lease orders the replicas.
@@ -114,7 +99,7 @@ func (t *tokens) Token(ctx context.Context, app App) (string, error) {
 			}
 		}
 		switch {
-		case rec.valid(now):
+		case rec.Valid(now, tokenEarly):
 			t.remember(app, rec)
 			return rec.Token, nil
 		case rec.Error != "" && now.Before(rec.ErrorUntil):
