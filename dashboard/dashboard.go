@@ -46,8 +46,8 @@ type SendLimit struct {
 // Option customizes a Dashboard.
 type Option func(*Dashboard)
 
-// WithGatherer reads counters (rates, sends, errors) from g; default: the
-// Prometheus default gatherer.
+// WithGatherer reads counters (rates, sends, errors) from g; without it the
+// overview shows no rates.
 func WithGatherer(g prometheus.Gatherer) Option { return func(d *Dashboard) { d.gatherer = g } }
 
 // WithSendLimits sets the limits drawn against the send rate.
@@ -111,7 +111,6 @@ func New(cfg Config, b *bus.Bus, log *zap.Logger, opts ...Option) (*Dashboard, e
 		bus:            b,
 		log:            log.Named("dashboard"),
 		now:            time.Now,
-		gatherer:       prometheus.DefaultGatherer,
 		users:          map[string]User{},
 		mux:            http.NewServeMux(),
 		errors:         newErrorRing(50),

@@ -43,10 +43,12 @@ func (d *Dashboard) snapshot(ctx context.Context) *Overview {
 		ov.BusError = err.Error()
 		errs = append(errs, []ErrorItem{{Time: now, Kind: "bus", Where: "JetStream", Reason: err.Error()}})
 	}
-	if fams, err := d.gatherer.Gather(); err != nil {
-		d.log.Debug("gather", zap.Error(err))
-	} else {
-		ov.Rates = d.rates.observe(now, fams)
+	if d.gatherer != nil {
+		if fams, err := d.gatherer.Gather(); err != nil {
+			d.log.Debug("gather", zap.Error(err))
+		} else {
+			ov.Rates = d.rates.observe(now, fams)
+		}
 	}
 	ov.Limits = limitUse(ov.Rates, d.cfg.SentMetric, d.limits)
 	for _, s := range st.Streams {

@@ -51,8 +51,9 @@ type Option func(*Gateway)
 // WithClock injects the clock used for the timestamp window (tests).
 func WithClock(now func() time.Time) Option { return func(g *Gateway) { g.now = now } }
 
-// WithRegistry registers the gateway's metrics in r (default: the Prometheus
-// default registry) and serves r at /metrics.
+// WithRegistry registers the gateway's metrics in r and serves r at /metrics.
+// Without it, as in every component, the metrics go to a private registry
+// nobody scrapes and /metrics is not served.
 func WithRegistry(r *prometheus.Registry) Option {
 	return func(g *Gateway) { g.metrics = newMetrics(r); g.registry = r }
 }
@@ -102,8 +103,7 @@ func New(cfg Config, b *bus.Bus, log *zap.Logger, opts ...Option) (*Gateway, err
 		o(g)
 	}
 	if g.metrics == nil {
-		g.metrics = newMetrics(prometheus.DefaultRegisterer)
-		g.registry = prometheus.DefaultGatherer
+		g.metrics = newMetrics(prometheus.NewRegistry()) // counted, scraped by nobody
 	}
 	g.routes()
 	return g, nil
@@ -124,7 +124,9 @@ func (g *Gateway) routes() {
 		w.Write([]byte("ok\n"))
 	})
 	g.mux.HandleFunc("GET /readyz", g.ready)
-	g.mux.Handle("GET /metrics", promhttp.HandlerFor(g.registry, promhttp.HandlerOpts{}))
+	if g.registry != nil {
+		g.mux.Handle("GET /metrics", promhttp.HandlerFor(g.registry, promhttp.HandlerOpts{}))
+	}
 }
 
 // Handler returns the gateway's HTTP handler.

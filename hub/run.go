@@ -32,8 +32,10 @@ type Options struct {
 	// Only lists the components to run: "gateway", "router", "sender",
 	// "connector:<name>". Empty runs them all.
 	Only map[string]bool
-	// ConfigPath, when set, is watched: router rules reload on change and SIGHUP.
+	// ConfigPath, when set, is watched: router rules reload when it changes and
+	// on each value from Reload (the CLI sends SIGHUP there).
 	ConfigPath string
+	Reload     <-chan struct{}
 	// Builtins is the registration list used to reload the config. Default Builtins.
 	Builtins []connectors.Builtin
 	// Handlers are mounted on the gateway beside its own (the simulator, sample pages).
@@ -180,7 +182,7 @@ func startRouter(ctx context.Context, r *run) (func(), error) {
 			r.setHelp(rc)
 			return rc, nil
 		}
-		r.group.Go(func() error { return rt.WatchFile(ctx, r.o.ConfigPath, load) })
+		r.group.Go(func() error { return rt.WatchFile(ctx, r.o.ConfigPath, load, r.o.Reload) })
 	}
 	return nil, nil
 }

@@ -254,7 +254,11 @@ func (r *Router) routeGroup(ctx context.Context, msgs []jetstream.Msg) {
 			delay = r.opts.RetryDelay
 			continue
 		}
-		time.Sleep(delay)
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return // left unacked: redelivered to the next router
+		}
 		delay *= 2
 	}
 }

@@ -228,7 +228,7 @@ func TestWatchFileReloadsAndKeepsOldOnError(t *testing.T) {
 	load := func(p string) (router.Config, error) { loads.Add(1); return loadFile(p) }
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- r.WatchFile(ctx, path, load) }()
+	go func() { done <- r.WatchFile(ctx, path, load, nil) }()
 	defer func() { cancel(); <-done }()
 
 	e := ev(schemas.EventData{MsgType: "text", Content: "订单 1"})

@@ -3,10 +3,7 @@ package router
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/signal"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -32,10 +29,11 @@ func (r *Router) Reload(path string, load Loader) error {
 }
 
 // WatchFile reloads the rules when the file at path changes (fsnotify; the
-// directory is watched, so editors that save by rename are seen) and on
-// SIGHUP, until ctx is done. A file that fails to load or validate is logged
-// and the old rules stay in force. Bursts of events are coalesced.
-func (r *Router) WatchFile(ctx context.Context, path string, load Loader) error {
+// directory is watched, so editors that save by rename are seen) and on each
+// value from reload (the process's SIGHUP; may be nil), until ctx is done. A
+// file that fails to load or validate is logged and the old rules stay in
+// force. Bursts of events are coalesced.
+func (r *Router) WatchFile(ctx context.Context, path string, load Loader, reload <-chan struct{}) error {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return fmt.Errorf("router: watch %s: %w", path, err)
@@ -48,16 +46,12 @@ func (r *Router) WatchFile(ctx context.Context, path string, load Loader) error 
 	if err := w.Add(filepath.Dir(abs)); err != nil {
 		return fmt.Errorf("router: watch %s: %w", filepath.Dir(abs), err)
 	}
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-
 	const settle = 100 * time.Millisecond // editors write in several steps
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
 	pending := false
-	reload := func(why string) {
+	reloadNow := func(why string) {
 		if err := r.Reload(abs, load); err != nil {
 			r.log.Error("rules not reloaded; keeping the old ones", zap.String("trigger", why), zap.Error(err))
 			return
@@ -68,8 +62,8 @@ func (r *Router) WatchFile(ctx context.Context, path string, load Loader) error 
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-hup:
-			reload("SIGHUP")
+		case <-reload:
+			reloadNow("signal")
 		case ev, ok := <-w.Events:
 			if !ok {
 				return nil
@@ -87,7 +81,7 @@ func (r *Router) WatchFile(ctx context.Context, path string, load Loader) error 
 			r.log.Warn("file watch error", zap.Error(err))
 		case <-timer.C:
 			pending = false
-			reload("file change")
+			reloadNow("file change")
 		}
 	}
 }

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"os"
+	"os/signal"
+	"syscall"
 
 	"go.uber.org/zap"
 
@@ -44,11 +47,34 @@ func runCmd(ctx context.Context, args []string) error {
 	log.Info("wxhub starting", zap.String("version", version), zap.String("config", *cfgPath),
 		zap.Bool("embedded_nats", cfg.NATS.URL == ""), zap.String("only", *only))
 	defer hub.KeepGCHeapFloor(cfg, log)()
-	err = hub.Run(ctx, setup, log, hub.Options{Only: components, ConfigPath: *cfgPath})
+	err = hub.Run(ctx, setup, log, hub.Options{Only: components, ConfigPath: *cfgPath, Reload: onSIGHUP(ctx)})
 	if err != nil && !errors.Is(err, context.Canceled) {
 		log.Error("wxhub stopped", zap.Error(err))
 		return err
 	}
 	log.Info("wxhub stopped")
 	return nil
+}
+
+// onSIGHUP delivers a value for each SIGHUP until ctx is done: the rules reload.
+func onSIGHUP(ctx context.Context) <-chan struct{} {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGHUP)
+	out := make(chan struct{})
+	go func() {
+		defer signal.Stop(sig)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-sig:
+				select {
+				case out <- struct{}{}:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}()
+	return out
 }
