@@ -29,6 +29,10 @@ type Config struct {
 	// PublishTimeout bounds the wait for JetStream's ack; WeChat gives up at 5 s.
 	// Default 3s.
 	PublishTimeout time.Duration `yaml:"publish_timeout"`
+	// PassThroughPerMinute caps the pass-through calls of one WeCom API made
+	// by this gateway in any 60 s (WeCom's corp ceiling is 10,000 a minute per
+	// API: with N gateways give each 10000/N). Default 10000; -1 no cap.
+	PassThroughPerMinute int `yaml:"passthrough_per_minute"`
 
 	WeCom wecom.Config   `yaml:"-"` // the wecom: section
 	MP    wecom.MPConfig `yaml:"-"` // the mp: section
@@ -46,6 +50,10 @@ type APIKey struct {
 	Name string   `yaml:"name"`
 	Key  string   `yaml:"key"`
 	Apps []string `yaml:"apps"` // apps it may send through; "*" for all
+	// PassThrough lists the other WeCom APIs (paths under /cgi-bin/, e.g.
+	// "user/get", "department/*") this client may call through the drop-in
+	// base URL with the hub's token. Default none.
+	PassThrough []string `yaml:"passthrough"`
 }
 
 // AuthConfig (the `auth:` section) configures scan-to-login (POST /api/v1/auth/challenges, the scanlogin
@@ -105,6 +113,9 @@ func (c Config) WithDefaults() Config {
 	if c.PublishTimeout == 0 {
 		c.PublishTimeout = 3 * time.Second
 	}
+	if c.PassThroughPerMinute == 0 {
+		c.PassThroughPerMinute = 10000
+	}
 	c.WeCom = c.WeCom.WithDefaults()
 	c.MP = c.MP.WithDefaults()
 	a := &c.Auth
@@ -162,6 +173,11 @@ func (c Config) validate() error {
 		for j, app := range k.Apps {
 			if app != "*" && !apps[app] {
 				return fmt.Errorf("%s.apps[%d]: no WeCom app named %q", key, j, app)
+			}
+		}
+		for j, api := range k.PassThrough {
+			if !validPassThrough(api) {
+				return fmt.Errorf("%s.passthrough[%d]: %q is not a WeCom API path such as \"user/get\" or \"department/*\"", key, j, api)
 			}
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
+	"golang.org/x/time/rate"
 
 	"github.com/wxhub/wxhub/bus"
 	"github.com/wxhub/wxhub/wecom"
@@ -33,7 +34,8 @@ type Gateway struct {
 	metrics  *metrics
 	registry prometheus.Gatherer
 	signer   *signer       // login assertions (auth.go)
-	wecom    *wecom.Client // auth/getuserinfo and gettoken for OAuth login
+	wecom    *wecom.Client // auth/getuserinfo and gettoken for OAuth login, the pass-through
+	caps     *apiCaps      // the pass-through's per-API caps
 }
 
 // channel is one callback endpoint: its crypto and how to reach its app.
@@ -75,6 +77,7 @@ func New(cfg Config, b *bus.Bus, log *zap.Logger, opts ...Option) (*Gateway, err
 		mux:      http.NewServeMux(),
 		channels: map[string]*channel{},
 		keys:     cfg.API.Keys,
+		caps:     &apiCaps{perMinute: cfg.PassThroughPerMinute, lim: map[string]*rate.Limiter{}},
 	}
 	for _, a := range cfg.WeCom.Apps {
 		c, err := wecom.NewCrypter(a.Token, a.EncodingAESKey, cfg.WeCom.CorpID)
@@ -120,6 +123,8 @@ func (g *Gateway) routes() {
 	g.authRoutes()
 	g.mux.HandleFunc("GET /cgi-bin/gettoken", g.dropInToken)
 	g.mux.HandleFunc("POST /cgi-bin/message/send", g.dropInSend)
+	g.mux.HandleFunc("GET /cgi-bin/{api...}", g.passThrough)
+	g.mux.HandleFunc("POST /cgi-bin/{api...}", g.passThrough)
 	g.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Write([]byte("ok\n"))
 	})

@@ -7,6 +7,7 @@ type metrics struct {
 	callbackSeconds *prometheus.HistogramVec
 	publishSeconds  prometheus.Histogram
 	pushes          *prometheus.CounterVec
+	passThrough     *prometheus.CounterVec
 }
 
 func newMetrics(r prometheus.Registerer) *metrics {
@@ -29,7 +30,11 @@ func newMetrics(r prometheus.Registerer) *metrics {
 			Name: "wxhub_gateway_push_total",
 			Help: "Push API and drop-in requests by client, app and result.",
 		}, []string{"client", "app", "result"}),
+		passThrough: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wxhub_gateway_passthrough_total",
+			Help: "WeCom API calls passed through for legacy systems, by client, API and result (ok or WeCom's errcode).",
+		}, []string{"client", "api", "result"}),
 	}
-	r.MustRegister(m.callbacks, m.callbackSeconds, m.publishSeconds, m.pushes)
+	r.MustRegister(m.callbacks, m.callbackSeconds, m.publishSeconds, m.pushes, m.passThrough)
 	return m
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -334,4 +335,53 @@ func (c *Client) GetUserInfo(ctx context.Context, token, code string) (UserInfo,
 		return UserInfo{}, &badResponse{op: "auth/getuserinfo", detail: "neither userid nor openid in the answer"}
 	}
 	return u, nil
+}
+
+// RawAnswer is WeCom's answer to a call made with Do: the HTTP status, the
+// content type and the body as it came, and the errcode when the body is
+// WeCom's JSON (0 otherwise).
+type RawAnswer struct {
+	Status      int
+	ContentType string
+	Body        []byte
+	ErrCode     int
+}
+
+// Do calls any WeCom API (api is the path under /cgi-bin/, e.g. "user/get")
+// with token and the other query parameters, and returns the answer as it
+// came: the pass-through for APIs the hub has no method for. Only a failed
+// transport is an error.
+func (c *Client) Do(ctx context.Context, method, api, token string, query url.Values, contentType string, body []byte) (RawAnswer, error) {
+	req := c.http.R().SetContext(ctx).SetDoNotParseResponse(true)
+	for k, vs := range query {
+		for _, v := range vs {
+			req.QueryParam.Add(k, v)
+		}
+	}
+	req.SetQueryParam("access_token", token)
+	if body != nil {
+		req.SetBody(body)
+		if contentType != "" {
+			req.SetHeader("Content-Type", contentType)
+		}
+	}
+	resp, err := req.Execute(method, "/cgi-bin/"+api)
+	if err != nil {
+		return RawAnswer{}, &TransportError{Op: api, Err: redactURLError(err)}
+	}
+	rb := resp.RawBody()
+	defer rb.Close()
+	raw, err := io.ReadAll(io.LimitReader(rb, maxResponse+1))
+	if err != nil {
+		return RawAnswer{}, &TransportError{Op: api, Err: redactURLError(err)}
+	}
+	if len(raw) > maxResponse {
+		return RawAnswer{}, &badResponse{op: api, detail: fmt.Sprintf("answer over %d bytes", maxResponse)}
+	}
+	a := RawAnswer{Status: resp.StatusCode(), ContentType: resp.Header().Get("Content-Type"), Body: raw}
+	var st status
+	if json.Unmarshal(raw, &st) == nil {
+		a.ErrCode = st.ErrCode
+	}
+	return a, nil
 }
