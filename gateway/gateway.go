@@ -120,6 +120,7 @@ func (g *Gateway) routes() {
 	g.mux.HandleFunc("POST /api/v1/messages", g.pushMessage)
 	g.mux.HandleFunc("GET /api/v1/messages/{id}", g.messageStatus)
 	g.mux.HandleFunc("POST /api/v1/chats", g.createChat)
+	g.mux.HandleFunc("POST /api/v1/meetings", g.createMeeting)
 	g.authRoutes()
 	g.mux.HandleFunc("GET /cgi-bin/gettoken", g.dropInToken)
 	g.mux.HandleFunc("POST /cgi-bin/message/send", g.dropInSend)

@@ -385,3 +385,45 @@ func (c *Client) Do(ctx context.Context, method, api, token string, query url.Va
 	}
 	return a, nil
 }
+
+// Meeting is what meeting/create takes (WeCom's field names).
+type Meeting struct {
+	AdminUserID     string `json:"admin_userid"`
+	Title           string `json:"title"`
+	MeetingStart    int64  `json:"meeting_start"`    // unix seconds
+	MeetingDuration int64  `json:"meeting_duration"` // seconds, 300 to 86400
+	Description     string `json:"description,omitempty"`
+	AgentID         int64  `json:"agentid,omitempty"`
+	Invitees        struct {
+		UserID []string `json:"userid"`
+	} `json:"invitees"`
+}
+
+type meetingAnswer struct {
+	status
+	MeetingID   string   `json:"meetingid"`
+	ExcessUsers []string `json:"excess_users"`
+	MeetingCode string   `json:"meeting_code"`
+	MeetingLink string   `json:"meeting_link"`
+}
+
+// CreateMeeting calls meeting/create and returns the meeting's id.
+func (c *Client) CreateMeeting(ctx context.Context, token string, m Meeting) (meetingID string, err error) {
+	var a meetingAnswer
+	if err := c.postJSON(ctx, "meeting/create", token, m, &a); err != nil {
+		return "", err
+	}
+	if a.MeetingID == "" {
+		return "", &badResponse{op: "meeting/create", detail: "no meetingid in the answer"}
+	}
+	return a.MeetingID, nil
+}
+
+// MeetingLink calls meeting/get_info and returns the meeting's join link and code.
+func (c *Client) MeetingLink(ctx context.Context, token, meetingID string) (link, code string, err error) {
+	var a meetingAnswer
+	if err := c.postJSON(ctx, "meeting/get_info", token, map[string]string{"meetingid": meetingID}, &a); err != nil {
+		return "", "", err
+	}
+	return a.MeetingLink, a.MeetingCode, nil
+}

@@ -30,6 +30,8 @@ func (s *Server) routes() {
 	m.HandleFunc("/cgi-bin/auth/getuserinfo", s.api("auth/getuserinfo", true, "", s.getUserInfo))
 	m.HandleFunc("/cgi-bin/user/getuserinfo", s.api("auth/getuserinfo", true, "", s.getUserInfo)) // the older path, still served by WeCom
 	m.HandleFunc("/cgi-bin/user/get", s.api("user/get", true, "", s.userGet))
+	m.HandleFunc("/cgi-bin/meeting/create", s.api("meeting/create", true, http.MethodPost, s.meetingCreate))
+	m.HandleFunc("/cgi-bin/meeting/get_info", s.api("meeting/get_info", true, http.MethodPost, s.meetingGetInfo))
 	s.mpRoutes(m)
 	s.controlRoutes(m)
 	s.mux = m

@@ -180,6 +180,7 @@ type Server struct {
 	cards    map[string]*cardCode
 	chats    map[string]*chat
 	media    map[string]*Media
+	meetings map[string]*Meeting
 	oauth    map[string]oauthCode
 	faults   []fault
 	httpSrv  *http.Server
