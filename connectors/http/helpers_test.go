@@ -127,3 +127,25 @@ func oneReply(t *testing.T, replies []connectors.Reply, err error) connectors.Re
 }
 
 var _ = fmt.Sprint
+
+// yamlNode keeps a sub-tree as a node while decoding.
+type yamlNode struct{ n *yaml.Node }
+
+func (y *yamlNode) UnmarshalYAML(n *yaml.Node) error { y.n = n; return nil }
+
+// stripType removes the type key, as the hub does before Configure.
+func stripType(t *testing.T, n *yaml.Node) *yaml.Node {
+	t.Helper()
+	c := *n
+	c.Content = nil
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value != "type" {
+			c.Content = append(c.Content, n.Content[i], n.Content[i+1])
+		}
+	}
+	return &c
+}
+
+func deps(t *testing.T) connectors.Deps {
+	return connectors.Deps{Logger: zaptest.NewLogger(t)}
+}
