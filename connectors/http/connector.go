@@ -7,7 +7,6 @@
 package httpconn
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -334,9 +333,12 @@ func (c *Connector) replies(ev *schemas.Event, rd map[string]any, ans *Answer) (
 	case ReplyNone:
 		return nil, nil
 	case ReplyWeCom:
+		var ok bool
 		var err error
-		if r, err = WeComReply(ev.Data.User, ans.Body); err != nil || r.Body == nil {
-			return nil, err
+		if r, ok, err = connectors.WeComBody(ev.Data.User, ans.Body); err != nil {
+			return nil, fmt.Errorf("reply: the response is %w", err)
+		} else if !ok {
+			return nil, nil
 		}
 	default:
 		out, err := tmpl.Execute(c.k.reply, rd)
@@ -367,36 +369,6 @@ func (c *Connector) replies(ev *schemas.Event, rd map[string]any, ans *Answer) (
 		r = r.WithPriority(p)
 	}
 	return []connectors.Reply{r}, nil
-}
-
-// WeComReply turns body, a WeCom message body (message/send or, with
-// chatid, appchat/send; without agentid), into a reply. Without touser,
-// toparty, totag or chatid it goes to user. An empty body or an empty JSON
-// object is no reply (a zero Reply, nil error); anything else without a
-// msgtype is an error.
-func WeComReply(user string, body []byte) (connectors.Reply, error) {
-	body = bytes.TrimSpace(body)
-	if len(body) == 0 {
-		return connectors.Reply{}, nil
-	}
-	var m map[string]any
-	if err := json.Unmarshal(body, &m); err != nil {
-		return connectors.Reply{}, fmt.Errorf("reply: the response is not a WeCom message body (JSON object): %w", err)
-	}
-	if len(m) == 0 {
-		return connectors.Reply{}, nil
-	}
-	if _, ok := m["msgtype"].(string); !ok {
-		return connectors.Reply{}, fmt.Errorf("reply: the response has no msgtype, so it is not a WeCom message body")
-	}
-	delete(m, "agentid")
-	kind := schemas.KindMessage
-	if _, ok := m["chatid"]; ok {
-		kind = schemas.KindAppChat
-	} else if m["touser"] == nil && m["toparty"] == nil && m["totag"] == nil {
-		m["touser"] = user
-	}
-	return connectors.Reply{Kind: kind, Body: m}, nil
 }
 
 func snippet(s string) string {
