@@ -95,6 +95,9 @@ func empty(v any) bool {
 		return !x
 	case float64:
 		return x == 0
+	case json.Number:
+		f, err := x.Float64()
+		return err == nil && f == 0
 	case int:
 		return x == 0
 	case int64:
@@ -175,6 +178,8 @@ func Str(v any) string {
 		return strconv.FormatFloat(x, 'f', -1, 64)
 	case bool:
 		return strconv.FormatBool(x)
+	case json.Number:
+		return x.String()
 	}
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -183,11 +188,15 @@ func Str(v any) string {
 	return string(b)
 }
 
-// JSONData decodes a JSON document into maps, lists, strings, float64s and
-// bools for a template, or returns nil when b is not JSON.
+// JSONData decodes a JSON document into maps, lists, strings, numbers and
+// bools for a template, or returns nil when b is not JSON. Numbers are
+// json.Number, so they print as written (1764576000000, not 1.764576e+12);
+// compare them with int: eq (int .json.code) 0.
 func JSONData(b []byte) any {
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
 	var v any
-	if json.Unmarshal(b, &v) != nil {
+	if d.Decode(&v) != nil || d.More() {
 		return nil
 	}
 	return v

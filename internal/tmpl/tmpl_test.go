@@ -41,3 +41,14 @@ func TestParseErrorNamesKey(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+func TestJSONDataNumbersAsWritten(t *testing.T) {
+	tp, _ := tmpl.Parse("x", `{{ .ts }} {{ if eq (int .code) 0 }}zero{{ end }} {{ .missing | default "d" }} {{ .n | default "d" }}`)
+	got, err := tmpl.Execute(tp, tmpl.JSONData([]byte(`{"ts": 1764576000000, "code": 0, "n": 0}`)))
+	if err != nil || got != "1764576000000 zero d d" {
+		t.Fatalf("got %q, %v", got, err)
+	}
+	if tmpl.JSONData([]byte(`{} {}`)) != nil || tmpl.JSONData([]byte(`<xml/>`)) != nil {
+		t.Fatal("not one JSON document must give nil")
+	}
+}

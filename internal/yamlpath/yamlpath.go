@@ -39,10 +39,11 @@ func Annotate(n *yaml.Node, err error) error {
 		return err
 	}
 	key, _, ok := strings.Cut(err.Error(), ": ")
+	key, _, _ = strings.Cut(key, ", ") // "title, description, url: ..." names the first
 	if !ok || strings.Contains(key, " ") {
 		return err
 	}
-	if l := Line(n, strings.Split(key, ", ")[0]); l > 0 {
+	if l := Line(n, key); l > 0 {
 		return fmt.Errorf("%w (line %d)", err, l)
 	}
 	return err
