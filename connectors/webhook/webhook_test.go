@@ -330,3 +330,26 @@ func mustRead(r *http.Request) []byte {
 	b, _ := io.ReadAll(r.Body)
 	return b
 }
+
+func TestDryRun(t *testing.T) {
+	section := "type: webhook\nurl: https://legacy.example/events\nkeys: [" + key1 + ", " + key2 + "]\nheaders: {X-Api-Key: k-secret}\nsubscribe:\n  - event: template_card_event\n    task_id: 'deploy-*'\n"
+	res, err := webhook.DryRun(context.Background(), "legacy", node(t, section), clickEvent("ev1", "zhangsan"), []byte(`{"text":"已批准"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := res.String()
+	for _, want := range []string{"POST https://legacy.example/events", "Wxhub-Signature: t=", ",v1=****,v1=****", "X-Api-Key: ****",
+		`"task_id": "deploy-42"`, `reply (message): {"msgtype":"text","text":{"content":"已批准"},"touser":"zhangsan"}`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("dry run lacks %q:\n%s", want, out)
+		}
+	}
+	if !res.Matches || strings.Contains(out, key1) || strings.Contains(out, "k-secret") {
+		t.Errorf("matches %v, or a secret shown:\n%s", res.Matches, out)
+	}
+	text := clickEvent("ev2", "zhangsan")
+	text.Data.MsgType, text.Data.Event, text.Data.TaskID = "text", "", ""
+	if res, err := webhook.DryRun(context.Background(), "legacy", node(t, section), text, nil); err != nil || res.Matches {
+		t.Fatalf("text event: %v, matches %v", err, res.Matches)
+	}
+}
