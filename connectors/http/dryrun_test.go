@@ -2,6 +2,7 @@ package httpconn_test
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"strings"
 	"testing"
@@ -10,6 +11,7 @@ import (
 
 	httpconn "github.com/wxhub/wxhub/connectors/http"
 	"github.com/wxhub/wxhub/connectors/http/ticketdemo"
+	"github.com/wxhub/wxhub/schemas"
 )
 
 func TestDryRunMasksSecretsAndShowsReply(t *testing.T) {
@@ -136,5 +138,34 @@ func TestTicketsTestdata(t *testing.T) {
 	exp, _ := yaml.Marshal(want.Tickets.n)
 	if string(got) != string(exp) {
 		t.Fatalf("testdata/tickets.yaml differs from Snippet:\n%s\nwant\n%s", got, exp)
+	}
+}
+
+// TestDryRunDocsExample is the dry run docs/connectors/http.md shows.
+func TestDryRunDocsExample(t *testing.T) {
+	b, _ := os.ReadFile("testdata/tickets.yaml")
+	var file struct{ Connectors struct{ Tickets yamlNode } }
+	if err := node(t, string(b)).Decode(&file); err != nil {
+		t.Fatal(err)
+	}
+	var ev schemas.Event
+	raw, _ := os.ReadFile("testdata/event-ticket.json")
+	if err := json.Unmarshal(raw, &ev); err != nil {
+		t.Fatal(err)
+	}
+	resp, _ := os.ReadFile("testdata/response-ticket-77.json")
+	res, err := httpconn.DryRun(context.Background(), "tickets", file.Connectors.Tickets.n, &ev, &httpconn.SampleResponse{Status: 200, Body: resp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `GET http://127.0.0.1:8082/tickets/77
+Accept: application/json
+Authorization: Bearer ****
+
+outcome: success
+reply via app helpdesk (message, normal): {"msgtype":"text","text":{"content":"工单 77：打印机卡纸（三楼）\n状态：in_progress\n处理人：lisi"},"touser":"zhangsan"}
+`
+	if got := res.String(); got != want {
+		t.Fatalf("got\n%s\nwant\n%s", got, want)
 	}
 }

@@ -36,6 +36,9 @@ func loadExamples(t *testing.T) hooks.Config {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if ex := hooks.Examples(); len(ex) != 3 || ex[2].Name != "jira" {
+		t.Fatalf("Examples() %v", ex)
+	}
 	return cfg
 }
 
