@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"reflect"
 	"strings"
 	"time"
@@ -235,6 +236,11 @@ func (c *Connector) send(ctx context.Context, p *Prepared) (*Answer, error) {
 				return nil, ctx.Err()
 			}
 			// Timeouts, refused connections, resets: the system is not there now.
+			// url.Error repeats the URL, query (maybe a key) included: keep its cause only.
+			var ue *url.Error
+			if errors.As(err, &ue) {
+				err = ue.Err
+			}
 			return nil, fmt.Errorf("%s %s: %w", p.Method, redact(p.URL), err)
 		}
 		if resp.StatusCode() == http.StatusUnauthorized && c.tokens != nil && try == 0 {

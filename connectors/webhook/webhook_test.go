@@ -262,6 +262,7 @@ subscribe:
 func TestRetriedThenDeadLettered(t *testing.T) {
 	var mu sync.Mutex
 	calls := map[string]int{}
+	healed := false
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.Header.Get(webhook.HeaderEventID)
 		if err := webhook.Verify(r, mustRead(r), []string{key1}, time.Minute, time.Now()); err != nil {
@@ -271,8 +272,9 @@ func TestRetriedThenDeadLettered(t *testing.T) {
 		mu.Lock()
 		calls[id]++
 		n := calls[id]
+		fail := (id == "poison" && !healed) || (id == "ok" && n < 3)
 		mu.Unlock()
-		if id == "poison" || n < 3 {
+		if fail {
 			http.Error(w, "busy", http.StatusServiceUnavailable)
 			return
 		}
@@ -320,9 +322,31 @@ func TestRetriedThenDeadLettered(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	mu.Lock()
-	defer mu.Unlock()
 	if calls["poison"] != 3 || calls["ok"] != 3 {
 		t.Fatalf("calls %v", calls)
+	}
+	healed = true
+	mu.Unlock()
+
+	// The receiver is fixed: the dead letter replayed (wxhub dlq replay) is delivered.
+	letters, err := b.ListDLQ(context.Background(), bus.DLQFilter{Stage: "connector:legacy"})
+	if err != nil || len(letters) != 1 {
+		t.Fatalf("dead letters %v %v", letters, err)
+	}
+	if err := b.ReplayDLQ(context.Background(), letters[0].Seq); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var answered bool
+		for _, o := range bustest.Outbound(t, b) {
+			answered = answered || (o.Data.InReplyTo == "poison" && strings.Contains(string(o.Data.Body), "第 1 次送达"))
+		}
+		if answered {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the replayed event was not delivered")
+		}
 	}
 }
 
