@@ -24,9 +24,11 @@ import (
 	"strings"
 	"text/template"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/wxhub/wxhub/internal/promreg"
 	"github.com/wxhub/wxhub/internal/strictyaml"
 	"github.com/wxhub/wxhub/internal/tmpl"
 	"github.com/wxhub/wxhub/internal/yamlpath"
@@ -125,6 +127,16 @@ func (c Config) Validate() error {
 	return nil
 }
 
+// Hook returns the hook called name.
+func (c Config) Hook(name string) (Hook, bool) {
+	for _, h := range c {
+		if h.Name == name {
+			return h, true
+		}
+	}
+	return Hook{}, false
+}
+
 // CheckApps names the first hook whose app is not known.
 func (c Config) CheckApps(known func(app string) bool) error {
 	for i, h := range c {
@@ -212,21 +224,43 @@ type Publish func(ctx context.Context, hook string, msg schemas.OutboundData) (i
 
 // Handler serves POST /api/v1/hooks/{name}; safe for concurrent use.
 type Handler struct {
-	hooks   map[string]*compiled
-	publish Publish
-	log     *zap.Logger
+	hooks    map[string]*compiled
+	publish  Publish
+	log      *zap.Logger
+	requests *prometheus.CounterVec
 	// MaxBodyBytes bounds a payload. Default 1 MiB.
 	MaxBodyBytes int64
+}
+
+// Option adjusts a Handler.
+type Option func(*Handler)
+
+// WithRegisterer registers wxhub_hook_requests_total{hook, result} (result:
+// queued, skipped, 400, 401, 404, 413, 503) with reg; several handlers may
+// share one registry.
+func WithRegisterer(reg prometheus.Registerer) Option {
+	return func(h *Handler) {
+		if reg != nil {
+			h.requests = promreg.MustRegister(reg, h.requests)
+		}
+	}
 }
 
 // New validates cfg and returns the handler. Mount it on
 // "POST /api/v1/hooks/{name}" (it reads the name from the path value, or
 // from the last path element).
-func New(cfg Config, publish Publish, log *zap.Logger) (*Handler, error) {
+func New(cfg Config, publish Publish, log *zap.Logger, opts ...Option) (*Handler, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	h := &Handler{hooks: map[string]*compiled{}, publish: publish, log: log, MaxBodyBytes: 1 << 20}
+	h := &Handler{hooks: map[string]*compiled{}, publish: publish, log: log, MaxBodyBytes: 1 << 20,
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wxhub_hook_requests_total",
+			Help: "Inbound hook requests by hook and result (queued, skipped, or the HTTP status of a refusal).",
+		}, []string{"hook", "result"})}
+	for _, o := range opts {
+		o(h)
+	}
 	for i, hk := range cfg {
 		k, err := compile(hk)
 		if err != nil {
@@ -243,32 +277,44 @@ func New(cfg Config, publish Publish, log *zap.Logger) (*Handler, error) {
 // that is not JSON or does not map to a message (the key at fault in
 // "field"); 503 when the queue is unavailable (the sender should retry).
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	name, result := "", ""
+	defer func() {
+		if _, known := h.hooks[name]; !known {
+			name = "unknown" // an attacker's names must not become series
+		}
+		h.requests.WithLabelValues(name, result).Inc()
+	}()
 	if r.Method != http.MethodPost {
+		result = "405"
 		w.Header().Set("Allow", http.MethodPost)
 		writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "POST only"})
 		return
 	}
-	name := r.PathValue("name")
+	name = r.PathValue("name")
 	if name == "" {
 		name = r.URL.Path[strings.LastIndex(r.URL.Path, "/")+1:]
 	}
 	k, ok := h.hooks[name]
 	if !ok {
+		result = "404"
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such hook"})
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.MaxBodyBytes))
 	if err != nil {
+		result = "413"
 		writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{"error": "body too large"})
 		return
 	}
 	if !k.authorized(r, body) {
 		h.log.Warn("hook refused: bad or missing secret", zap.String("hook", name), zap.String("remote", r.RemoteAddr))
+		result = "401"
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "bad or missing signature or token"})
 		return
 	}
 	msg, err := k.message(body, r.Header)
 	if errors.Is(err, ErrSkipped) {
+		result = "skipped"
 		writeJSON(w, http.StatusOK, map[string]string{"status": "skipped"})
 		return
 	}
@@ -279,17 +325,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			field = me.Key
 		}
 		h.log.Info("hook payload not mapped", zap.String("hook", name), zap.Error(err))
+		result = "400"
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error(), "field": field})
 		return
 	}
 	id, err := h.publish(r.Context(), name, msg)
 	if err != nil {
 		h.log.Warn("hook not queued", zap.String("hook", name), zap.Error(err))
+		result = "503"
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "queue unavailable, retry"})
 		return
 	}
 	h.log.Info("hook queued", zap.String("hook", name), zap.String("id", id), zap.String("app", msg.App),
 		zap.String("kind", msg.Kind), zap.String("priority", msg.Priority))
+	result = "queued"
 	writeJSON(w, http.StatusAccepted, map[string]string{"id": id, "status": "queued"})
 }
 

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap/zaptest"
 	"go.yaml.in/yaml/v3"
 
@@ -132,7 +134,7 @@ func server(t *testing.T, cfg hooks.Config, fail error) (*httptest.Server, func(
 		defer mu.Unlock()
 		got = append(got, published{hook, msg})
 		return "m-" + hook, nil
-	}, zaptest.NewLogger(t))
+	}, zaptest.NewLogger(t), hooks.WithRegisterer(prometheus.NewRegistry()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,5 +269,44 @@ func TestConfigErrors(t *testing.T) {
 	cfg := loadExamples(t)
 	if err := cfg.CheckApps(func(a string) bool { return a == "other" }); err == nil || err.Error() != `[0].app: no app named "helpdesk"` {
 		t.Fatalf("CheckApps: %v", err)
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	h, err := hooks.New(loadExamples(t), func(context.Context, string, schemas.OutboundData) (string, error) { return "m1", nil },
+		zaptest.NewLogger(t), hooks.WithRegisterer(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ path, token string }{
+		{"/api/v1/hooks/gitlab-ci", "demo-gitlab-token-0001"}, {"/api/v1/hooks/gitlab-ci", "wrong"}, {"/api/v1/hooks/x-attacker-1", ""},
+	} {
+		r := httptest.NewRequest(http.MethodPost, tt.path, bytes.NewReader(payload(t, "gitlab-pipeline.json")))
+		r.Header.Set("X-Gitlab-Token", tt.token)
+		h.ServeHTTP(httptest.NewRecorder(), r)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			l := map[string]string{}
+			for _, p := range m.GetLabel() {
+				l[p.GetName()] = p.GetValue()
+			}
+			got[mf.GetName()+" "+l["hook"]+" "+l["result"]] = m.GetCounter().GetValue()
+		}
+	}
+	want := map[string]float64{
+		"wxhub_hook_requests_total gitlab-ci 401": 1, "wxhub_hook_requests_total gitlab-ci queued": 1, "wxhub_hook_requests_total unknown 404": 1,
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("metrics %v, want %v", got, want)
+	}
+	if hk, ok := loadExamples(t).Hook("jira"); !ok || hk.Auth != "hmac" {
+		t.Fatalf("Hook(jira) %v %v", hk, ok)
 	}
 }
