@@ -185,6 +185,10 @@ func (c *Connector) prepare(data map[string]any) (*Prepared, error) {
 		return nil, fmt.Errorf("request.url: %w", err)
 	}
 	p := &Prepared{Method: c.k.method, URL: strings.TrimSpace(u), Header: http.Header{}}
+	if pu, err := url.Parse(p.URL); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+		// Retrying the same event renders the same URL: a drop, not a retry.
+		return nil, fmt.Errorf("request.url: rendered %q, not an http(s) URL (urlquery the user's text)", redact(p.URL))
+	}
 	if c.k.body != nil {
 		b, err := tmpl.Execute(c.k.body, data)
 		if err != nil {

@@ -276,3 +276,10 @@ func TestTimeoutRetries(t *testing.T) {
 		t.Fatalf("took %s, the timeout is 200ms", d)
 	}
 }
+
+func TestRenderedURLNotAURL(t *testing.T) {
+	c := connector(t, "request:\n  url: '{{ .content }}'\n", "")
+	if _, err := c.Handle(context.Background(), textEvent("e1", "u", "not a url")); !connectors.IsPermanent(err) || !strings.Contains(err.Error(), "request.url: rendered") {
+		t.Fatalf("got %v, want a drop naming request.url", err)
+	}
+}
