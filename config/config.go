@@ -20,6 +20,7 @@ import (
 	"github.com/wxhub/wxhub/bus"
 	"github.com/wxhub/wxhub/dashboard"
 	"github.com/wxhub/wxhub/gateway"
+	"github.com/wxhub/wxhub/gateway/hooks"
 	"github.com/wxhub/wxhub/internal/strictyaml"
 	"github.com/wxhub/wxhub/router"
 	"github.com/wxhub/wxhub/sender"
@@ -60,9 +61,11 @@ type Config struct {
 	// Tracing: OpenTelemetry export over OTLP/HTTP; off unless an endpoint is set.
 	Tracing tracing.Config `yaml:"tracing"`
 	// Auth: scan-to-login and WeCom OAuth2 login (/api/v1/auth/...); see gateway.AuthConfig.
-	Auth    gateway.AuthConfig `yaml:"auth"`
-	Log     Log                `yaml:"log"`
-	Runtime Runtime            `yaml:"runtime"`
+	Auth gateway.AuthConfig `yaml:"auth"`
+	// Hooks: inbound hooks, POST /api/v1/hooks/{name}; see docs/connectors/http.md.
+	Hooks   hooks.Config `yaml:"hooks"`
+	Log     Log          `yaml:"log"`
+	Runtime Runtime      `yaml:"runtime"`
 }
 
 // Runtime tunes the Go runtime of the wxhub process.
@@ -173,7 +176,7 @@ func invalid(key, format string, args ...any) error {
 // GatewayConfig is the gateway section with the sections the gateway serves.
 func (c *Config) GatewayConfig() gateway.Config {
 	gc := c.Gateway
-	gc.WeCom, gc.MP, gc.API, gc.Auth = c.WeCom, c.MP, c.API, c.Auth
+	gc.WeCom, gc.MP, gc.API, gc.Auth, gc.Hooks = c.WeCom, c.MP, c.API, c.Auth, c.Hooks
 	return gc.WithDefaults()
 }
 

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wxhub/wxhub/gateway/hooks"
 	"github.com/wxhub/wxhub/wecom"
 )
 
@@ -38,6 +39,7 @@ type Config struct {
 	MP    wecom.MPConfig `yaml:"-"` // the mp: section
 	API   APIConfig      `yaml:"-"` // the api: section
 	Auth  AuthConfig     `yaml:"-"` // the auth: section
+	Hooks hooks.Config   `yaml:"-"` // the hooks: section (POST /api/v1/hooks/{name})
 }
 
 // APIConfig (the `api:` section) holds the keys of push-API and drop-in clients.
@@ -180,6 +182,12 @@ func (c Config) validate() error {
 				return fmt.Errorf("%s.passthrough[%d]: %q is not a WeCom API path such as \"user/get\" or \"department/*\"", key, j, api)
 			}
 		}
+	}
+	if err := c.Hooks.Validate(); err != nil {
+		return fmt.Errorf("hooks%w", err)
+	}
+	if err := c.Hooks.CheckApps(func(app string) bool { return apps[app] }); err != nil {
+		return fmt.Errorf("hooks%w", err)
 	}
 	return c.validateAuth()
 }

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/wxhub/wxhub/bus"
+	"github.com/wxhub/wxhub/gateway/hooks"
 	"github.com/wxhub/wxhub/wecom"
 )
 
@@ -33,9 +34,10 @@ type Gateway struct {
 	keys     []APIKey
 	metrics  *metrics
 	registry prometheus.Gatherer
-	signer   *signer       // login assertions (auth.go)
-	wecom    *wecom.Client // auth/getuserinfo and gettoken for OAuth login, the pass-through
-	caps     *apiCaps      // the pass-through's per-API caps
+	reg      prometheus.Registerer // where the gateway's metrics go (a private registry without WithRegistry)
+	signer   *signer               // login assertions (auth.go)
+	wecom    *wecom.Client         // auth/getuserinfo and gettoken for OAuth login, the pass-through
+	caps     *apiCaps              // the pass-through's per-API caps
 }
 
 // channel is one callback endpoint: its crypto and how to reach its app.
@@ -57,7 +59,7 @@ func WithClock(now func() time.Time) Option { return func(g *Gateway) { g.now = 
 // Without it, as in every component, the metrics go to a private registry
 // nobody scrapes and /metrics is not served.
 func WithRegistry(r *prometheus.Registry) Option {
-	return func(g *Gateway) { g.metrics = newMetrics(r); g.registry = r }
+	return func(g *Gateway) { g.metrics = newMetrics(r); g.registry = r; g.reg = r }
 }
 
 // WithHandler mounts an extra handler (the dashboard, the simulator in the demo).
@@ -106,7 +108,16 @@ func New(cfg Config, b *bus.Bus, log *zap.Logger, opts ...Option) (*Gateway, err
 		o(g)
 	}
 	if g.metrics == nil {
-		g.metrics = newMetrics(prometheus.NewRegistry()) // counted, scraped by nobody
+		g.reg = prometheus.NewRegistry() // counted, scraped by nobody
+		g.metrics = newMetrics(g.reg)
+	}
+	if len(cfg.Hooks) > 0 {
+		h, err := hooks.New(cfg.Hooks, g.publishHook, log.Named("hooks"), hooks.WithRegisterer(g.reg))
+		if err != nil {
+			return nil, err
+		}
+		h.MaxBodyBytes = cfg.MaxBodyBytes
+		g.mux.Handle("POST /api/v1/hooks/{name}", h)
 	}
 	g.routes()
 	return g, nil

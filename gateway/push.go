@@ -393,3 +393,11 @@ func (g *Gateway) dropInSend(w http.ResponseWriter, r *http.Request) {
 func callerTrace(r *http.Request) context.Context {
 	return bus.WithTraceParent(r.Context(), r.Header.Get(bus.HeaderTraceParent))
 }
+
+// publishHook queues an inbound hook's message like a push from a client named
+// "hook/<name>".
+func (g *Gateway) publishHook(ctx context.Context, hook string, m schemas.OutboundData) (string, error) {
+	key := &APIKey{Name: "hook/" + hook, Apps: []string{m.App}}
+	acc, err := g.queue(ctx, key, m.App, m.Kind, m.Priority, m.DedupKey, newMessageID(key.Name, m.DedupKey), m.Body)
+	return acc.ID, err
+}

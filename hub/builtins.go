@@ -5,8 +5,10 @@ import (
 	"github.com/wxhub/wxhub/connectors/echo"
 	"github.com/wxhub/wxhub/connectors/erp"
 	"github.com/wxhub/wxhub/connectors/help"
+	httpconn "github.com/wxhub/wxhub/connectors/http"
 	"github.com/wxhub/wxhub/connectors/quiethours"
 	"github.com/wxhub/wxhub/connectors/scanlogin"
+	"github.com/wxhub/wxhub/connectors/webhook"
 )
 
 // Builtins is the registration list: every connector the hub can run in its
@@ -16,6 +18,8 @@ var Builtins = []connectors.Builtin{
 	quiethours.Builtin,
 	scanlogin.Builtin,
 	erp.Builtin,
+	httpconn.Builtin,
+	webhook.Builtin,
 	help.Builtin,
 	echo.Builtin,
 }

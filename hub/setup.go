@@ -192,3 +192,19 @@ func types(builtins []connectors.Builtin) []string {
 	slices.Sort(t)
 	return t
 }
+
+// AddSections adds the connector sections of a YAML snippet (the keys that
+// go under `connectors:`) to cfg, replacing sections of the same name.
+func AddSections(cfg *config.Config, snippet string) error {
+	var sections map[string]yaml.Node
+	if err := yaml.Unmarshal([]byte(snippet), &sections); err != nil {
+		return fmt.Errorf("%w: connectors: %v", config.ErrInvalid, err)
+	}
+	if cfg.Connectors == nil {
+		cfg.Connectors = map[string]yaml.Node{}
+	}
+	for name, n := range sections {
+		cfg.Connectors[name] = n
+	}
+	return nil
+}

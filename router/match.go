@@ -80,16 +80,17 @@ func (rs *ruleSet) match(ev *schemas.Event) (to []string, rules []string) {
 
 // matchIdx is match with the indexes of the rules that matched.
 func (rs *ruleSet) matchIdx(ev *schemas.Event) (to []string, hits []int) {
+	var tapped []string
 	for i, cr := range rs.rules {
 		if !cr.matches(ev) {
 			continue
 		}
 		hits = append(hits, i)
-		for _, t := range cr.rule.To {
-			if !slices.Contains(to, t) {
-				to = append(to, t)
-			}
+		if cr.rule.Tap {
+			tapped = appendNew(tapped, cr.rule.To...)
+			continue
 		}
+		to = appendNew(to, cr.rule.To...)
 		if !cr.rule.Continue {
 			break
 		}
@@ -97,7 +98,16 @@ func (rs *ruleSet) matchIdx(ev *schemas.Event) (to []string, hits []int) {
 	if len(to) == 0 {
 		to = []string{rs.cfg.Default}
 	}
-	return to, hits
+	return appendNew(to, tapped...), hits
+}
+
+func appendNew(list []string, items ...string) []string {
+	for _, t := range items {
+		if !slices.Contains(list, t) {
+			list = append(list, t)
+		}
+	}
+	return list
 }
 
 func (cr *compiledRule) matches(ev *schemas.Event) bool {

@@ -140,3 +140,30 @@ func TestValidate(t *testing.T) {
 		t.Fatal("a map as `to` must not decode")
 	}
 }
+
+// A tap gets a copy without taking the event from the rules after it or
+// from the default.
+func TestTapRules(t *testing.T) {
+	cfg := router.Config{Default: "help", Rules: []router.Rule{
+		{Name: "hook", Match: router.Match{Event: router.Strings{"subscribe", "click"}}, To: router.Strings{"legacy-events"}, Tap: true},
+		{Name: "menu", Match: router.Match{Event: router.Strings{"click"}}, To: router.Strings{"crm"}},
+	}}
+	r, err := router.New(nil, cfg, router.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		event string
+		want  string
+	}{
+		{"subscribe", "help,legacy-events"}, // only the tap matched: the default still answers
+		{"click", "crm,legacy-events"},      // the tap does not stop the next rule
+		{"enter_agent", "help"},
+	}
+	for _, tt := range tests {
+		got := r.Match(ev(schemas.EventData{MsgType: "event", Event: tt.event}))
+		if strings.Join(got, ",") != tt.want {
+			t.Errorf("%s: to %v, want %s", tt.event, got, tt.want)
+		}
+	}
+}

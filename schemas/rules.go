@@ -13,6 +13,10 @@ type RouteRule struct {
 	Match       RouteMatch `yaml:"match"`
 	To          Strings    `yaml:"to"`       // connector names; at least one
 	Continue    bool       `yaml:"continue"` // keep matching after this rule
+	// Tap: the targets get a copy and matching goes on as if this rule had
+	// not matched (an event only a tap saw still goes to the default). For
+	// observers such as event webhooks.
+	Tap bool `yaml:"tap"`
 }
 
 // RouteMatch: every field that is set must match (AND); a list matches if any of its

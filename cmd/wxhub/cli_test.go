@@ -113,3 +113,24 @@ func TestDLQCommandsReplayADeadLetter(t *testing.T) {
 		t.Fatalf("show of a replayed entry: %v, want not found", err)
 	}
 }
+
+// The dry runs print what would be sent and send nothing.
+func TestDryRunCommands(t *testing.T) {
+	ctx := waitCtx(t, 10*time.Second)
+	out, err := captureStdout(func() error {
+		return connectorCmd(ctx, []string{"test", "tickets", "--text", "工单 77"})
+	})
+	if err != nil || !strings.Contains(out, "GET http://127.0.0.1:8082/tickets/77") || !strings.Contains(out, "Bearer ****") ||
+		strings.Contains(out, "demo-tickets-token") {
+		t.Fatalf("connector test: %v\n%s", err, out)
+	}
+	out, err = captureStdout(func() error {
+		return hookCmd(ctx, []string{"test", "alertmanager", "--payload", "../../gateway/hooks/testdata/alertmanager.json"})
+	})
+	if err != nil || !strings.Contains(out, "would queue on wxhub.out.helpdesk") || !strings.Contains(out, "HighLatency") {
+		t.Fatalf("hook test: %v\n%s", err, out)
+	}
+	if err := hookCmd(ctx, []string{"test", "nope", "--payload", "x"}); err == nil || !strings.Contains(err.Error(), `no hook "nope"`) {
+		t.Fatalf("unknown hook: %v", err)
+	}
+}

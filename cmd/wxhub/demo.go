@@ -11,7 +11,9 @@ import (
 
 	"github.com/wxhub/wxhub/connectors/erp"
 	"github.com/wxhub/wxhub/connectors/erp/erpdemo"
+	"github.com/wxhub/wxhub/connectors/http/ticketdemo"
 	"github.com/wxhub/wxhub/connectors/scanlogin/loginpage"
+	"github.com/wxhub/wxhub/gateway/hooks"
 	"github.com/wxhub/wxhub/hub"
 	"github.com/wxhub/wxhub/wecom/sim"
 )
@@ -24,6 +26,7 @@ func demoCmd(ctx context.Context, args []string) error {
 	listen := fs.String("listen", "127.0.0.1:8080", "the gateway's address")
 	simListen := fs.String("sim-listen", sim.DefaultListen, "the WeCom simulator's address")
 	erpListen := fs.String("erp-listen", "127.0.0.1:8081", "the sample ERP's address")
+	ticketsListen := fs.String("tickets-listen", ticketdemo.DefaultListen, "the sample ticketing service's address (answered through the http connector)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -52,8 +55,19 @@ func demoCmd(ctx context.Context, args []string) error {
 	}
 	defer erpSrv.Close()
 
+	// The sample ticketing service: an HTTP system the hub answers from with no Go code.
+	tickets := ticketdemo.New(ticketdemo.Config{Token: ticketdemo.DemoToken})
+	if err := tickets.Start(*ticketsListen); err != nil {
+		return fmt.Errorf("sample ticketing service: %w", err)
+	}
+	defer tickets.Close()
+
 	cfg := hub.DemoConfig(scfg, *dataDir, *listen)
 	cfg.Connectors = map[string]yaml.Node{erp.Name: hub.Section(erp.Config{BaseURL: erpSrv.URL()})}
+	if err := hub.AddSections(cfg, ticketdemo.Snippet(tickets.URL())); err != nil {
+		return err
+	}
+	cfg.Hooks = hooks.Examples()
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
@@ -71,11 +85,11 @@ func demoCmd(ctx context.Context, args []string) error {
 	return hub.Run(ctx, setup, log, hub.Options{
 		Handlers: map[string]http.Handler{hub.DemoLoginPath: http.StripPrefix(hub.DemoLoginPath[:len(hub.DemoLoginPath)-1], login)},
 		Ready: func(h *hub.Hub) {
-			printDemoBanner(h.Addr, scfg.Listen, erpSrv.URL())
+			printDemoBanner(h.Addr, scfg.Listen, erpSrv.URL(), tickets.URL())
 		}})
 }
 
-func printDemoBanner(gatewayAddr, simAddr, erpURL string) {
+func printDemoBanner(gatewayAddr, simAddr, erpURL, ticketsURL string) {
 	simFlag := ""
 	if simAddr != sim.DefaultListen {
 		simFlag = " --sim http://" + simAddr
@@ -85,6 +99,7 @@ func printDemoBanner(gatewayAddr, simAddr, erpURL string) {
     gateway        http://%[1]s   (callbacks: /wecom/helpdesk/callback, push API: /api/v1/messages)
     WeCom simulator http://%[2]s   (what the hub sent: /sim/sent)
     sample ERP     %[5]s   (orders 1001-1005, stock A-100..., approvals)
+    tickets        %[7]s   (a ticketing system answered by the http connector: docs/connectors/http.md)
     dashboard      http://%[1]s/dashboard/   (admin token: %[6]s)
     login page     http://%[1]s/demo/login/   (scan to log in: a sample legacy login page)
 
@@ -92,6 +107,7 @@ func printDemoBanner(gatewayAddr, simAddr, erpURL string) {
     ./bin/wxhub sim say%[3]s zhangsan "你好"                 # unmatched: the help text comes back
     ./bin/wxhub sim say%[3]s zhangsan "订单 1001"            # the ERP connector answers from the sample ERP
     ./bin/wxhub sim say%[3]s zhangsan "echo 你好"            # the echo connector
+    ./bin/wxhub sim say%[3]s zhangsan "工单 77"              # the http connector asks the ticketing service
     curl -s -X POST %[5]s/api/approvals -d '{"title":"采购单","amount_cents":120000,"requester":"lisi","approvers":["zhangsan","wangwu"]}'
                                                           # the ERP pushes an approval card to zhangsan
     ./bin/wxhub sim say%[3]s lisi "免打扰 22:00-08:00"       # quiet hours for lisi
@@ -106,5 +122,5 @@ func printDemoBanner(gatewayAddr, simAddr, erpURL string) {
 
   Ctrl-C stops the hub; its queues stay in ./data.
 
-`, gatewayAddr, simAddr, simFlag, hub.DemoAPIKey, erpURL, hub.DemoDashboardToken)
+`, gatewayAddr, simAddr, simFlag, hub.DemoAPIKey, erpURL, hub.DemoDashboardToken, ticketsURL)
 }

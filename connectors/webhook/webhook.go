@@ -149,11 +149,11 @@ var Builtin = connectors.Builtin{
 }
 
 // Rules are the routing rules of the subscriptions: one per entry, to name,
-// with Continue so that the rules after them still see the event.
+// as taps, so that the event is routed as if the webhook were not there.
 func Rules(name string, subscribe []schemas.RouteMatch) []schemas.RouteRule {
 	rules := make([]schemas.RouteRule, len(subscribe))
 	for i, m := range subscribe {
-		rules[i] = schemas.RouteRule{Name: fmt.Sprintf("webhook-%s-%d", name, i), Match: m, To: schemas.Strings{name}, Continue: true}
+		rules[i] = schemas.RouteRule{Name: fmt.Sprintf("webhook-%s-%d", name, i), Match: m, To: schemas.Strings{name}, Tap: true}
 	}
 	return rules
 }

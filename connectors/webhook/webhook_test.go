@@ -250,7 +250,7 @@ subscribe:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(inst.Rules) != 2 || !inst.Rules[0].Continue || !inst.Rules[1].Continue || inst.Rules[1].To[0] != "legacy" ||
+	if len(inst.Rules) != 2 || !inst.Rules[0].Tap || !inst.Rules[1].Tap || inst.Rules[1].To[0] != "legacy" ||
 		inst.Rules[0].Match.TaskID[0] != "deploy-*" || inst.Rules[1].Match.Channel[0] != "mp" {
 		t.Fatalf("rules %+v", inst.Rules)
 	}
