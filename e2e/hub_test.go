@@ -169,6 +169,12 @@ func TestE2EERPApprovalCardUpdatedForEveryone(t *testing.T) {
 	if got, _ := erpSrv.Approval(a.ID); got.Status != "approved" {
 		t.Fatalf("approval status %q, want approved", got.Status)
 	}
+	// The requester hears the outcome.
+	if _, err := e.sim.WaitSent(ctx, func(m sim.SentMessage) bool {
+		return m.User == "lisi" && strings.Contains(m.Content, "采购单") && strings.Contains(m.Content, "已同意 by zhangsan")
+	}); err != nil {
+		t.Fatalf("the requester was not told the outcome: %v", err)
+	}
 }
 
 func TestE2EMetricsMove(t *testing.T) {

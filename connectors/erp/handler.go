@@ -122,6 +122,9 @@ func (c *Connector) handleClick(ctx context.Context, ev *schemas.Event) ([]conne
 		c.log.Info("approval decided", zap.String("event", ev.ID), zap.String("approval", id),
 			zap.String("status", a.Status), zap.String("by", a.DecidedBy))
 		replies := []connectors.Reply{c.cardUpdate(ev, a)}
+		if a.Requester != "" && (a.Status == StatusApproved || a.Status == StatusRejected) {
+			replies = append(replies, c.outcome(ev, a))
+		}
 		if d, _ := connectors.DeliveryFrom(ctx); !d.First() {
 			// The user was told the ERP was down; say that it went through.
 			replies = append(replies, c.text(ev, fmt.Sprintf("审批 %s 已处理：%s / Approval %s done: %s", id, OutcomeLabel(a), id, a.Status)))
@@ -149,6 +152,14 @@ func (c *Connector) handleClick(ctx context.Context, ev *schemas.Event) ([]conne
 		return replies, nil
 	}
 	return c.failure(ctx, ev, err, "")
+}
+
+// outcome tells the requester how their approval was decided, through the
+// app the card went out on.
+func (c *Connector) outcome(ev *schemas.Event, a Approval) connectors.Reply {
+	r := connectors.Text(a.Requester, fmt.Sprintf("您的审批「%s」%s / Your approval %q was %s by %s",
+		a.Title, OutcomeLabel(a), a.Title, a.Status, a.DecidedBy))
+	return c.app(ev, r)
 }
 
 // cardUpdate replaces the buttons of the approval card with its outcome for
