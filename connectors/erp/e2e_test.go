@@ -235,7 +235,7 @@ func TestE2EApprovalWhileERPDown(t *testing.T) {
 
 	// The ERP comes back: the decision is applied once, the card updated for both.
 	h.erp.SetDown(false)
-	eventually(t, "card update", func() bool { return len(h.out(t, click.ID)) == 3 })
+	eventually(t, "card update", func() bool { return len(h.out(t, click.ID)) == 4 })
 	out := h.out(t, click.ID)
 	upd := out[1]
 	b := decodeBody(t, upd.Data.Body)
@@ -245,6 +245,9 @@ func TestE2EApprovalWhileERPDown(t *testing.T) {
 	}
 	if conf := decodeBody(t, out[2].Data.Body); conf.ToUser != "lisi" || !strings.Contains(conf.content(), "已同意 by lisi") {
 		t.Fatalf("confirmation %s", out[2].Data.Body)
+	}
+	if told := decodeBody(t, out[3].Data.Body); told.ToUser != a.Requester || !strings.Contains(told.content(), "已同意 by lisi") {
+		t.Fatalf("the requester's notice %s", out[3].Data.Body)
 	}
 	if got, _ := h.erp.Approval(a.ID); got.Status != erp.StatusApproved || got.DecidedBy != "lisi" || h.erp.Stats().Decisions != 1 {
 		t.Fatalf("approval %+v, %d decisions", got, h.erp.Stats().Decisions)

@@ -122,12 +122,12 @@ func (c *Connector) handleClick(ctx context.Context, ev *schemas.Event) ([]conne
 		c.log.Info("approval decided", zap.String("event", ev.ID), zap.String("approval", id),
 			zap.String("status", a.Status), zap.String("by", a.DecidedBy))
 		replies := []connectors.Reply{c.cardUpdate(ev, a)}
-		if a.Requester != "" && (a.Status == StatusApproved || a.Status == StatusRejected) {
-			replies = append(replies, c.outcome(ev, a))
-		}
 		if d, _ := connectors.DeliveryFrom(ctx); !d.First() {
 			// The user was told the ERP was down; say that it went through.
 			replies = append(replies, c.text(ev, fmt.Sprintf("审批 %s 已处理：%s / Approval %s done: %s", id, OutcomeLabel(a), id, a.Status)))
+		}
+		if a.Requester != "" && (a.Status == StatusApproved || a.Status == StatusRejected) {
+			replies = append(replies, c.outcome(ev, a))
 		}
 		return replies, nil
 	case errors.Is(err, ErrConflict):

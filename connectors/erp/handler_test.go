@@ -157,8 +157,12 @@ func TestHandleApprovalClick(t *testing.T) {
 
 	// lisi approves: the ERP records it, every approver's card shows it.
 	replies, err := c.Handle(ctx, clickEvent("ev-1", "lisi", task, erp.DecisionApprove, "rc-1"))
-	if err != nil || len(replies) != 1 {
+	if err != nil || len(replies) != 2 {
 		t.Fatalf("%v %+v", err, replies)
+	}
+	// The requester hears the outcome.
+	if b := bodyOf(t, replies[1]); replies[1].Kind != schemas.KindMessage || b.ToUser != "zhangsan" || !strings.Contains(b.content(), "已同意 by lisi") {
+		t.Fatalf("requester's notice %+v", b)
 	}
 	r := replies[0]
 	b := bodyOf(t, r)
@@ -171,7 +175,7 @@ func TestHandleApprovalClick(t *testing.T) {
 
 	// The same click again (a redelivery): idempotent, same outcome.
 	replies, err = c.Handle(ctx, clickEvent("ev-1", "lisi", task, erp.DecisionApprove, "rc-1"))
-	if err != nil || len(replies) != 1 || bodyOf(t, replies[0]).Button.ReplaceName != "已同意 by lisi" {
+	if err != nil || len(replies) != 2 || bodyOf(t, replies[0]).Button.ReplaceName != "已同意 by lisi" {
 		t.Fatalf("repeat: %v %+v", err, replies)
 	}
 	if n := srv.Stats().Decisions; n != 1 {
@@ -204,13 +208,13 @@ func TestHandleApprovalClickAnswers(t *testing.T) {
 		wantErr   bool
 	}{
 		{name: "reject", ev: clickEvent("e", "lisi", erp.TaskID("9001"), erp.DecisionReject, "rc"),
-			wantKinds: []string{schemas.KindCardUpdate}, wantCard: "已拒绝 by lisi"},
+			wantKinds: []string{schemas.KindCardUpdate, schemas.KindMessage}, wantCard: "已拒绝 by lisi", wantText: "已拒绝 by lisi"},
 		{name: "not an approver", ev: clickEvent("e", "zhaoliu", erp.TaskID("9001"), erp.DecisionApprove, "rc"),
 			wantKinds: []string{schemas.KindMessage}, wantText: "不是审批 9001 的审批人"},
 		{name: "unknown approval", ev: clickEvent("e", "lisi", erp.TaskID("777"), erp.DecisionApprove, "rc"),
 			wantKinds: []string{schemas.KindMessage, schemas.KindCardUpdate}, wantText: "审批 777 不存在", wantCard: "已失效"},
 		{name: "no response code", ev: clickEvent("e", "lisi", erp.TaskID("9001"), erp.DecisionApprove, ""),
-			wantKinds: []string{schemas.KindMessage}, wantText: "审批 9001：已同意 by lisi"},
+			wantKinds: []string{schemas.KindMessage, schemas.KindMessage}, wantText: "已同意 by lisi"},
 		{name: "unknown button", ev: clickEvent("e", "lisi", erp.TaskID("9001"), "maybe", "rc"), wantErr: true},
 		{name: "bad task id", ev: clickEvent("e", "lisi", "erp-approval-9 9", erp.DecisionApprove, "rc"), wantErr: true},
 	}
@@ -236,7 +240,7 @@ func TestHandleApprovalClickAnswers(t *testing.T) {
 					t.Errorf("card %q, want %q", b.Button.ReplaceName, tt.wantCard)
 				}
 				if r.Kind == schemas.KindMessage && !strings.Contains(b.content(), tt.wantText) {
-					t.Errorf("text %q, want %q", b.content(), tt.wantText)
+					t.Errorf("text %q to %s, want %q", b.content(), b.ToUser, tt.wantText)
 				}
 			}
 			if !slices.Equal(kinds, tt.wantKinds) {
@@ -259,7 +263,7 @@ func TestHandleApprovalClickERPDown(t *testing.T) {
 	}
 	srv.SetDown(false)
 	replies, err := c.Handle(context.Background(), ev)
-	if err != nil || len(replies) != 1 || bodyOf(t, replies[0]).Button.ReplaceName != "已同意 by lisi" {
+	if err != nil || len(replies) != 2 || bodyOf(t, replies[0]).Button.ReplaceName != "已同意 by lisi" {
 		t.Fatalf("after recovery: %v %+v", err, replies)
 	}
 }
