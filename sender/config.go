@@ -86,9 +86,15 @@ type Config struct {
 	// TimeZone of quiet hours and of the daily quota. Default Asia/Shanghai.
 	TimeZone string `yaml:"time_zone"`
 	// DuplicateCheckInterval is sent as duplicate_check_interval with
-	// enable_duplicate_check=1: WeCom drops an identical message within it, so a
-	// retry after a lost answer is not shown twice. Default 30m; WeCom's maximum is 4h.
+	// enable_duplicate_check=1 on the messages whose content is new to their
+	// recipients: WeCom then drops a retry of one after a lost answer. A
+	// message repeating a content sent within it goes unflagged and is
+	// delivered (docs/outbound.md). Default 30m; WeCom's maximum is 4h.
 	DuplicateCheckInterval time.Duration `yaml:"duplicate_check_interval"`
+	// DuplicateRecordMax bounds the contents remembered for that decision
+	// (about 150 bytes each); past it the oldest is forgotten and nothing is
+	// flagged for one interval. Default 200000.
+	DuplicateRecordMax int `yaml:"duplicate_record_max"`
 	// Workers: API calls in flight at once. Default 16.
 	Workers int `yaml:"workers"`
 	// MaxPending: messages held un-acked (the in-memory backlog the scheduler
@@ -156,6 +162,9 @@ func (c Config) WithDefaults() Config {
 		c.TimeZone = DefaultTimeZone
 	}
 	defD(&c.DuplicateCheckInterval, DefaultDuplicateCheckInterval)
+	if c.DuplicateRecordMax == 0 {
+		c.DuplicateRecordMax = 200000
+	}
 	def(&c.Workers, DefaultWorkers)
 	def(&c.MaxPending, DefaultMaxPending)
 	def(&c.FetchBatch, DefaultFetchBatch)

@@ -69,6 +69,7 @@ type Sender struct {
 
 	status *StatusStore
 	stq    *statusQueue // status writes off the send path
+	dups   *dupGuard    // which message/send requests carry enable_duplicate_check
 	dnd    *dnd.Store
 	dndKV  jetstream.KeyValue
 	tokens *tokens
@@ -98,6 +99,7 @@ type job struct {
 	lastErr  string
 	quietAt  time.Time // deferral already recorded in status until this
 	inFlight bool
+	flagged  bool // the last message/send carried enable_duplicate_check
 }
 
 // New checks cfg and prepares the sender; it does not consume until Run.
@@ -136,6 +138,7 @@ func New(cfg Config, b *bus.Bus, client *wecom.Client, log *zap.Logger, opts ...
 		}
 	}
 	s.m = newMetrics(s.reg, s)
+	s.dups = newDupGuard(cfg.DuplicateCheckInterval, cfg.DuplicateRecordMax, s.clock.Now())
 	s.loc, _ = time.LoadLocation(cfg.TimeZone) // checked by Validate
 	if cfg.QuietHours != "" {
 		w, _ := dnd.ParseWindow(cfg.QuietHours)
@@ -802,8 +805,11 @@ func (s *Sender) requestBody(j *job) map[string]json.RawMessage {
 	switch j.out.Data.Kind {
 	case schemas.KindMessage:
 		b["agentid"] = json.RawMessage(strconv.FormatInt(j.app.AgentID, 10))
-		b["enable_duplicate_check"] = json.RawMessage("1")
-		b["duplicate_check_interval"] = json.RawMessage(strconv.Itoa(int(s.cfg.DuplicateCheckInterval / time.Second)))
+		j.flagged = s.dups.flag(s.clock.Now(), j.app.Name, j.out.ID, j.body)
+		if j.flagged {
+			b["enable_duplicate_check"] = json.RawMessage("1")
+			b["duplicate_check_interval"] = json.RawMessage(strconv.Itoa(int(s.cfg.DuplicateCheckInterval / time.Second)))
+		}
 	case schemas.KindCardUpdate:
 		b["agentid"] = json.RawMessage(strconv.FormatInt(j.app.AgentID, 10))
 	}
@@ -893,13 +899,13 @@ func (s *Sender) record(j *job, st schemas.MessageStatus) {
 	}
 }
 
-// ackSent acks a message WeCom accepted. message/send carries
-// enable_duplicate_check, so WeCom drops the copy a lost ack would cause to be
-// sent again: a plain ack (no round trip) is enough there. The other APIs have
-// no such check (appchat, card updates, chat creation, Official Accounts), so
-// their ack is confirmed by the server.
+// ackSent acks a message WeCom accepted. A message/send that carried
+// enable_duplicate_check is dropped by WeCom if a lost ack makes it come back:
+// a plain ack (no round trip) is enough there. Every other send (unflagged
+// messages, appchat, card updates, chat creation, Official Accounts) has its
+// ack confirmed by the server.
 func (s *Sender) ackSent(ctx context.Context, j *job) error {
-	if !j.app.mp() && j.out.Data.Kind == schemas.KindMessage {
+	if !j.app.mp() && j.out.Data.Kind == schemas.KindMessage && j.flagged {
 		return j.msg.Ack()
 	}
 	return j.msg.DoubleAck(ctx)

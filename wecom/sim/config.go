@@ -97,7 +97,19 @@ type Limits struct {
 	// AppDailyRecipients: recipients (人次) one app may send to per day (UTC+8 calendar
 	// day). WeCom allows 200 x the corp's seat limit; past it 45009. Default 100000.
 	AppDailyRecipients int `yaml:"app_daily_recipients"`
+	// DuplicateCheck is what a message/send with enable_duplicate_check is
+	// compared against within its interval: "all" (default) every message
+	// delivered with the same content to the same recipients, flagged or not;
+	// "flagged" only earlier messages that were themselves flagged. WeCom does
+	// not document which; the hub must lose no answer under either.
+	DuplicateCheck string `yaml:"duplicate_check"`
 }
+
+// Duplicate-check scopes (Limits.DuplicateCheck).
+const (
+	DuplicateCheckAll     = "all"
+	DuplicateCheckFlagged = "flagged"
+)
 
 // CallbackConfig tunes the WeChat side of callbacks.
 type CallbackConfig struct {
@@ -128,6 +140,9 @@ const (
 
 // WithDefaults returns a copy of c with every zero value replaced by its default.
 func (c Config) WithDefaults() Config {
+	if c.Limits.DuplicateCheck == "" {
+		c.Limits.DuplicateCheck = DuplicateCheckAll
+	}
 	if c.Listen == "" {
 		c.Listen = DefaultListen
 	}

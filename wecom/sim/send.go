@@ -216,8 +216,8 @@ func (s *Server) messageSend(r *http.Request, app *App) (map[string]any, error) 
 	}
 
 	var bodyHash string
-	if dupCheck == 1 { // before the lock: decoding and encoding the body is the costly part
-		bodyHash = canonicalHash(body)
+	if dupCheck == 1 || s.cfg.Limits.DuplicateCheck == DuplicateCheckAll { // before the lock: decoding and encoding is the costly part
+		bodyHash = contentHash(body)
 	}
 
 	s.mu.Lock()
@@ -242,7 +242,7 @@ func (s *Server) messageSend(r *http.Request, app *App) (map[string]any, error) 
 	}
 	base := SentMessage{API: "message/send", App: app.Name, AgentID: app.AgentID, MsgType: msgtype,
 		Content: content, Body: json.RawMessage(body), Time: now}
-	var dupKey string
+	dupKey := app.Name + "|" + bodyHash
 	if dupCheck == 1 {
 		interval := time.Duration(dupSecs) * time.Second
 		if interval <= 0 {
@@ -251,8 +251,7 @@ func (s *Server) messageSend(r *http.Request, app *App) (map[string]any, error) 
 		if interval > maxDupInterval {
 			interval = maxDupInterval
 		}
-		dupKey = app.Name + "|" + bodyHash
-		if d, ok := s.dups[dupKey]; ok && now.Before(d.until) {
+		if d, ok := s.dups[dupKey]; ok && now.Sub(d.at) < interval {
 			s.stats.Duplicates++
 			base.MsgID = d.msgID
 			for _, u := range users {
@@ -265,7 +264,9 @@ func (s *Server) messageSend(r *http.Request, app *App) (map[string]any, error) 
 			resp["msgid"] = d.msgID
 			return resp, nil
 		}
-		defer func() { s.dups[dupKey] = dupEntry{msgID: base.MsgID, until: now.Add(interval)} }()
+	}
+	if dupCheck == 1 || s.cfg.Limits.DuplicateCheck == DuplicateCheckAll {
+		defer func() { s.rememberLocked(dupKey, dupEntry{msgID: base.MsgID, at: now}) }()
 	}
 	if q := s.cfg.Limits.AppDailyRecipients; q >= 0 {
 		day := now.In(cst).Format("2006-01-02")
@@ -293,6 +294,32 @@ func (s *Server) messageSend(r *http.Request, app *App) (map[string]any, error) 
 	}
 	s.deliverLocked(base, users, limitMember)
 	return resp, nil
+}
+
+// contentHash is canonicalHash of a message/send body without the fields
+// that say how to send it (the duplicate-check flags): what the check compares.
+func contentHash(body []byte) string {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(body, &m) != nil {
+		return canonicalHash(body)
+	}
+	delete(m, "enable_duplicate_check")
+	delete(m, "duplicate_check_interval")
+	b, _ := json.Marshal(m)
+	return canonicalHash(b)
+}
+
+// rememberLocked keeps e for the duplicate check, forgetting entries older
+// than the longest interval WeCom allows now and then.
+func (s *Server) rememberLocked(key string, e dupEntry) {
+	s.dups[key] = e
+	if len(s.dups)%4096 == 0 {
+		for k, d := range s.dups {
+			if e.at.Sub(d.at) > maxDupInterval {
+				delete(s.dups, k)
+			}
+		}
+	}
 }
 
 // canonicalHash hashes a JSON document independent of key order and spacing,

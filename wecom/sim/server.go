@@ -130,10 +130,11 @@ type oauthCode struct {
 	expires time.Time
 }
 
+// dupEntry is a message remembered for the duplicate check: its id and when
+// it was delivered.
 type dupEntry struct {
-	msgID       string
-	invalidUser string
-	until       time.Time
+	msgID string
+	at    time.Time
 }
 
 type fault struct {
