@@ -135,3 +135,8 @@ func DirRefreshKey(kind, id string) string { return "refresh." + kind + "." + Us
 
 // DirMetaKey holds the time of the last full sync.
 const DirMetaKey = "meta"
+
+// Keys of the wxhub_pin bucket: the hash record (schemas.PINRecord), which only
+// the identity code reads, and the status (schemas.PINStatus) connectors may read.
+func PINKey(userid string) string       { return "hash." + UserKey(userid) }
+func PINStatusKey(userid string) string { return "status." + UserKey(userid) }

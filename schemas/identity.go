@@ -17,7 +17,7 @@ const (
 )
 
 // PINRecord is one employee's step-up PIN in the wxhub_pin bucket, under
-// bus.UserKey(User). Hash is argon2id(PIN, Salt) with the parameters stored
+// bus.PINKey(User): only the hub's identity code reads it. Hash is argon2id(PIN, Salt) with the parameters stored
 // beside it, so they can be raised later without invalidating old PINs. The
 // identity/pin package writes it; connectors read VerifiedAt
 // (connectors.PINVerifiedWithin). Writers update it with the KV revision they read.
@@ -34,6 +34,22 @@ type PINRecord struct {
 	Failures int `json:"failures,omitempty"`
 	// LockedUntil: no verification is attempted before it.
 	LockedUntil time.Time `json:"locked_until,omitzero"`
+}
+
+// PINStatus is what others may read of a PIN, under bus.PINStatusKey(User):
+// whether one is set, when it was last verified, whether it is locked. The
+// identity/pin package writes it after each change; connectors read it
+// (connectors.PINVerifiedWithin) with no access to the hash.
+type PINStatus struct {
+	User        string    `json:"user"`
+	Set         bool      `json:"set"`
+	VerifiedAt  time.Time `json:"verified_at,omitzero"`
+	LockedUntil time.Time `json:"locked_until,omitzero"`
+}
+
+// VerifiedWithin reports whether the PIN was verified in the d before now.
+func (s PINStatus) VerifiedWithin(now time.Time, d time.Duration) bool {
+	return s.Set && !s.VerifiedAt.IsZero() && !s.VerifiedAt.After(now) && now.Sub(s.VerifiedAt) <= d
 }
 
 // PINParams are the argon2id parameters a hash was made with.
