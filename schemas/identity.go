@@ -69,18 +69,17 @@ func (r PINRecord) VerifiedWithin(now time.Time, d time.Duration) bool {
 }
 
 // OIDCKey is one signing key of the OIDC provider in wxhub_oidc_keys, under
-// "key.<KID>". Every gateway replica signs with the newest active key and
-// publishes every key whose RetireAt has not passed.
+// "key.<KID>". Every gateway replica publishes every key from its creation and
+// signs with the newest key whose ActivateAt has passed (so each replica's
+// JWKS shows a key before anyone signs with it). A key leaves the JWKS when
+// the next key has been active for longer than the longest token lifetime.
 type OIDCKey struct {
 	KID string `json:"kid"`
 	Alg string `json:"alg"`
 	// JWK is the private key as a JSON Web Key.
-	JWK       json.RawMessage `json:"jwk"`
-	CreatedAt time.Time       `json:"created_at"`
-	// RotatedAt is when a newer key replaced it (zero while it is the newest).
-	RotatedAt time.Time `json:"rotated_at,omitzero"`
-	// RetireAt is when it leaves the JWKS: RotatedAt plus the longest token lifetime.
-	RetireAt time.Time `json:"retire_at,omitzero"`
+	JWK        json.RawMessage `json:"jwk"`
+	CreatedAt  time.Time       `json:"created_at"`
+	ActivateAt time.Time       `json:"activate_at"`
 }
 
 // DirUser is one member in the wxhub_directory bucket, under "user." +
