@@ -249,4 +249,6 @@ var homeTmpl = template.Must(template.New("home").Parse(`<!doctype html>
 `))
 
 // String describes the app for logs.
-func (a *App) String() string { return fmt.Sprintf("oidcdemo(%s at %s)", a.cfg.ClientID, a.cfg.BaseURL) }
+func (a *App) String() string {
+	return fmt.Sprintf("oidcdemo(%s at %s)", a.cfg.ClientID, a.cfg.BaseURL)
+}
