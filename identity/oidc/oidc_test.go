@@ -23,7 +23,7 @@ import (
 	"github.com/wxhub/wxhub/bus"
 	"github.com/wxhub/wxhub/bus/bustest"
 	"github.com/wxhub/wxhub/connectors/scanlogin"
-	"github.com/wxhub/wxhub/identity/internal/idtest"
+	"github.com/wxhub/wxhub/internal/idtest"
 	"github.com/wxhub/wxhub/identity/oidc"
 	"github.com/wxhub/wxhub/identity/oidcdemo"
 	"github.com/wxhub/wxhub/identity/pin"

@@ -20,7 +20,7 @@ import (
 	"github.com/wxhub/wxhub/bus"
 	"github.com/wxhub/wxhub/bus/bustest"
 	"github.com/wxhub/wxhub/connectors"
-	"github.com/wxhub/wxhub/identity/internal/idtest"
+	"github.com/wxhub/wxhub/internal/idtest"
 	"github.com/wxhub/wxhub/identity/pin"
 )
 
