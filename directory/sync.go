@@ -322,4 +322,3 @@ func (s *Syncer) serve(ctx context.Context, e jetstream.KeyValueEntry) {
 	}
 	_ = s.kv.Delete(ctx, e.Key(), jetstream.LastRevision(e.Revision()))
 }
-

@@ -23,10 +23,10 @@ import (
 	"github.com/wxhub/wxhub/bus"
 	"github.com/wxhub/wxhub/bus/bustest"
 	"github.com/wxhub/wxhub/connectors/scanlogin"
-	"github.com/wxhub/wxhub/internal/idtest"
 	"github.com/wxhub/wxhub/identity/oidc"
 	"github.com/wxhub/wxhub/identity/oidcdemo"
 	"github.com/wxhub/wxhub/identity/pin"
+	"github.com/wxhub/wxhub/internal/idtest"
 	"github.com/wxhub/wxhub/schemas"
 	"github.com/wxhub/wxhub/wecom/sim"
 )

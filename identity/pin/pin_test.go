@@ -20,8 +20,8 @@ import (
 	"github.com/wxhub/wxhub/bus"
 	"github.com/wxhub/wxhub/bus/bustest"
 	"github.com/wxhub/wxhub/connectors"
-	"github.com/wxhub/wxhub/internal/idtest"
 	"github.com/wxhub/wxhub/identity/pin"
+	"github.com/wxhub/wxhub/internal/idtest"
 )
 
 // testCfg: cheap argon2 parameters so the tests run fast.
