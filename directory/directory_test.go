@@ -100,6 +100,9 @@ func TestFullSync(t *testing.T) {
 	if _, err := e.store.User(ctx, "nobody"); err == nil {
 		t.Fatal("unknown user found")
 	}
+	if c, err := e.store.Claims(ctx, "lisi"); err != nil || c["name"] != "李四" || c["employee_no"] != "A002" || c["position"] != "财务" {
+		t.Fatalf("Claims(lisi) = %v, %v", c, err)
+	}
 }
 
 // TestDepartmentSendExpanded: a send to departments and tags becomes the

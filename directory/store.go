@@ -301,3 +301,21 @@ func splitIDs(s string) []string {
 	}
 	return out
 }
+
+// Claims are the OIDC userinfo claims of a member (scope profile): name,
+// department ids, position, employee number. The hub passes it to the OIDC
+// provider as Deps.Claims.
+func (s *Store) Claims(ctx context.Context, user string) (map[string]any, error) {
+	u, err := s.User(ctx, user)
+	if err != nil {
+		return nil, err
+	}
+	c := map[string]any{"name": u.Name, "department": u.Departments}
+	if u.Position != "" {
+		c["position"] = u.Position
+	}
+	if u.EmployeeNo != "" {
+		c["employee_no"] = u.EmployeeNo
+	}
+	return c, nil
+}
