@@ -46,6 +46,7 @@ type env struct {
 
 type opts struct {
 	requirePIN bool
+	refresh    time.Duration
 	now        func() time.Time
 	b          *bus.Bus
 	sim        *sim.Server
@@ -82,7 +83,7 @@ func newEnv(t *testing.T, o opts) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := oidc.Config{Issuer: e.hub.URL, App: "helpdesk", Clients: []oidc.Client{{
+	cfg := oidc.Config{Issuer: e.hub.URL, App: "helpdesk", RefreshTokenTTL: o.refresh, Clients: []oidc.Client{{
 		ID: "erp", Secret: secret, Name: "ERP 系统", RedirectURIs: []string{e.appURL + "callback"}, RequirePIN: o.requirePIN,
 	}}}
 	e.prov, err = oidc.New(cfg, oidc.Deps{
@@ -505,5 +506,57 @@ func TestDiscovery(t *testing.T) {
 	_ = p.Claims(&d)
 	if p.Endpoint().TokenURL != e.hub.URL+"/oidc/token" || len(d.Methods) != 1 || d.Methods[0] != "S256" || len(d.ACR) != 2 {
 		t.Fatalf("discovery: %+v %+v", p.Endpoint(), d)
+	}
+}
+
+func (e *env) tokenRequest(form url.Values) (int, map[string]any) {
+	req, _ := http.NewRequest("POST", e.hub.URL+"/oidc/token", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth("erp", secret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	return resp.StatusCode, out
+}
+
+// TestRefreshToken: with refresh_token_ttl and scope offline_access, a refresh
+// token gives new tokens once (it is rotated); without the scope none is issued.
+func TestRefreshToken(t *testing.T) {
+	e := newEnv(t, opts{refresh: time.Hour})
+	q := e.authQuery(verifier)
+	q.Set("scope", "openid offline_access")
+	code := codeFlow(t, e, q).Query().Get("code")
+	st, out := e.exchange(code, verifier, e.appURL+"callback")
+	rt, _ := out["refresh_token"].(string)
+	if st != 200 || rt == "" {
+		t.Fatalf("no refresh token: %d %v", st, out)
+	}
+	st, out = e.tokenRequest(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}})
+	if st != 200 || out["id_token"] == nil || out["refresh_token"] == nil || out["refresh_token"] == rt {
+		t.Fatalf("refresh: %d %v", st, out)
+	}
+	idt, err := verifierAt(e.hub.URL, e.hub.URL+"/oidc/jwks", time.Now).Verify(context.Background(), out["id_token"].(string))
+	if err != nil || idt.Subject != "zhaoliu" || idt.Nonce != "" {
+		t.Fatalf("refreshed ID token: %+v, %v", idt, err)
+	}
+	if st, out = e.tokenRequest(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}); st != 400 || out["error"] != "invalid_grant" {
+		t.Fatalf("used refresh token accepted: %d %v", st, out)
+	}
+	code = codeFlow(t, e, e.authQuery(verifier)).Query().Get("code")
+	if _, out = e.exchange(code, verifier, e.appURL+"callback"); out["refresh_token"] != nil {
+		t.Fatal("refresh token without offline_access")
+	}
+	// Wrong client secret.
+	req, _ := http.NewRequest("POST", e.hub.URL+"/oidc/token", strings.NewReader("grant_type=refresh_token&refresh_token=x"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth("erp", "wrong-secret-wrong-secret")
+	resp, _ := http.DefaultClient.Do(req)
+	resp.Body.Close()
+	if resp.StatusCode != 401 {
+		t.Fatalf("wrong secret: %d", resp.StatusCode)
 	}
 }
