@@ -28,6 +28,11 @@ type PagesDeps struct {
 	// PublicURL is the hub's public base URL (https://hub.example.com), for
 	// the OAuth redirect_uri; it must be the app's trusted domain in WeCom.
 	PublicURL string
+	// Challenges is the wxhub_auth bucket: with it, /pin/reset lets an
+	// employee who forgot the PIN reset it by scanning a QR code with the WeCom
+	// app and confirming (the scanlogin connector binds the scan). nil: only an
+	// admin resets.
+	Challenges jetstream.KeyValue
 	// AdminAuthorize decides whether a request may reset a PIN (the gateway's
 	// API key check, limited to pin.admin_keys). nil: the endpoint answers 403.
 	AdminAuthorize func(r *http.Request) bool
@@ -44,6 +49,7 @@ const sessionTTL = 10 * time.Minute
 //	GET  /pin/verify    enter the PIN (a connector links here before showing payroll)
 //	GET  /pin/callback  WeCom's OAuth return
 //	POST /pin/set, POST /pin/verify
+//	GET  /pin/reset     forgot the PIN: scan a QR code with the WeCom app to reset it
 //	POST /api/v1/pin/reset {"user": "zhangsan"}   admin only
 func (s *Store) Handler(d PagesDeps) http.Handler {
 	if d.Logger == nil {
@@ -57,6 +63,8 @@ func (s *Store) Handler(d PagesDeps) http.Handler {
 	m.HandleFunc("POST /pin/set", p.set)
 	m.HandleFunc("POST /pin/verify", p.verify)
 	m.HandleFunc("POST /api/v1/pin/reset", p.reset)
+	m.HandleFunc("GET /pin/reset", p.scanResetPage)
+	m.HandleFunc("GET /pin/reset/status", p.scanResetStatus)
 	return m
 }
 

@@ -20,8 +20,10 @@ import (
 	"github.com/wxhub/wxhub/bus"
 	"github.com/wxhub/wxhub/bus/bustest"
 	"github.com/wxhub/wxhub/connectors"
+	"github.com/wxhub/wxhub/connectors/scanlogin"
 	"github.com/wxhub/wxhub/identity/pin"
 	"github.com/wxhub/wxhub/internal/idtest"
+	"github.com/wxhub/wxhub/schemas"
 )
 
 // testCfg: cheap argon2 parameters so the tests run fast.
@@ -282,4 +284,68 @@ func TestPages(t *testing.T) {
 		t.Fatalf("anonymous: %d %s", resp.StatusCode, loc)
 	}
 	assertNoPIN(t, logs.String(), thePIN, "482916", "999888", "730419")
+}
+
+// TestResetByRescan: an employee who forgot the PIN scans the reset page's QR
+// code with the WeCom app and confirms; the scanner's PIN is gone, and only
+// the browser that showed the code sees the outcome.
+func TestResetByRescan(t *testing.T) {
+	ctx := context.Background()
+	b := bustest.Open(t, bus.Config{})
+	sm := idtest.Sim(t)
+	s := newStore(t, b, idtest.NewClock(time.Now()), zap.NewNop())
+	if err := s.Set(ctx, "sunqi", thePIN); err != nil {
+		t.Fatal(err)
+	}
+	sessions, _ := b.KV(ctx, bus.BucketOIDC)
+	auth, _ := b.KV(ctx, bus.BucketAuth)
+	srv := httptest.NewServer(s.Handler(pin.PagesDeps{Login: idtest.Login(sm), Sessions: sessions, Challenges: auth, PublicURL: "http://x"}))
+	defer srv.Close()
+	br := idtest.Browser(t, sm, "")
+	resp, err := br.Get(srv.URL + "/pin/reset")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := regexp.MustCompile(`data-text="wxhub-login:([0-9a-f]{32})"`).FindStringSubmatch(string(page))
+	if m == nil {
+		t.Fatalf("reset page without a QR code:\n%s", page)
+	}
+	status := func(c *http.Client) string {
+		resp, err := c.Get(srv.URL + "/pin/reset/status")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var st map[string]string
+		_ = json.NewDecoder(resp.Body).Decode(&st)
+		return st["status"]
+	}
+	if st := status(br); st != "pending" {
+		t.Fatalf("before scan: %q", st)
+	}
+	h := scanlogin.Handler(auth, scanlogin.Options{Confirm: true})
+	ev := func(n int, d schemas.EventData) *schemas.Event {
+		d.Channel, d.App, d.User, d.MsgType = schemas.ChannelWeCom, "helpdesk", "sunqi", "event"
+		return &schemas.Event{ID: "ev" + string(rune('0'+n)), Data: d}
+	}
+	if _, err := h.Handle(ctx, ev(1, schemas.EventData{Event: "scancode_waitmsg", ScanType: "qrcode", ScanResult: schemas.AuthQRPrefix + m[1]})); err != nil {
+		t.Fatal(err)
+	}
+	if rec, _, _ := s.Get(ctx, "sunqi"); !rec.HasPIN() {
+		t.Fatal("PIN reset on the scan alone, before the confirm")
+	}
+	if _, err := h.Handle(ctx, ev(2, schemas.EventData{Event: "template_card_event", EventKey: scanlogin.KeyConfirm, TaskID: schemas.AuthTaskPrefix + m[1], ResponseCode: "rc"})); err != nil {
+		t.Fatal(err)
+	}
+	if st := status(idtest.Browser(t, sm, "")); st != "expired" {
+		t.Fatalf("another browser polled the reset: %q", st)
+	}
+	if st := status(br); st != "reset" {
+		t.Fatalf("after confirm: %q", st)
+	}
+	if rec, _, _ := s.Get(ctx, "sunqi"); rec.HasPIN() {
+		t.Fatal("PIN still set after the confirmed re-scan")
+	}
 }
