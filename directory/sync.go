@@ -15,6 +15,7 @@ import (
 	"github.com/wxhub/wxhub/bus"
 	"github.com/wxhub/wxhub/schemas"
 	"github.com/wxhub/wxhub/wecom"
+	"github.com/wxhub/wxhub/wecom/oauth"
 )
 
 // ErrConfig is wrapped by configuration errors; the message names the key.
@@ -62,7 +63,7 @@ func (c Config) Validate() error {
 
 // TokenSource returns the app's access token; fresh after WeCom called it
 // expired (the gateway's source: the sender's shared token, else gettoken).
-type TokenSource func(ctx context.Context, app string, fresh bool) (string, error)
+type TokenSource = oauth.TokenSource
 
 // Syncer keeps the wxhub_directory bucket in step with WeCom.
 type Syncer struct {

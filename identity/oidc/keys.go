@@ -163,8 +163,11 @@ func (r *keyRing) rotate(ctx context.Context, every time.Duration) (bool, error)
 			At time.Time `json:"at"`
 		}
 		_ = json.Unmarshal(e.Value(), &last)
-		if every > 0 && now.Sub(last.At) < every/2 {
+		switch {
+		case every > 0 && now.Sub(last.At) < every/2:
 			return false, nil // another replica rotated since we listed the keys
+		case every < 0 && now.Sub(last.At) < 10*time.Second:
+			return false, nil // another replica is making the first key (taken over after 10 s)
 		}
 		_, err = r.kv.Update(ctx, rotationLock, stamp, e.Revision())
 	}

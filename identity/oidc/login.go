@@ -17,8 +17,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wxhub/wxhub/identity/pin"
-	"github.com/wxhub/wxhub/identity/wecomauth"
 	"github.com/wxhub/wxhub/schemas"
+	"github.com/wxhub/wxhub/wecom/oauth"
 	"github.com/wxhub/wxhub/wecom/qrsvg"
 )
 
@@ -131,7 +131,7 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.log.Info("oidc login started", zap.String("login", lg.ID), zap.String("client", cl.ID), zap.Bool("pin", lg.NeedPIN))
-	if wecomauth.InWeCom(r.UserAgent()) {
+	if oauth.InWeCom(r.UserAgent()) {
 		http.Redirect(w, r, p.d.Login.URL(p.url("/oidc/callback"), lg.ID), http.StatusFound)
 		return
 	}

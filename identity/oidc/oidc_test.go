@@ -560,3 +560,72 @@ func TestRefreshToken(t *testing.T) {
 		t.Fatalf("wrong secret: %d", resp.StatusCode)
 	}
 }
+
+// TestReplicasStartingTogetherMakeOneKey: several gateways starting at once on
+// empty buckets agree on one first key.
+func TestReplicasStartingTogetherMakeOneKey(t *testing.T) {
+	b := bustest.Open(t, bus.Config{})
+	sm := idtest.Sim(t)
+	ctx := context.Background()
+	kv := func(name string) jetstream.KeyValue { k, _ := b.KV(ctx, name); return k }
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() {
+			p, err := oidc.New(oidc.Config{Issuer: "https://hub.example.com", App: "helpdesk", Clients: []oidc.Client{{
+				ID: "erp", Secret: secret, RedirectURIs: []string{"https://erp.example.com/cb"}}}},
+				oidc.Deps{Keys: kv(bus.BucketOIDCKeys), Store: kv(bus.BucketOIDC), Challenges: kv(bus.BucketAuth), Login: idtest.Login(sm)})
+			if err == nil {
+				err = p.EnsureKey(ctx)
+			}
+			errs <- err
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	l, err := kv(bus.BucketOIDCKeys).ListKeysFiltered(ctx, "key.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for range l.Keys() {
+		n++
+	}
+	if n != 1 {
+		t.Fatalf("%d signing keys after 4 replicas started, want 1", n)
+	}
+}
+
+func TestConfigValidation(t *testing.T) {
+	good := oidc.Client{ID: "erp", Secret: secret, RedirectURIs: []string{"https://erp.example.com/cb"}}
+	for _, tc := range []struct {
+		name    string
+		mod     func(*oidc.Config)
+		wantErr string
+	}{
+		{"good", func(*oidc.Config) {}, ""},
+		{"no issuer", func(c *oidc.Config) { c.Issuer = "" }, "oidc.issuer"},
+		{"relative issuer", func(c *oidc.Config) { c.Issuer = "/hub" }, "oidc.issuer"},
+		{"no app", func(c *oidc.Config) { c.App = "" }, "oidc.app"},
+		{"no clients", func(c *oidc.Config) { c.Clients = nil }, "oidc.clients"},
+		{"short secret", func(c *oidc.Config) { c.Clients[0].Secret = "short" }, "oidc.clients[0].client_secret"},
+		{"bad id", func(c *oidc.Config) { c.Clients[0].ID = "a b" }, "oidc.clients[0].client_id"},
+		{"twice", func(c *oidc.Config) { c.Clients = append(c.Clients, c.Clients[0]) }, "oidc.clients[1].client_id"},
+		{"no redirect", func(c *oidc.Config) { c.Clients[0].RedirectURIs = nil }, "oidc.clients[0].redirect_uris"},
+		{"fragment", func(c *oidc.Config) { c.Clients[0].RedirectURIs = []string{"https://a/cb#x"} }, "oidc.clients[0].redirect_uris[0]"},
+		{"refresh too long", func(c *oidc.Config) { c.RefreshTokenTTL = 1000 * time.Hour }, "oidc.refresh_token_ttl"},
+		{"rotation below token life", func(c *oidc.Config) { c.KeyRotation = time.Minute }, "oidc.key_rotation"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := oidc.Config{Issuer: "https://hub.example.com", App: "helpdesk", Clients: []oidc.Client{good}}
+			c.Clients[0].RedirectURIs = append([]string(nil), good.RedirectURIs...)
+			tc.mod(&c)
+			err := c.Validate()
+			if (err != nil) != (tc.wantErr != "") || (err != nil && !strings.Contains(err.Error(), tc.wantErr+":")) {
+				t.Fatalf("Validate = %v, want %q", err, tc.wantErr)
+			}
+		})
+	}
+}

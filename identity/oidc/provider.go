@@ -33,7 +33,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wxhub/wxhub/identity/pin"
-	"github.com/wxhub/wxhub/identity/wecomauth"
+	"github.com/wxhub/wxhub/wecom/oauth"
 )
 
 // ErrConfig is wrapped by every configuration error; the message names the key.
@@ -182,7 +182,7 @@ type Deps struct {
 	// Challenges the wxhub_auth bucket (scan-to-login challenges). Required.
 	Keys, Store, Challenges jetstream.KeyValue
 	// Login is WeCom OAuth2 for Config.App (its TokenSource is the gateway's). Required.
-	Login wecomauth.Login
+	Login oauth.Login
 	// PIN is the step-up PIN store; required when a client requires the PIN.
 	PIN *pin.Store
 	// Claims adds userinfo claims for a user (name, department from the

@@ -14,14 +14,14 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
-	"github.com/wxhub/wxhub/identity/wecomauth"
+	"github.com/wxhub/wxhub/wecom/oauth"
 )
 
 // PagesDeps are what the PIN pages need.
 type PagesDeps struct {
 	// Login identifies the employee through WeCom OAuth2 (the pages are opened
 	// from the WeCom app: a menu link or a message's link).
-	Login wecomauth.Login
+	Login oauth.Login
 	// Sessions is the wxhub_oidc bucket: short page sessions ("pinsess.<id>")
 	// and OAuth states ("pinstate.<id>"), shared by every gateway replica.
 	Sessions jetstream.KeyValue

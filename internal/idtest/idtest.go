@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wxhub/wxhub/identity/wecomauth"
 	"github.com/wxhub/wxhub/wecom"
+	"github.com/wxhub/wxhub/wecom/oauth"
 	"github.com/wxhub/wxhub/wecom/sim"
 )
 
@@ -35,7 +35,7 @@ func Sim(t testing.TB) *sim.Server {
 
 // Tokens is a token source on the simulator: gettoken with the app's secret,
 // cached until fresh is asked (what the gateway's source does with the KV).
-func Tokens(s *sim.Server) wecomauth.TokenSource {
+func Tokens(s *sim.Server) oauth.TokenSource {
 	c := wecom.NewClient(s.URL())
 	var mu sync.Mutex
 	cache := map[string]string{}
@@ -61,8 +61,8 @@ func Tokens(s *sim.Server) wecomauth.TokenSource {
 }
 
 // Login is WeCom OAuth for the demo app "helpdesk" on the simulator.
-func Login(s *sim.Server) wecomauth.Login {
-	return wecomauth.Login{
+func Login(s *sim.Server) oauth.Login {
+	return oauth.Login{
 		AuthorizeURL: s.URL() + "/connect/oauth2/authorize", CorpID: s.Config().CorpID, AgentID: 1000002,
 		App: "helpdesk", Token: Tokens(s), Client: wecom.NewClient(s.URL()),
 	}

@@ -1,8 +1,8 @@
-// Package wecomauth is the WeCom OAuth2 half shared by the OIDC provider and
+// Package oauth is the WeCom OAuth2 half shared by the OIDC provider and
 // the PIN pages: the authorize URL that sends a browser inside the WeCom app
 // through WeCom, and the exchange of the returned code for the member's userid
 // (auth/getuserinfo with the app's access token).
-package wecomauth
+package oauth
 
 import (
 	"context"
@@ -21,7 +21,7 @@ import (
 type TokenSource func(ctx context.Context, app string, fresh bool) (string, error)
 
 // ErrNotMember: the code belongs to someone outside the corp (an openid).
-var ErrNotMember = errors.New("wecomauth: the OAuth user is not a member of the corp")
+var ErrNotMember = errors.New("wecom/oauth: the OAuth user is not a member of the corp")
 
 // DefaultAuthorizeURL is WeCom's OAuth2 page for browsers inside WeCom.
 const DefaultAuthorizeURL = "https://open.weixin.qq.com/connect/oauth2/authorize"
@@ -56,21 +56,21 @@ func (l Login) URL(redirectURI, state string) string {
 // is fetched anew once. wecom.IsPermanent(err) means a bad or used code.
 func (l Login) User(ctx context.Context, code string) (string, error) {
 	if code == "" {
-		return "", fmt.Errorf("wecomauth: no code")
+		return "", fmt.Errorf("wecom/oauth: no code")
 	}
 	tok, err := l.Token(ctx, l.App, false)
 	if err != nil {
-		return "", fmt.Errorf("wecomauth: token of %s: %w", l.App, err)
+		return "", fmt.Errorf("wecom/oauth: token of %s: %w", l.App, err)
 	}
 	u, err := l.Client.GetUserInfo(ctx, tok, code)
 	if wecom.IsTokenExpired(err) {
 		if tok, err = l.Token(ctx, l.App, true); err != nil {
-			return "", fmt.Errorf("wecomauth: token of %s: %w", l.App, err)
+			return "", fmt.Errorf("wecom/oauth: token of %s: %w", l.App, err)
 		}
 		u, err = l.Client.GetUserInfo(ctx, tok, code)
 	}
 	if err != nil {
-		return "", fmt.Errorf("wecomauth: auth/getuserinfo: %w", err)
+		return "", fmt.Errorf("wecom/oauth: auth/getuserinfo: %w", err)
 	}
 	if u.UserID == "" {
 		return "", ErrNotMember
