@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
@@ -51,42 +52,91 @@ func NewStore(kv jetstream.KeyValue, log *zap.Logger) *Store {
 		users: map[string]schemas.DirUser{}, depts: map[int64]schemas.DirDepartment{}, tags: map[int64]schemas.DirTag{}}
 }
 
-// Start watches the bucket until ctx ends; it returns once the current
-// content is loaded.
+// Start follows the bucket until ctx ends; it returns once the current
+// content is loaded. A watch the server closes (a reconnect) is opened again,
+// and entries deleted meanwhile are dropped when its initial values are in.
 func (s *Store) Start(ctx context.Context) error {
 	w, err := s.kv.WatchFiltered(ctx, []string{"user.>", "dept.>", "tag.>"})
 	if err != nil {
 		return fmt.Errorf("directory: watch: %w", err)
 	}
 	loaded := make(chan struct{})
-	go func() {
-		defer w.Stop()
-		initial := true
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case e, ok := <-w.Updates():
-				if !ok {
-					return
-				}
-				if e == nil { // end of the initial values
-					if initial {
-						initial = false
-						close(loaded)
-					}
-					continue
-				}
-				s.apply(e)
-			}
-		}
-	}()
+	go s.follow(ctx, w, loaded)
 	select {
 	case <-loaded:
 		close(s.ready)
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+func (s *Store) follow(ctx context.Context, w jetstream.KeyWatcher, loaded chan struct{}) {
+	for {
+		seen := map[string]bool{} // keys of this watch's initial values
+		initial := true
+	updates:
+		for {
+			select {
+			case <-ctx.Done():
+				_ = w.Stop()
+				return
+			case e, ok := <-w.Updates():
+				if !ok {
+					break updates
+				}
+				if e == nil { // end of the initial values
+					if initial {
+						initial = false
+						s.prune(seen)
+						if loaded != nil {
+							close(loaded)
+							loaded = nil
+						}
+					}
+					continue
+				}
+				if initial {
+					seen[e.Key()] = true
+				}
+				s.apply(e)
+			}
+		}
+		s.log.Warn("directory watch closed; watching again")
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+			var err error
+			if w, err = s.kv.WatchFiltered(ctx, []string{"user.>", "dept.>", "tag.>"}); err == nil {
+				break
+			}
+			s.log.Warn("directory watch failed", zap.Error(err))
+		}
+	}
+}
+
+// prune drops entries whose keys a fresh watch did not list (deleted while
+// no watch was open).
+func (s *Store) prune(seen map[string]bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id := range s.users {
+		if !seen["user."+base64.RawURLEncoding.EncodeToString([]byte(id))] {
+			delete(s.users, id)
+		}
+	}
+	for id := range s.depts {
+		if !seen["dept."+strconv.FormatInt(id, 10)] {
+			delete(s.depts, id)
+		}
+	}
+	for id := range s.tags {
+		if !seen["tag."+strconv.FormatInt(id, 10)] {
+			delete(s.tags, id)
+		}
 	}
 }
 
