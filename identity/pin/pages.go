@@ -104,7 +104,7 @@ func (p *pages) login(w http.ResponseWriter, r *http.Request, next string) {
 	state := randomHex(16)
 	data, _ := json.Marshal(oauthState{Next: next, Expires: p.s.now().Add(5 * time.Minute)})
 	if _, err := p.d.Sessions.Put(r.Context(), "pinstate."+state, data); err != nil {
-		p.page(w, http.StatusServiceUnavailable, pageData{Error: "服务暂不可用，请稍后重试。"})
+		p.page(w, http.StatusServiceUnavailable, PageData{Error: "服务暂不可用，请稍后重试。"})
 		return
 	}
 	http.Redirect(w, r, p.d.Login.URL(strings.TrimSuffix(p.d.PublicURL, "/")+"/pin/callback", state), http.StatusFound)
@@ -115,20 +115,20 @@ func (p *pages) callback(w http.ResponseWriter, r *http.Request) {
 	state := r.URL.Query().Get("state")
 	var st oauthState
 	if !validID(state) || !getJSON(ctx, p.d.Sessions, "pinstate."+state, &st) || !p.s.now().Before(st.Expires) {
-		p.page(w, http.StatusBadRequest, pageData{Error: "链接无效或已过期，请从企业微信应用重新打开。"})
+		p.page(w, http.StatusBadRequest, PageData{Error: "链接无效或已过期，请从企业微信应用重新打开。"})
 		return
 	}
 	_ = p.d.Sessions.Delete(ctx, "pinstate."+state) // a state is good once
 	user, err := p.d.Login.User(ctx, r.URL.Query().Get("code"))
 	if err != nil {
 		p.log.Info("PIN page login refused", zap.Error(err))
-		p.page(w, http.StatusForbidden, pageData{Error: "无法确认您的企业微信身份，请从企业微信应用重新打开。"})
+		p.page(w, http.StatusForbidden, PageData{Error: "无法确认您的企业微信身份，请从企业微信应用重新打开。"})
 		return
 	}
 	id := randomHex(16)
 	data, _ := json.Marshal(session{User: user, CSRF: randomHex(16), Expires: p.s.now().Add(sessionTTL)})
 	if _, err := p.d.Sessions.Put(ctx, "pinsess."+id, data); err != nil {
-		p.page(w, http.StatusServiceUnavailable, pageData{Error: "服务暂不可用，请稍后重试。"})
+		p.page(w, http.StatusServiceUnavailable, PageData{Error: "服务暂不可用，请稍后重试。"})
 		return
 	}
 	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: id, Path: "/pin/", HttpOnly: true,
@@ -144,10 +144,10 @@ func (p *pages) setPage(w http.ResponseWriter, r *http.Request) {
 	}
 	rec, _, err := p.s.Get(r.Context(), s.User)
 	if err != nil {
-		p.page(w, http.StatusServiceUnavailable, pageData{Error: "服务暂不可用，请稍后重试。"})
+		p.page(w, http.StatusServiceUnavailable, PageData{Error: "服务暂不可用，请稍后重试。"})
 		return
 	}
-	p.page(w, http.StatusOK, pageData{Mode: "set", User: s.User, CSRF: s.CSRF, HasPIN: rec.HasPIN()})
+	p.page(w, http.StatusOK, PageData{Mode: "set", User: s.User, CSRF: s.CSRF, HasPIN: rec.HasPIN()})
 }
 
 func (p *pages) verifyPage(w http.ResponseWriter, r *http.Request) {
@@ -156,19 +156,19 @@ func (p *pages) verifyPage(w http.ResponseWriter, r *http.Request) {
 		p.login(w, r, "/pin/verify")
 		return
 	}
-	p.page(w, http.StatusOK, pageData{Mode: "verify", User: s.User, CSRF: s.CSRF})
+	p.page(w, http.StatusOK, PageData{Mode: "verify", User: s.User, CSRF: s.CSRF})
 }
 
 // form reads a POST from the session's own page (CSRF token in the form).
 func (p *pages) form(w http.ResponseWriter, r *http.Request) (session, bool) {
 	s, ok := p.session(r)
 	if !ok {
-		p.page(w, http.StatusUnauthorized, pageData{Error: "会话已过期，请从企业微信应用重新打开。"})
+		p.page(w, http.StatusUnauthorized, PageData{Error: "会话已过期，请从企业微信应用重新打开。"})
 		return s, false
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
 	if err := r.ParseForm(); err != nil || r.PostForm.Get("csrf") != s.CSRF {
-		p.page(w, http.StatusForbidden, pageData{Error: "请求无效，请刷新页面后重试。"})
+		p.page(w, http.StatusForbidden, PageData{Error: "请求无效，请刷新页面后重试。"})
 		return s, false
 	}
 	return s, true
@@ -181,10 +181,10 @@ func (p *pages) set(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	f := r.PostForm
-	show := pageData{Mode: "set", User: s.User, CSRF: s.CSRF}
+	show := PageData{Mode: "set", User: s.User, CSRF: s.CSRF}
 	rec, _, err := p.s.Get(ctx, s.User)
 	if err != nil {
-		p.page(w, http.StatusServiceUnavailable, pageData{Error: "服务暂不可用，请稍后重试。"})
+		p.page(w, http.StatusServiceUnavailable, PageData{Error: "服务暂不可用，请稍后重试。"})
 		return
 	}
 	show.HasPIN = rec.HasPIN()
@@ -209,7 +209,7 @@ func (p *pages) set(w http.ResponseWriter, r *http.Request) {
 		p.page(w, http.StatusBadRequest, show)
 		return
 	}
-	p.page(w, http.StatusOK, pageData{Mode: "done", User: s.User, Message: "安全密码已设置。"})
+	p.page(w, http.StatusOK, PageData{Mode: "done", User: s.User, Message: "安全密码已设置。"})
 }
 
 func (p *pages) verify(w http.ResponseWriter, r *http.Request) {
@@ -218,10 +218,10 @@ func (p *pages) verify(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := p.s.Verify(r.Context(), s.User, r.PostForm.Get("pin")); err != nil {
-		p.page(w, http.StatusForbidden, pageData{Mode: "verify", User: s.User, CSRF: s.CSRF, Error: verifyMessage(err)})
+		p.page(w, http.StatusForbidden, PageData{Mode: "verify", User: s.User, CSRF: s.CSRF, Error: verifyMessage(err)})
 		return
 	}
-	p.page(w, http.StatusOK, pageData{Mode: "done", User: s.User, Message: "验证成功，请回到企业微信继续操作。"})
+	p.page(w, http.StatusOK, PageData{Mode: "done", User: s.User, Message: "验证成功，请回到企业微信继续操作。"})
 }
 
 // VerifyMessage is what the employee is told about a failed verification.
@@ -284,7 +284,8 @@ func validID(s string) bool {
 	return true
 }
 
-type pageData struct {
+// PageData is the PIN page's content (the OIDC provider renders its PIN step with it).
+type PageData struct {
 	Mode    string // set, verify, done, or "" (an error only)
 	User    string
 	CSRF    string
@@ -295,10 +296,10 @@ type pageData struct {
 	Action string
 }
 
-func (p *pages) page(w http.ResponseWriter, status int, d pageData) { RenderPage(w, status, d) }
+func (p *pages) page(w http.ResponseWriter, status int, d PageData) { RenderPage(w, status, d) }
 
 // RenderPage writes the PIN page; the OIDC provider uses it for its PIN step.
-func RenderPage(w http.ResponseWriter, status int, d pageData) {
+func RenderPage(w http.ResponseWriter, status int, d PageData) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Frame-Options", "DENY")
@@ -308,8 +309,6 @@ func RenderPage(w http.ResponseWriter, status int, d pageData) {
 	}
 }
 
-// PageData is the PIN page's content (exported for the OIDC provider).
-type PageData = pageData
 
 var pageTmpl = template.Must(template.New("pin").Parse(`<!doctype html>
 <html lang="zh-CN"><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">

@@ -27,19 +27,19 @@ const (
 
 func (p *pages) scanResetPage(w http.ResponseWriter, r *http.Request) {
 	if p.d.Challenges == nil || p.s.cfg.App == "" {
-		p.page(w, http.StatusNotFound, pageData{Error: "忘记安全密码请联系管理员重置。"})
+		p.page(w, http.StatusNotFound, PageData{Error: "忘记安全密码请联系管理员重置。"})
 		return
 	}
 	ch := schemas.NewAuthChallenge(p.s.cfg.App, resetClient, "安全密码重置", resetKey, p.s.now(), resetTTL)
 	data, _ := json.Marshal(ch)
 	if _, err := p.d.Challenges.Create(r.Context(), ch.ID, data); err != nil {
 		p.log.Warn("PIN reset challenge not stored", zap.Error(err))
-		p.page(w, http.StatusServiceUnavailable, pageData{Error: "服务暂不可用，请稍后重试。"})
+		p.page(w, http.StatusServiceUnavailable, PageData{Error: "服务暂不可用，请稍后重试。"})
 		return
 	}
 	svg, err := qrsvg.Render(schemas.AuthQRPrefix+ch.ID, 240, "")
 	if err != nil {
-		p.page(w, http.StatusInternalServerError, pageData{Error: "二维码生成失败。"})
+		p.page(w, http.StatusInternalServerError, PageData{Error: "二维码生成失败。"})
 		return
 	}
 	http.SetCookie(w, &http.Cookie{Name: resetCookie, Value: ch.ID, Path: "/pin/", HttpOnly: true,
