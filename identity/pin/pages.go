@@ -309,7 +309,6 @@ func RenderPage(w http.ResponseWriter, status int, d PageData) {
 	}
 }
 
-
 var pageTmpl = template.Must(template.New("pin").Parse(`<!doctype html>
 <html lang="zh-CN"><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>安全密码 - wxhub</title>
