@@ -58,6 +58,7 @@ func InboxPrefix(connector string) string { return "_INBOX_" + Token(connector) 
 //   - ack, nak, term and in-progress their messages ($JS.ACK.WXHUB_ROUTE.<consumer>.>,
 //     and the domain/account-hash form the server may use);
 //   - publish replies to wxhub.out.> and dead letters to wxhub.dlq.connector:<name>;
+//   - read PIN statuses in wxhub_pin (not the hashes beside them);
 //   - receive on its own inboxes (InboxPrefix) the pulled events and API replies.
 //
 // It cannot subscribe to wxhub.> subjects, get stream messages directly, or
@@ -68,7 +69,9 @@ func ConnectorPermissions(connector string, partitions int) Permissions {
 		partitions = 1
 	}
 	p := Permissions{
-		Publish:   []string{SubjectOutAll, DLQSubject("connector:" + connector)},
+		Publish: []string{SubjectOutAll, DLQSubject("connector:" + connector),
+			// read PIN statuses (connectors.PINVerifiedWithin), never the hashes
+			"$JS.API.STREAM.INFO.KV_" + BucketPIN, "$JS.API.DIRECT.GET.KV_" + BucketPIN + ".$KV." + BucketPIN + ".status.>"},
 		Subscribe: []string{InboxPrefix(connector) + ".>"},
 	}
 	for i := range partitions {

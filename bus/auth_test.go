@@ -290,3 +290,40 @@ func TestUsersConfigValidation(t *testing.T) {
 		})
 	}
 }
+
+// TestConnectorUserReadsPINStatusNotHash: a connector may ask whether a PIN
+// was verified (connectors.PINVerifiedWithin) but cannot read the hash.
+func TestConnectorUserReadsPINStatusNotHash(t *testing.T) {
+	b := openWithUsers(t)
+	ctx := testCtx(t)
+	kv, err := b.KV(ctx, bus.BucketPIN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := `{"user":"zhangsan","set":true,"verified_at":"` + time.Now().UTC().Format(time.RFC3339Nano) + `"}`
+	if _, err := kv.Put(ctx, bus.PINStatusKey("zhangsan"), []byte(st)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(ctx, bus.PINKey("zhangsan"), []byte(`{"user":"zhangsan","hash":"c2VjcmV0"}`)); err != nil {
+		t.Fatal(err)
+	}
+	eb, err := bus.Dial(ctx, bus.Config{URL: b.ClientURL(), User: "erp", Password: "erp-secret",
+		InboxPrefix: bus.InboxPrefix("erp"), Partitions: authPartitions}, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatalf("Dial: %v", err)
+	}
+	defer eb.Close()
+	ok, err := connectors.PINVerifiedWithin(ctx, eb, "zhangsan", time.Minute)
+	if err != nil || !ok {
+		t.Fatalf("PINVerifiedWithin as connector erp: %v, %v", ok, err)
+	}
+	ekv, err := eb.KV(ctx, bus.BucketPIN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if e, err := ekv.Get(short, bus.PINKey("zhangsan")); err == nil {
+		t.Fatalf("connector read the PIN hash: %s", e.Value())
+	}
+}

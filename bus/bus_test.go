@@ -58,7 +58,7 @@ func TestOpenDeclaresIdempotently(t *testing.T) {
 			t.Errorf("%s: retention %v storage %v duplicates %v", name, cfg.Retention, cfg.Storage, cfg.Duplicates)
 		}
 	}
-	for _, name := range []string{bus.BucketTokens, bus.BucketDND, bus.BucketStatus, bus.BucketAuth} {
+	for _, name := range []string{bus.BucketTokens, bus.BucketDND, bus.BucketStatus, bus.BucketAuth, bus.BucketOIDCKeys, bus.BucketOIDC, bus.BucketPIN, bus.BucketDirectory} {
 		kv, err := b.KV(ctx, name)
 		if err != nil {
 			t.Fatalf("KV %s: %v", name, err)

@@ -67,6 +67,10 @@ func (b *Bus) KVConfigs() []jetstream.KeyValueConfig {
 		{Bucket: BucketDND, Description: "wxhub: do-not-disturb windows", History: 1, Storage: jetstream.FileStorage, Replicas: c.Replicas},
 		{Bucket: BucketStatus, Description: "wxhub: outbound message status", History: 1, TTL: c.StatusTTL, Storage: jetstream.FileStorage, Replicas: c.Replicas},
 		{Bucket: BucketAuth, Description: "wxhub: scan-to-login challenges", History: 1, TTL: c.AuthTTL, Storage: jetstream.FileStorage, Replicas: c.Replicas},
+		{Bucket: BucketOIDCKeys, Description: "wxhub: OIDC signing keys", History: 1, Storage: jetstream.FileStorage, Replicas: c.Replicas},
+		{Bucket: BucketOIDC, Description: "wxhub: OIDC logins, codes and tokens", History: 1, TTL: OIDCTTL, Storage: jetstream.FileStorage, Replicas: c.Replicas},
+		{Bucket: BucketPIN, Description: "wxhub: step-up PINs (argon2id hashes)", History: 1, Storage: jetstream.FileStorage, Replicas: c.Replicas},
+		{Bucket: BucketDirectory, Description: "wxhub: WeCom address book cache", History: 1, Storage: jetstream.FileStorage, Replicas: c.Replicas},
 	}
 }
 

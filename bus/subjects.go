@@ -1,9 +1,11 @@
 package bus
 
 import (
+	"encoding/base64"
 	"hash/fnv"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Stream names.
@@ -20,7 +22,20 @@ const (
 	BucketDND    = "wxhub_dnd"    // do-not-disturb windows per user
 	BucketStatus = "wxhub_status" // outbound message status (queued, deferred, sent, failed)
 	BucketAuth   = "wxhub_auth"   // scan-to-login challenges
+	// BucketOIDCKeys holds the OIDC provider's signing keys (schemas.OIDCKey),
+	// shared by every gateway replica; no TTL: old keys are pruned by the provider.
+	BucketOIDCKeys = "wxhub_oidc_keys"
+	// BucketOIDC holds OIDC login transactions, authorization codes and tokens
+	// (each record carries its own expiry; the bucket forgets them after OIDCTTL).
+	BucketOIDC = "wxhub_oidc"
+	// BucketPIN holds step-up PIN records (schemas.PINRecord), keyed by UserKey.
+	BucketPIN = "wxhub_pin"
+	// BucketDirectory is the cached WeCom address book (schemas.DirUser, ...).
+	BucketDirectory = "wxhub_directory"
 )
+
+// OIDCTTL is how long wxhub_oidc keeps a record: the longest refresh token lives 30 days.
+const OIDCTTL = 30 * 24 * time.Hour
 
 // Subject prefixes and the wildcard each stream captures.
 const (
@@ -104,3 +119,24 @@ func PartitionOf(subject string) (int, bool) {
 	}
 	return p, true
 }
+
+// UserKey encodes a WeCom userid as a KV key: userids may hold '@', which KV
+// keys may not, so the id is base64url (no padding). Used by wxhub_pin and
+// wxhub_directory.
+func UserKey(userid string) string { return base64.RawURLEncoding.EncodeToString([]byte(userid)) }
+
+// Keys of the wxhub_directory bucket (schemas.DirUser, DirDepartment, DirTag, DirRefresh).
+func DirUserKey(userid string) string { return "user." + UserKey(userid) }
+func DirDeptKey(id int64) string      { return "dept." + strconv.FormatInt(id, 10) }
+func DirTagKey(id int64) string       { return "tag." + strconv.FormatInt(id, 10) }
+
+// DirRefreshKey is a refresh request's key; id is encoded like a userid.
+func DirRefreshKey(kind, id string) string { return "refresh." + kind + "." + UserKey(id) }
+
+// DirMetaKey holds the time of the last full sync.
+const DirMetaKey = "meta"
+
+// Keys of the wxhub_pin bucket: the hash record (schemas.PINRecord), which only
+// the identity code reads, and the status (schemas.PINStatus) connectors may read.
+func PINKey(userid string) string       { return "hash." + UserKey(userid) }
+func PINStatusKey(userid string) string { return "status." + UserKey(userid) }

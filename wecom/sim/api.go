@@ -32,6 +32,7 @@ func (s *Server) routes() {
 	m.HandleFunc("/cgi-bin/user/get", s.api("user/get", true, "", s.userGet))
 	m.HandleFunc("/cgi-bin/meeting/create", s.api("meeting/create", true, http.MethodPost, s.meetingCreate))
 	m.HandleFunc("/cgi-bin/meeting/get_info", s.api("meeting/get_info", true, http.MethodPost, s.meetingGetInfo))
+	s.contactRoutes(m)
 	s.mpRoutes(m)
 	s.controlRoutes(m)
 	s.mux = m
@@ -292,13 +293,13 @@ func (s *Server) resolveLocked(touser, toparty, totag string) (users, badUsers, 
 		}
 	}
 	if len(us) == 1 && us[0] == "@all" {
-		for _, u := range s.cfg.Users {
+		for _, u := range s.book().list {
 			addUser(u.UserID)
 		}
 		return users, nil, nil, nil, nil
 	}
 	for _, id := range us {
-		if u, ok := s.users[lower(id)]; ok {
+		if u, ok := s.book().users[lower(id)]; ok {
 			addUser(u.UserID)
 		} else {
 			badUsers = append(badUsers, lower(id))
@@ -308,7 +309,7 @@ func (s *Server) resolveLocked(touser, toparty, totag string) (users, badUsers, 
 		for _, p := range ids {
 			n, perr := strconv.ParseInt(p, 10, 64)
 			found := false
-			for _, u := range s.cfg.Users {
+			for _, u := range s.book().list {
 				if perr == nil && contains(of(u), n) {
 					addUser(u.UserID)
 					found = true

@@ -31,6 +31,11 @@ type Config struct {
 	// Users are the corp's members (the address book). Unknown userids are reported
 	// as invaliduser by message/send, as WeCom does.
 	Users []User `yaml:"users"`
+	// Departments are the corp's departments (department/list). Empty: one root
+	// department 1 plus every department a user names, under it.
+	Departments []Department `yaml:"departments"`
+	// Tags are the corp's tags (tag/list, tag/get); members name them in users[].tags.
+	Tags []Tag `yaml:"tags"`
 	// TokenLifetime is how long an access_token lives. Default 7200s, as WeCom.
 	TokenLifetime time.Duration `yaml:"token_lifetime"`
 	// Limits are WeCom's send limits; defaults are WeCom's documented values.
@@ -77,6 +82,29 @@ type User struct {
 	Mobile     string  `yaml:"mobile" json:"mobile,omitempty"`
 	Email      string  `yaml:"email" json:"email,omitempty"`
 	Gender     string  `yaml:"gender" json:"gender,omitempty"` // "1" male, "2" female, as WeCom
+	// IsLeaderInDept is parallel to Department: 1 where the member leads it.
+	IsLeaderInDept []int `yaml:"is_leader_in_dept" json:"is_leader_in_dept,omitempty"`
+	// DirectLeader are the member's direct superiors (userids).
+	DirectLeader []string `yaml:"direct_leader" json:"direct_leader,omitempty"`
+	// ExtAttr are text custom fields (extattr), e.g. {"工号": "A001"}.
+	ExtAttr map[string]string `yaml:"extattr" json:"extattr,omitempty"`
+}
+
+// Department is a department of the address book.
+type Department struct {
+	ID       int64    `yaml:"id" json:"id"`
+	Name     string   `yaml:"name" json:"name"`
+	ParentID int64    `yaml:"parentid" json:"parentid"`
+	Order    int64    `yaml:"order" json:"order"`
+	Leaders  []string `yaml:"department_leader" json:"department_leader,omitempty"`
+}
+
+// Tag is a tag of the address book; its members are the users naming it in
+// their tags plus every member of Parties.
+type Tag struct {
+	ID      int64   `yaml:"tagid" json:"tagid"`
+	Name    string  `yaml:"tagname" json:"tagname"`
+	Parties []int64 `yaml:"parties" json:"parties,omitempty"`
 }
 
 // Limits are the send limits the simulator enforces. Zero means the default, negative
@@ -182,6 +210,8 @@ func (c Config) WithDefaults() Config {
 		}
 	}
 	c.Users = append([]User(nil), c.Users...)
+	c.Departments = append([]Department(nil), c.Departments...)
+	c.Tags = append([]Tag(nil), c.Tags...)
 	return c
 }
 
@@ -270,6 +300,46 @@ func (c Config) Validate() error {
 		}
 		users[k] = true
 	}
+	depts := map[int64]bool{}
+	for i, d := range c.Departments {
+		f := fmt.Sprintf("departments[%d]", i)
+		switch {
+		case d.ID <= 0:
+			return bad(f+".id", "must be a positive number")
+		case depts[d.ID]:
+			return bad(f+".id", "%d used twice", d.ID)
+		case d.Name == "":
+			return bad(f+".name", "empty")
+		}
+		depts[d.ID] = true
+	}
+	for i, d := range c.Departments {
+		if d.ParentID != 0 && !depts[d.ParentID] {
+			return bad(fmt.Sprintf("departments[%d].parentid", i), "no department %d", d.ParentID)
+		}
+	}
+	if len(c.Departments) > 0 {
+		for i, u := range c.Users {
+			for _, d := range u.Department {
+				if !depts[d] {
+					return bad(fmt.Sprintf("users[%d].department", i), "no department %d", d)
+				}
+			}
+		}
+	}
+	tags := map[int64]bool{}
+	for i, t := range c.Tags {
+		f := fmt.Sprintf("tags[%d]", i)
+		switch {
+		case t.ID <= 0:
+			return bad(f+".tagid", "must be a positive number")
+		case tags[t.ID]:
+			return bad(f+".tagid", "%d used twice", t.ID)
+		case t.Name == "":
+			return bad(f+".tagname", "empty")
+		}
+		tags[t.ID] = true
+	}
 	return nil
 }
 
@@ -296,9 +366,16 @@ func DemoConfig() Config {
 			Secret:         "service-demo-secret",
 			Followers:      append([]string(nil), DemoOpenIDs...),
 		}},
+		Departments: []Department{
+			{ID: 1, Name: "示例公司", Order: 100000000},
+			{ID: 2, Name: "销售部", ParentID: 1, Order: 100, Leaders: []string{"zhangsan"}},
+			{ID: 3, Name: "财务部", ParentID: 1, Order: 90, Leaders: []string{"lisi"}},
+			{ID: 4, Name: "人事行政部", ParentID: 1, Order: 80, Leaders: []string{"zhaoliu"}},
+		},
+		Tags: []Tag{{ID: 1, Name: "品牌大使"}},
 		Users: []User{
-			{UserID: "zhangsan", Name: "张三", Department: []int64{1, 2}, Position: "销售经理", Gender: "1", Tags: []int64{1}},
-			{UserID: "lisi", Name: "李四", Department: []int64{1, 3}, Position: "财务", Gender: "1"},
+			{UserID: "zhangsan", Name: "张三", Department: []int64{1, 2}, IsLeaderInDept: []int{0, 1}, Position: "销售经理", Gender: "1", Tags: []int64{1}, ExtAttr: map[string]string{"工号": "A001"}},
+			{UserID: "lisi", Name: "李四", Department: []int64{1, 3}, IsLeaderInDept: []int{0, 1}, Position: "财务", Gender: "1", ExtAttr: map[string]string{"工号": "A002"}},
 			{UserID: "wangwu", Name: "王五", Department: []int64{1, 2}, Position: "设计师", Gender: "1", Tags: []int64{1}},
 			{UserID: "zhaoliu", Name: "赵六", Department: []int64{1, 4}, Position: "人事", Gender: "2"},
 			{UserID: "sunqi", Name: "孙七", Department: []int64{1, 3}, Position: "出纳", Gender: "2"},

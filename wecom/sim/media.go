@@ -122,22 +122,11 @@ func (s *Server) userGet(r *http.Request, _ *App) (map[string]any, error) {
 	if id == "" {
 		return nil, apiErr(CodeMissingUserID, "")
 	}
-	u, ok := s.users[lower(id)]
+	u, ok := s.book().users[lower(id)]
 	if !ok {
 		return nil, apiErr(CodeUserNotFound, "%q", id)
 	}
-	dept := u.Department
-	if dept == nil {
-		dept = []int64{}
-	}
-	resp := map[string]any{
-		"userid": u.UserID, "name": u.Name, "department": dept, "position": u.Position,
-		"mobile": u.Mobile, "gender": u.Gender, "email": u.Email, "status": 1, "enable": 1,
-	}
-	if len(dept) > 0 {
-		resp["main_department"] = dept[0]
-	}
-	return resp, nil
+	return userJSON(u), nil
 }
 
 // mediaExpired reports whether media created at t is past WeCom's 3 days.

@@ -91,7 +91,7 @@ func (s *Server) checkUser(t target, user string) (string, error) {
 	if t.mp {
 		return user, nil
 	}
-	u, ok := s.users[lower(user)]
+	u, ok := s.book().users[lower(user)]
 	if !ok {
 		return "", fmt.Errorf("%w: %q is not a member of the corp", ErrUnknownUser, user)
 	}

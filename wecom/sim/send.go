@@ -505,7 +505,7 @@ func (s *Server) appchatCreate(r *http.Request, app *App) (map[string]any, error
 	defer s.mu.Unlock()
 	members := make([]string, 0, len(list))
 	for _, id := range list {
-		u, ok := s.users[lower(id)]
+		u, ok := s.book().users[lower(id)]
 		if !ok {
 			return nil, apiErr(CodeInvalidChatMember, "%q is not a member of the corp", id)
 		}
@@ -513,7 +513,7 @@ func (s *Server) appchatCreate(r *http.Request, app *App) (map[string]any, error
 	}
 	if owner == "" {
 		owner = members[0]
-	} else if u, ok := s.users[lower(owner)]; ok {
+	} else if u, ok := s.book().users[lower(owner)]; ok {
 		owner = u.UserID
 	} else {
 		return nil, apiErr(CodeInvalidChatOwner, "%q is not a member of the corp", owner)

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -162,7 +163,9 @@ type Server struct {
 	appsBySecret map[string]*App
 	accounts     map[string]*Account
 	crypters     map[string]*wecom.Crypter // by app or account name
-	users        map[string]User           // by lower-case userid
+	// addressBook is replaced whole when a test or the control API changes a contact.
+	addressBook atomic.Pointer[addressBook]
+	bookMu      sync.Mutex // serialises contact changes
 
 	mu       sync.Mutex
 	changed  chan struct{} // closed and replaced whenever something is recorded
@@ -209,7 +212,6 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 		appsBySecret: map[string]*App{},
 		accounts:     map[string]*Account{},
 		crypters:     map[string]*wecom.Crypter{},
-		users:        map[string]User{},
 		changed:      make(chan struct{}),
 		tokens:       map[string]*token{},
 		byToken:      map[string]*token{},
@@ -243,9 +245,7 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 		}
 		s.crypters[a.Name] = c
 	}
-	for _, u := range s.cfg.Users {
-		s.users[lower(u.UserID)] = u
-	}
+	s.addressBook.Store(newAddressBook(s.cfg.Users, s.cfg.Departments, s.cfg.Tags))
 	s.resetLocked()
 	s.initMP()
 	s.routes()
@@ -448,7 +448,7 @@ func (s *Server) FailNextOn(api string, n int, errcode int) {
 // IssueOAuthCode returns an OAuth code for userid that auth/getuserinfo accepts
 // once within 5 minutes, as if the member had opened an OAuth link in WeCom.
 func (s *Server) IssueOAuthCode(userid string) (string, error) {
-	u, ok := s.users[lower(userid)]
+	u, ok := s.book().users[lower(userid)]
 	if !ok {
 		return "", fmt.Errorf("%w: %q", ErrUnknownUser, userid)
 	}
