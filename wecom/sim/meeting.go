@@ -60,11 +60,11 @@ func (s *Server) meetingCreate(r *http.Request, app *App) (map[string]any, error
 	if b.MeetingStart < now.Add(-time.Minute).Unix() {
 		return nil, apiErr(CodeInvalidParameter, "meeting_start is in the past")
 	}
-	if _, ok := s.users[lower(b.AdminUserID)]; !ok {
+	if _, ok := s.book().users[lower(b.AdminUserID)]; !ok {
 		return nil, apiErr(CodeUserNotFound, "%q", b.AdminUserID)
 	}
 	for _, u := range b.Invitees.UserID {
-		if _, ok := s.users[lower(u)]; !ok {
+		if _, ok := s.book().users[lower(u)]; !ok {
 			return nil, apiErr(CodeUserNotFound, "invitee %q", u)
 		}
 	}
