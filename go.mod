@@ -24,6 +24,11 @@ require github.com/skip2/go-qrcode v0.0.0-20200617195104-da1b6568686e
 require github.com/goccy/go-json v0.12.0
 
 require (
+	github.com/mozillazg/go-pinyin v0.21.0 // indirect
+	github.com/studio-b12/gowebdav v0.13.0 // indirect
+)
+
+require (
 	github.com/antithesishq/antithesis-sdk-go v0.8.0-default-no-op // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cenkalti/backoff/v5 v5.0.3 // indirect

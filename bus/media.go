@@ -176,3 +176,12 @@ func (b *Bus) GetMedia(ctx context.Context, sha string) (io.ReadCloser, MediaObj
 	}
 	return r, MediaObject{SHA256: sha, Filename: name, Size: int64(info.Size)}, nil
 }
+
+// BucketFileshare is the KV bucket of the file share connector's lists waiting
+// for the user's number: key <instance>.<hex of the user id>, value
+// fileshare.Pending (the record carries its own expiry; FileshareTTL only
+// clears leftovers). Created by the connector on first use.
+const (
+	BucketFileshare = "wxhub_fileshare"
+	FileshareTTL    = 24 * time.Hour
+)
