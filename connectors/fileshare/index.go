@@ -219,15 +219,15 @@ func pinyinKeys(s string) (full, initials string, readings [][]string) {
 	return f.String(), i.String(), readings
 }
 
-// spells reports whether q spells, in full pinyin, the readings from some
-// character on (the last syllable may be cut short: "hetongmub").
-func spells(readings [][]string, q string) bool {
+// spells returns the first character from which q spells the readings in
+// full pinyin (the last syllable may be cut short: "hetongmub"), or -1.
+func spells(readings [][]string, q string) int {
 	for start := range readings {
 		if spellsFrom(readings[start:], q) {
-			return true
+			return start
 		}
 	}
-	return false
+	return -1
 }
 
 func spellsFrom(readings [][]string, q string) bool {
@@ -260,8 +260,8 @@ const (
 	scorePrefix    = 90  // the name starts with the query
 	scoreName      = 80  // the name contains the query
 	scorePinyin    = 70  // the name's pinyin (full or initials) starts with the query
-	scorePinyinSub = 60  // the name's pinyin contains the query
 	scorePath      = 50  // a directory of the path contains the query
+	scorePinyinSub = 45  // the name's pinyin contains the query
 	scoreFuzzy     = 40  // most of the query's character pairs are in the name (plus up to 9)
 )
 
@@ -341,8 +341,15 @@ func (t term) pinyinOrFuzzy(e *indexed) int {
 			return scorePinyin
 		case len(t.text) >= 2 && (strings.Contains(e.ini, t.text) || strings.Contains(e.py, t.text)):
 			return scorePinyinSub
-		case len(t.text) >= 4 && spells(e.readings, t.text):
-			return scorePinyinSub
+		}
+		if len(t.text) >= 4 {
+			switch spells(e.readings, t.text) {
+			case -1:
+			case 0:
+				return scorePinyin
+			default:
+				return scorePinyinSub
+			}
 		}
 	}
 	if len(t.grams) >= 2 {
