@@ -21,11 +21,10 @@ require (
 
 require github.com/skip2/go-qrcode v0.0.0-20200617195104-da1b6568686e
 
-require github.com/goccy/go-json v0.12.0
-
 require (
-	github.com/mozillazg/go-pinyin v0.21.0 // indirect
-	github.com/studio-b12/gowebdav v0.13.0 // indirect
+	github.com/goccy/go-json v0.12.0
+	github.com/mozillazg/go-pinyin v0.21.0
+	github.com/studio-b12/gowebdav v0.13.0
 )
 
 require (
@@ -58,7 +57,7 @@ require (
 	go.opentelemetry.io/proto/otlp v1.11.0
 	go.uber.org/multierr v1.10.0 // indirect
 	golang.org/x/crypto v0.58.0 // indirect
-	golang.org/x/net v0.60.0 // indirect
+	golang.org/x/net v0.60.0
 	golang.org/x/sys v0.49.0 // indirect
 	google.golang.org/genproto/googleapis/api v0.0.0-20260928230214-8a89bd6388cc // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20260928230214-8a89bd6388cc // indirect

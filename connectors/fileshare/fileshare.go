@@ -533,4 +533,3 @@ func ttlText(d time.Duration) string {
 	}
 	return fmt.Sprintf("%d 分钟", int(d.Minutes()+0.5))
 }
-
