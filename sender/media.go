@@ -138,6 +138,9 @@ func (m *media) forget(ctx context.Context, app App, sha string) {
 func objectOf(body map[string]json.RawMessage) string {
 	var msgtype, sha string
 	_ = json.Unmarshal(body["msgtype"], &msgtype)
+	if !mediaTypes[msgtype] {
+		return ""
+	}
 	var obj map[string]json.RawMessage
 	if json.Unmarshal(body[msgtype], &obj) == nil {
 		_ = json.Unmarshal(obj[bus.MediaObjectField], &sha)

@@ -35,20 +35,27 @@ type indexed struct {
 	name, stem, dir string     // lower-cased
 	py, ini         string     // pinyin of the name: full and initials (other characters kept)
 	readings        [][]string // per letter, digit or Han character of the stem: its readings
-	mask            uint64     // runeBit of every rune of name and dir, for a quick reject
-	pyMask          uint64     // runeBit of every letter of py and ini
+	mask            mask128    // every rune of name and dir, for a quick reject
+	pyMask          mask128    // every letter of every reading
 }
 
-// runeBit maps a rune to one of 64 bits (a one-hash Bloom filter).
-func runeBit(r rune) uint64 { return 1 << (uint32(r) * 2654435761 >> 26) }
+// mask128 is a one-hash Bloom filter of runes in 128 bits (with 64, a name
+// and path of ~20 distinct characters let a third of the entries through a
+// two-character term by chance).
+type mask128 [2]uint64
 
-func runeMask(s string) uint64 {
-	var m uint64
+func (m mask128) has(o mask128) bool { return m[0]&o[0] == o[0] && m[1]&o[1] == o[1] }
+
+func runeMask(s string) mask128 {
+	var m mask128
 	for _, r := range s {
-		m |= runeBit(r)
+		h := uint32(r) * 2654435761 >> 25 // 0..127
+		m[h>>6] |= 1 << (h & 63)
 	}
 	return m
 }
+
+func (m mask128) or(o mask128) mask128 { return mask128{m[0] | o[0], m[1] | o[1]} }
 
 // Index holds every file of every source, searchable by name and path. Safe
 // for concurrent use.
@@ -56,6 +63,7 @@ type Index struct {
 	mu      sync.RWMutex
 	entries map[string]*indexed // by key(source, path)
 	list    []*indexed          // the entries, rebuilt lazily for scans
+	slots   []slot              // list's masks, contiguous: a scan rejects most entries without a pointer load
 	dirty   bool
 }
 
@@ -71,7 +79,7 @@ func (x *Index) Put(e Entry) {
 	ie := newIndexed(e)
 	x.mu.Lock()
 	x.entries[key(e.Source, e.Path)] = ie
-	x.list, x.dirty = nil, true
+	x.list, x.slots, x.dirty = nil, nil, true
 	x.mu.Unlock()
 }
 
@@ -89,7 +97,7 @@ func (x *Index) Remove(source, p string) {
 			}
 		}
 	}
-	x.list, x.dirty = nil, true
+	x.list, x.slots, x.dirty = nil, nil, true
 }
 
 // RemoveSource drops every file of a source.
@@ -101,7 +109,7 @@ func (x *Index) RemoveSource(source string) {
 			delete(x.entries, k)
 		}
 	}
-	x.list, x.dirty = nil, true
+	x.list, x.slots, x.dirty = nil, nil, true
 }
 
 func (x *Index) sourceNames() map[string]bool {
@@ -141,22 +149,32 @@ func (x *Index) Len() int {
 	return len(x.entries)
 }
 
+// slot is the part of an entry a scan reads first.
+type slot struct{ mask, pyMask mask128 }
+
 func (x *Index) snapshot() []*indexed {
+	l, _ := x.scanList()
+	return l
+}
+
+func (x *Index) scanList() ([]*indexed, []slot) {
 	x.mu.RLock()
-	l := x.list
+	l, sl := x.list, x.slots
 	x.mu.RUnlock()
 	if l != nil {
-		return l
+		return l, sl
 	}
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if x.list == nil {
 		x.list = make([]*indexed, 0, len(x.entries))
+		x.slots = make([]slot, 0, len(x.entries))
 		for _, e := range x.entries {
 			x.list = append(x.list, e)
+			x.slots = append(x.slots, slot{e.mask, e.pyMask})
 		}
 	}
-	return x.list
+	return x.list, x.slots
 }
 
 func newIndexed(e Entry) *indexed {
@@ -165,14 +183,14 @@ func newIndexed(e Entry) *indexed {
 	py, ini, readings := pinyinKeys(stem)
 	dir := strings.ToLower(path.Dir(e.Path))
 	return &indexed{Entry: e, name: name, stem: stem, dir: dir, py: py, ini: ini, readings: readings,
-		mask: runeMask(name) | runeMask(dir), pyMask: readingsMask(readings)}
+		mask: runeMask(name).or(runeMask(dir)), pyMask: readingsMask(readings)}
 }
 
-func readingsMask(readings [][]string) uint64 {
-	var m uint64
+func readingsMask(readings [][]string) mask128 {
+	var m mask128
 	for _, rs := range readings {
 		for _, r := range rs {
-			m |= runeMask(r)
+			m = m.or(runeMask(r))
 		}
 	}
 	return m
@@ -274,7 +292,15 @@ func (x *Index) Search(query string, allowed func(source string) bool, limit int
 		return nil
 	}
 	var hits []Hit
-	for _, e := range x.snapshot() {
+	list, slots := x.scanList()
+next:
+	for i, sl := range slots {
+		for _, t := range terms {
+			if !t.could(sl) {
+				continue next
+			}
+		}
+		e := list[i]
 		if allowed != nil && !allowed(e.Source) {
 			continue
 		}
@@ -308,16 +334,33 @@ func (x *Index) Search(query string, allowed func(source string) bool, limit int
 
 // term is one word of a query with its search forms.
 type term struct {
-	text   string   // lower-cased
-	mask   uint64   // runeMask(text)
-	ascii  bool     // letters and digits only: also matched against pinyin
-	grams  []string // CJK character pairs, for the fuzzy match
-	gmasks []uint64 // runeMask of each gram
-	letter bool     // all letters (pinyin candidates)
+	text   string    // lower-cased
+	mask   mask128   // runeMask(text)
+	ascii  bool      // letters and digits only: also matched against pinyin
+	grams  []string  // CJK character pairs, for the fuzzy match
+	gmasks []mask128 // runeMask of each gram
+	letter bool      // all letters (pinyin candidates)
+}
+
+// could reports whether an entry with these masks may match t at all.
+func (t term) could(sl slot) bool {
+	if sl.mask.has(t.mask) || (t.letter && sl.pyMask.has(t.mask)) {
+		return true
+	}
+	if len(t.grams) < 2 {
+		return false
+	}
+	n := 0
+	for _, g := range t.gmasks {
+		if sl.mask.has(g) {
+			n++
+		}
+	}
+	return 2*n >= len(t.grams)+1
 }
 
 func (t term) score(e *indexed) int {
-	if e.mask&t.mask != t.mask { // some rune of the term is in neither name nor path
+	if !e.mask.has(t.mask) { // some rune of the term is in neither name nor path
 		return t.pinyinOrFuzzy(e)
 	}
 	switch {
@@ -335,7 +378,7 @@ func (t term) score(e *indexed) int {
 }
 
 func (t term) pinyinOrFuzzy(e *indexed) int {
-	if t.letter && e.pyMask&t.mask == t.mask {
+	if t.letter && e.pyMask.has(t.mask) {
 		switch {
 		case strings.HasPrefix(e.ini, t.text), strings.HasPrefix(e.py, t.text):
 			return scorePinyin
@@ -355,7 +398,7 @@ func (t term) pinyinOrFuzzy(e *indexed) int {
 	if len(t.grams) >= 2 {
 		n := 0
 		for i, g := range t.grams {
-			if e.mask&t.gmasks[i] == t.gmasks[i] && strings.Contains(e.name, g) {
+			if e.mask.has(t.gmasks[i]) && strings.Contains(e.name, g) {
 				n++
 			}
 		}
