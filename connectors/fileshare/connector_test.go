@@ -3,6 +3,7 @@ package fileshare_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -142,7 +143,8 @@ func startConnector(t *testing.T, b *bus.Bus, cfg fileshare.Config, audit **obse
 	}()
 	t.Cleanup(func() {
 		cancel()
-		if err := <-done; err != nil {
+		// A test that ends at once stops the runner while it declares its consumers.
+		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
 			t.Errorf("Run: %v", err)
 		}
 	})
@@ -325,8 +327,9 @@ func TestVoiceWithoutTranscriber(t *testing.T) {
 }
 
 // An Official Account voice carries WeChat's Recognition: no fetch, no
-// transcriber. (The reply is checked at the handler: Official Accounts send
-// files through their own media API, which the sender does not resolve.)
+// transcriber. An Official Account sends files through its own media API,
+// which the sender does not resolve, so the customer gets a link (checked at
+// the handler: the simulator's Official Account is not wired to this sender).
 func TestOfficialAccountRecognition(t *testing.T) {
 	w := newWorld(t, worldOpts{noSender: true, cfg: func(c *fileshare.Config) { c.Transcriber.BaseURL = "" }})
 	ev := event("mp-1", "o_user", schemas.EventData{Channel: schemas.ChannelMP, App: "service", MsgType: "voice", MediaID: "x", Recognition: "员工手册。"})
@@ -335,16 +338,9 @@ func TestOfficialAccountRecognition(t *testing.T) {
 		t.Fatalf("Handle = %v, %v", replies, err)
 	}
 	raw, _ := json.Marshal(replies[0].Body)
-	var body struct {
-		MsgType string            `json:"msgtype"`
-		File    map[string]string `json:"file"`
+	if !strings.Contains(string(raw), "员工手册2026.pdf") || !strings.Contains(string(raw), "http://hub.example/files/") {
+		t.Fatalf("reply %s", raw)
 	}
-	_ = json.Unmarshal(raw, &body)
-	r, obj, err := w.b.GetMedia(context.Background(), body.File[bus.MediaObjectField])
-	if err != nil || body.MsgType != "file" || obj.Filename != "员工手册2026.pdf" {
-		t.Fatalf("reply %s (%+v, %v)", raw, obj, err)
-	}
-	_ = r.Close()
 }
 
 // A file over the size limit is offered as a signed link; the link serves the

@@ -323,7 +323,9 @@ func (c *Connector) choose(ctx context.Context, ev *schemas.Event, n int) ([]con
 // deliver sends the file, or a link when it is over the size limit.
 func (c *Connector) deliver(ctx context.Context, ev *schemas.Event, e Entry) ([]connectors.Reply, error) {
 	user := ev.Data.User
-	if e.Size > c.cfg.MaxFileSize {
+	// An Official Account sends files through its own media API, which the
+	// sender does not resolve: a customer gets the link.
+	if e.Size > c.cfg.MaxFileSize || ev.Data.Channel == schemas.ChannelMP {
 		return c.link(ev, e)
 	}
 	src := c.sources[e.Source]
@@ -357,6 +359,9 @@ func (c *Connector) link(ev *schemas.Event, e Entry) ([]connectors.Reply, error)
 	c.audit(ev, e, "link", e.Size)
 	text := fmt.Sprintf("文件「%s」有 %s，超过企业微信 %s 的限制。请在 %s 内通过下面的链接下载（仅限您本人）：\n%s",
 		e.Name(), humanSize(e.Size), limit, ttlText(c.cfg.Link.TTL), url)
+	if ev.Data.Channel == schemas.ChannelMP && e.Size <= c.cfg.MaxFileSize {
+		text = fmt.Sprintf("文件「%s」（%s）请在 %s 内通过下面的链接下载：\n%s", e.Name(), humanSize(e.Size), ttlText(c.cfg.Link.TTL), url)
+	}
 	return []connectors.Reply{connectors.Text(ev.Data.User, text)}, nil
 }
 
