@@ -164,3 +164,14 @@ func TestLinkExpiresAndFollowsAccess(t *testing.T) {
 		t.Fatalf("expired link = %d", s)
 	}
 }
+
+// The demo's section is a valid configuration.
+func TestDemoSectionConfigures(t *testing.T) {
+	n := node(t, fileshare.DemoSection("/tmp/wxhub-demo/files", "http://127.0.0.1:8080", "http://127.0.0.1:8081"))
+	if len(n.Content) != 2 || n.Content[0].Value != "fileshare" {
+		t.Fatalf("section %v", n.Content)
+	}
+	if _, err := fileshare.Builtin.Configure(fileshare.Name, n.Content[1]); err != nil {
+		t.Fatal(err)
+	}
+}
