@@ -12,7 +12,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/wxhub/wxhub/connectors"
-	"github.com/wxhub/wxhub/media/transcribe"
+	"github.com/wxhub/wxhub/internal/transcribe"
 	"github.com/wxhub/wxhub/schemas"
 )
 

@@ -27,7 +27,7 @@ import (
 
 	"github.com/wxhub/wxhub/bus"
 	"github.com/wxhub/wxhub/connectors"
-	"github.com/wxhub/wxhub/media/transcribe"
+	"github.com/wxhub/wxhub/internal/transcribe"
 	"github.com/wxhub/wxhub/schemas"
 )
 

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/wxhub/wxhub/media/transcribe"
+	"github.com/wxhub/wxhub/internal/transcribe"
 	"github.com/wxhub/wxhub/wecom/sim"
 )
 
