@@ -47,3 +47,18 @@ func ExampleRun() {
 	}
 	_ = run
 }
+
+// A connector that sends a file it has (a report, a payslip PDF) stores it in
+// the hub's media store and replies with a reference; the sender uploads it to
+// WeCom and reuses the media id while WeCom keeps it.
+func ExampleFileObject() {
+	var b *bus.Bus // the connector's bus connection (connectors.Deps.Bus)
+	report := connectors.HandlerFunc(func(ctx context.Context, ev *schemas.Event) ([]connectors.Reply, error) {
+		ref, err := connectors.PutMedia(ctx, b, "销售周报-第48周.xlsx", strings.NewReader("..."))
+		if err != nil {
+			return nil, err // retried
+		}
+		return []connectors.Reply{connectors.FileObject(ev.Data.User, ref)}, nil
+	})
+	_ = report
+}

@@ -74,6 +74,7 @@ type Sender struct {
 	dndKV  jetstream.KeyValue
 	tokens *tokens
 	lim    *limiter
+	media  *media // media objects -> WeCom media ids; media/get service (media.go)
 
 	memberRules, chatRules, corpRules []rule
 
@@ -129,6 +130,7 @@ func New(cfg Config, b *bus.Bus, client *wecom.Client, log *zap.Logger, opts ...
 	for _, o := range opts {
 		o(s)
 	}
+	s.media = &media{client: client, bus: b, clock: s.clock, log: s.log}
 	if s.mpapi == nil {
 		for _, a := range cfg.Apps {
 			if a.mp() {
@@ -170,6 +172,11 @@ func (s *Sender) Run(ctx context.Context) error {
 	if err := s.watchDND(watchCtx); err != nil {
 		return err
 	}
+	stopFetch, err := s.serveFetch(ctx)
+	if err != nil {
+		return err
+	}
+	defer stopFetch()
 	cons, err := s.bus.JS().CreateOrUpdateConsumer(ctx, bus.StreamOut, jetstream.ConsumerConfig{
 		Durable:       s.cfg.Consumer,
 		Description:   "wxhub sender: messages to WeCom",
@@ -736,7 +743,15 @@ func (s *Sender) send(ctx context.Context, t *task) {
 	body := s.requestBody(j)
 	api := s.apiFor(j.app)
 	start := time.Now()
-	res, err := api.send(ctx, j.out.Data.Kind, tok, body)
+	var res sendResult
+	object := objectOf(body)
+	if body, err = s.media.resolve(ctx, j.app, tok, body); err == nil {
+		res, err = api.send(ctx, j.out.Data.Kind, tok, body)
+	}
+	if isInvalidMedia(err) && object != "" {
+		s.media.forget(ctx, j.app, object) // WeCom forgot it early: the retry uploads again
+		err = fmt.Errorf("%w (cached media id dropped)", errRetryMedia)
+	}
 	s.m.sendSeconds.WithLabelValues(j.app.Name).Observe(time.Since(start).Seconds())
 	if err == nil {
 		s.sent(ctx, t, res)

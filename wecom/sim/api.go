@@ -27,6 +27,7 @@ func (s *Server) routes() {
 	m.HandleFunc("/cgi-bin/appchat/send", s.api("appchat/send", true, http.MethodPost, s.appchatSend))
 	m.HandleFunc("/cgi-bin/media/upload", s.api("media/upload", true, http.MethodPost, s.mediaUpload))
 	m.HandleFunc("/cgi-bin/media/get", s.mediaGet)
+	m.HandleFunc("POST /v1/audio/transcriptions", s.transcribe) // stand-in speech-to-text (media.go)
 	m.HandleFunc("/cgi-bin/auth/getuserinfo", s.api("auth/getuserinfo", true, "", s.getUserInfo))
 	m.HandleFunc("/cgi-bin/user/getuserinfo", s.api("auth/getuserinfo", true, "", s.getUserInfo)) // the older path, still served by WeCom
 	m.HandleFunc("/cgi-bin/user/get", s.api("user/get", true, "", s.userGet))

@@ -6,7 +6,9 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"sort"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -67,7 +69,7 @@ func (s *Server) mediaUpload(r *http.Request, app *App) (map[string]any, error) 
 		s.mu.Lock()
 		now := s.clock.Now()
 		m := &Media{ID: "3" + randomString(40), Type: typ, App: app.Name, Filename: part.FileName(),
-			ContentType: ct, Data: data, CreatedAt: now}
+			ContentType: ct, Data: data, CreatedAt: now, Uploaded: true}
 		s.media[m.ID] = m
 		s.mu.Unlock()
 		return map[string]any{"type": typ, "media_id": m.ID, "created_at": strconv.FormatInt(now.Unix(), 10)}, nil
@@ -131,3 +133,56 @@ func (s *Server) userGet(r *http.Request, _ *App) (map[string]any, error) {
 
 // mediaExpired reports whether media created at t is past WeCom's 3 days.
 func mediaExpired(now, t time.Time) bool { return now.Sub(t) > mediaLifetime }
+
+// Uploads returns the media uploaded through media/upload, oldest first.
+func (s *Server) Uploads() []Media {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Media
+	for _, m := range s.media {
+		if m.Uploaded {
+			out = append(out, *m)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].CreatedAt.Before(out[j].CreatedAt) })
+	return out
+}
+
+// voiceMagic starts the fake AMR the simulator makes for a played voice
+// message (Server.Voice): the header, then the spoken text in UTF-8.
+const voiceMagic = "#!AMR\n"
+
+// transcribe is the stand-in speech-to-text service, OpenAI's shape
+// (POST /v1/audio/transcriptions, multipart "file" and "model"; answer
+// {"text": ...}): it "transcribes" the fake AMR of a played voice by returning
+// the text encoded in it, and answers 400 for any other audio.
+func (s *Server) transcribe(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	s.stats.Calls["audio/transcriptions"]++
+	s.mu.Unlock()
+	if err := r.ParseMultipartForm(4 << 20); err != nil {
+		jsonErrorOpenAI(w, http.StatusBadRequest, "body is not multipart/form-data: "+err.Error())
+		return
+	}
+	if r.FormValue("model") == "" {
+		jsonErrorOpenAI(w, http.StatusBadRequest, "model is required")
+		return
+	}
+	f, _, err := r.FormFile("file")
+	if err != nil {
+		jsonErrorOpenAI(w, http.StatusBadRequest, "file is required")
+		return
+	}
+	defer f.Close()
+	data, _ := io.ReadAll(io.LimitReader(f, 4<<20))
+	text, ok := strings.CutPrefix(string(data), voiceMagic)
+	if !ok {
+		jsonErrorOpenAI(w, http.StatusBadRequest, "the simulator transcribes only the voice messages it played")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"text": text})
+}
+
+func jsonErrorOpenAI(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]any{"error": map[string]string{"message": msg, "type": "invalid_request_error"}})
+}

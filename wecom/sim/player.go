@@ -124,7 +124,7 @@ func (s *Server) Voice(ctx context.Context, app, user, mediaID, recognition stri
 		return nil, err
 	}
 	if mediaID == "" {
-		mediaID = s.AddMedia(t.name, "voice", "voice.amr", []byte("#!AMR\n"+recognition))
+		mediaID = s.AddMedia(t.name, "voice", "voice.amr", []byte(voiceMagic+recognition))
 	}
 	d := schemas.EventData{MsgType: "voice", MediaID: mediaID, Format: "amr"}
 	if t.mp && t.recognizes {

@@ -124,6 +124,8 @@ type Media struct {
 	ContentType string    `json:"content_type"`
 	Data        []byte    `json:"-"`
 	CreatedAt   time.Time `json:"created_at"`
+	// Uploaded: it came through media/upload (not AddMedia or a played voice).
+	Uploaded bool `json:"uploaded,omitempty"`
 }
 
 type oauthCode struct {
