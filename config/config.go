@@ -19,8 +19,11 @@ import (
 
 	"github.com/wxhub/wxhub/bus"
 	"github.com/wxhub/wxhub/dashboard"
+	"github.com/wxhub/wxhub/directory"
 	"github.com/wxhub/wxhub/gateway"
 	"github.com/wxhub/wxhub/gateway/hooks"
+	"github.com/wxhub/wxhub/identity/oidc"
+	"github.com/wxhub/wxhub/identity/pin"
 	"github.com/wxhub/wxhub/internal/strictyaml"
 	"github.com/wxhub/wxhub/router"
 	"github.com/wxhub/wxhub/sender"
@@ -63,9 +66,17 @@ type Config struct {
 	// Auth: scan-to-login and WeCom OAuth2 login (/api/v1/auth/...); see gateway.AuthConfig.
 	Auth gateway.AuthConfig `yaml:"auth"`
 	// Hooks: inbound hooks, POST /api/v1/hooks/{name}; see docs/connectors/http.md.
-	Hooks   hooks.Config `yaml:"hooks"`
-	Log     Log          `yaml:"log"`
-	Runtime Runtime      `yaml:"runtime"`
+	Hooks hooks.Config `yaml:"hooks"`
+	// OIDC: wxhub as an OpenID Connect provider backed by WeCom; off unless set.
+	// See oidc.Config and docs/identity.md.
+	OIDC *oidc.Config `yaml:"oidc"`
+	// PIN: the step-up PIN for core data; off unless set. See pin.Config.
+	PIN *pin.Config `yaml:"pin"`
+	// Directory: the company directory cached from WeCom's contacts; off
+	// unless set. See directory.Config.
+	Directory *directory.Config `yaml:"directory"`
+	Log       Log               `yaml:"log"`
+	Runtime   Runtime           `yaml:"runtime"`
 }
 
 // Runtime tunes the Go runtime of the wxhub process.
@@ -140,6 +151,9 @@ func (c *Config) Validate() error {
 			return invalid("dashboard.wecom_app", "no WeCom app named %q", a)
 		}
 	}
+	if err := c.validateIdentity(); err != nil {
+		return err
+	}
 	if err := c.Tracing.Validate(); err != nil {
 		return wrap(err, tracing.ErrConfig)
 	}
@@ -155,6 +169,58 @@ func (c *Config) Validate() error {
 	}
 	if f := c.Runtime.GCHeapFloorMiB; f != nil && (*f < 0 || *f > 1<<20) {
 		return invalid("runtime.gc_heap_floor_mib", "must be 0 (off) to 1048576, got %d", *f)
+	}
+	return nil
+}
+
+// validateIdentity checks the oidc, pin and directory sections and that the
+// apps they name exist.
+func (c *Config) validateIdentity() error {
+	apps := c.WeCom.Names()
+	app := func(section, name string) error {
+		if !apps[name] {
+			return invalid(section+".app", "no WeCom app named %q", name)
+		}
+		return nil
+	}
+	if d := c.Directory; d != nil {
+		*d = d.WithDefaults()
+		if err := d.Validate(); err != nil {
+			return fmt.Errorf("%w: directory.%v", ErrInvalid, err)
+		}
+		if err := app("directory", d.App); err != nil {
+			return err
+		}
+	}
+	if p := c.PIN; p != nil {
+		if err := p.Validate(); err != nil {
+			return fmt.Errorf("%w: pin.%v", ErrInvalid, err)
+		}
+		if err := app("pin", p.App); err != nil {
+			return err
+		}
+		keys := map[string]bool{}
+		for _, k := range c.API.Keys {
+			keys[k.Name] = true
+		}
+		for i, k := range p.AdminKeys {
+			if !keys[k] {
+				return invalid(fmt.Sprintf("pin.admin_keys[%d]", i), "no api key named %q", k)
+			}
+		}
+	}
+	if o := c.OIDC; o != nil {
+		if err := o.Validate(); err != nil {
+			return fmt.Errorf("%w: oidc.%v", ErrInvalid, err)
+		}
+		if err := app("oidc", o.App); err != nil {
+			return err
+		}
+		for i, cl := range o.Clients {
+			if cl.RequirePIN && c.PIN == nil {
+				return invalid(fmt.Sprintf("oidc.clients[%d].require_pin", i), "needs the pin section")
+			}
+		}
 	}
 	return nil
 }

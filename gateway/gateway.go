@@ -184,3 +184,36 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	return err
 }
+
+// Handle mounts h on the gateway's mux after New (handlers that need the
+// gateway's token source, such as the identity pages). Call it before Serve.
+func (g *Gateway) Handle(pattern string, h http.Handler) { g.mux.Handle(pattern, h) }
+
+// AppToken is the access token of the WeCom app named app, shared with the
+// sender through wxhub_tokens; fresh asks for a new one after WeCom called
+// the last one expired.
+func (g *Gateway) AppToken(ctx context.Context, app string, fresh bool) (string, error) {
+	a, ok := g.cfg.WeCom.App(app)
+	if !ok {
+		return "", fmt.Errorf("%w: no app named %q", ErrTokenUnavailable, app)
+	}
+	return g.appToken(ctx, a, fresh)
+}
+
+// Authorize reports whether r carries a configured API key, and, when names
+// are given, one of those keys.
+func (g *Gateway) Authorize(r *http.Request, names ...string) bool {
+	k, ok := g.authenticate(r)
+	if !ok {
+		return false
+	}
+	if len(names) == 0 {
+		return true
+	}
+	for _, n := range names {
+		if n == k.Name {
+			return true
+		}
+	}
+	return false
+}

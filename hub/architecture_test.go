@@ -12,9 +12,9 @@ const module = "github.com/wxhub/wxhub"
 // The kinds of top-level folder and what each may depend on (docs/architecture.md).
 var (
 	// infrastructure imports no component, nor the loader or the wiring.
-	infrastructure = set("schemas", "wecom", "bus", "dnd", "tracing", "internal")
+	infrastructure = set("schemas", "wecom", "bus", "dnd", "directory", "tracing", "internal")
 	// components meet only on the bus: none imports another, nor config or hub.
-	components = set("gateway", "router", "sender", "dashboard", "connectors")
+	components = set("gateway", "router", "sender", "dashboard", "connectors", "identity")
 	// wiring and tools may import anything.
 	unrestricted = set("cmd", "hub", "config", "e2e", "bench", "examples")
 )

@@ -2,8 +2,10 @@ package hub
 
 import (
 	"github.com/wxhub/wxhub/connectors"
+	"github.com/wxhub/wxhub/connectors/directorysync"
 	"github.com/wxhub/wxhub/connectors/echo"
 	"github.com/wxhub/wxhub/connectors/erp"
+	"github.com/wxhub/wxhub/connectors/fileshare"
 	"github.com/wxhub/wxhub/connectors/help"
 	httpconn "github.com/wxhub/wxhub/connectors/http"
 	"github.com/wxhub/wxhub/connectors/quiethours"
@@ -18,6 +20,8 @@ var Builtins = []connectors.Builtin{
 	quiethours.Builtin,
 	scanlogin.Builtin,
 	erp.Builtin,
+	fileshare.Builtin,
+	directorysync.Builtin,
 	httpconn.Builtin,
 	webhook.Builtin,
 	help.Builtin,

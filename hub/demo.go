@@ -5,7 +5,10 @@ import (
 
 	"github.com/wxhub/wxhub/bus"
 	"github.com/wxhub/wxhub/config"
+	"github.com/wxhub/wxhub/directory"
 	"github.com/wxhub/wxhub/gateway"
+	"github.com/wxhub/wxhub/identity/oidc"
+	"github.com/wxhub/wxhub/identity/pin"
 	"github.com/wxhub/wxhub/wecom"
 	"github.com/wxhub/wxhub/wecom/sim"
 )
@@ -43,4 +46,24 @@ func DemoConfig(s sim.Config, dataDir, listen string) *config.Config {
 	}
 	c.Defaults()
 	return c
+}
+
+// The demo's OIDC sample client (identity/oidcdemo), mounted on the gateway.
+const (
+	DemoOIDCPath   = "/demo/oidc/"
+	DemoOIDCClient = "demo-web"
+	DemoOIDCSecret = "demo-oidc-secret-0123456789"
+)
+
+// DemoIdentity turns on the directory, the step-up PIN and the OIDC provider
+// for the demo corp: the sample web app at DemoOIDCPath logs in through
+// wxhub; simURL is the simulator (WeCom's OAuth page), gatewayURL the hub.
+func DemoIdentity(c *config.Config, simURL, gatewayURL string) {
+	c.Auth.OAuthAuthorizeURL = simURL + "/connect/oauth2/authorize"
+	c.Directory = &directory.Config{App: "helpdesk"}
+	c.PIN = &pin.Config{App: "helpdesk", AdminKeys: []string{"erp"}}
+	c.OIDC = &oidc.Config{Issuer: gatewayURL, App: "helpdesk", Clients: []oidc.Client{{
+		ID: DemoOIDCClient, Secret: DemoOIDCSecret, Name: "示例系统",
+		RedirectURIs: []string{gatewayURL + DemoOIDCPath + "callback"},
+	}}}
 }

@@ -257,6 +257,9 @@ func startGateway(ctx context.Context, r *run) (func(), error) {
 			return stop, fmt.Errorf("gateway: %w", err)
 		}
 	}
+	if err := startIdentity(ctx, r, gw); err != nil {
+		return stop, err
+	}
 	r.hub.Addr = ln.Addr().String()
 	r.group.Go(func() error { return gw.Serve(ctx, ln) })
 	r.log.Info("gateway listening", zap.String("addr", r.hub.Addr))

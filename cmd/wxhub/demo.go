@@ -6,15 +6,19 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
 	"github.com/wxhub/wxhub/connectors/erp"
 	"github.com/wxhub/wxhub/connectors/erp/erpdemo"
+	"github.com/wxhub/wxhub/connectors/fileshare"
 	"github.com/wxhub/wxhub/connectors/http/ticketdemo"
 	"github.com/wxhub/wxhub/connectors/scanlogin/loginpage"
 	"github.com/wxhub/wxhub/gateway/hooks"
 	"github.com/wxhub/wxhub/hub"
+	"github.com/wxhub/wxhub/identity/oidcdemo"
 	"github.com/wxhub/wxhub/wecom/sim"
 )
 
@@ -68,6 +72,22 @@ func demoCmd(ctx context.Context, args []string) error {
 		return err
 	}
 	cfg.Hooks = hooks.Examples()
+
+	// The file share: sample shares written at every start.
+	shares := filepath.Join(*dataDir, "fileshare")
+	if err := fileshare.WriteSamples(shares, time.Now()); err != nil {
+		return fmt.Errorf("sample shares: %w", err)
+	}
+	if err := hub.AddSections(cfg, fileshare.DemoSection(shares, "http://"+*listen, "http://"+scfg.Listen)); err != nil {
+		return err
+	}
+	// Identity: the directory, the PIN, and wxhub as an OIDC provider for a sample web app.
+	hub.DemoIdentity(cfg, "http://"+scfg.Listen, "http://"+*listen)
+	oidcApp, err := oidcdemo.New(oidcdemo.Config{Issuer: "http://" + *listen, ClientID: hub.DemoOIDCClient, ClientSecret: hub.DemoOIDCSecret,
+		BaseURL: "http://" + *listen + hub.DemoOIDCPath, Logger: log.Named("oidcdemo")})
+	if err != nil {
+		return err
+	}
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
@@ -83,7 +103,11 @@ func demoCmd(ctx context.Context, args []string) error {
 	}
 	defer hub.KeepGCHeapFloor(cfg, log)()
 	return hub.Run(ctx, setup, log, hub.Options{
-		Handlers: map[string]http.Handler{hub.DemoLoginPath: http.StripPrefix(hub.DemoLoginPath[:len(hub.DemoLoginPath)-1], login)},
+		Handlers: map[string]http.Handler{
+			hub.DemoLoginPath:  http.StripPrefix(hub.DemoLoginPath[:len(hub.DemoLoginPath)-1], login),
+			hub.DemoOIDCPath:   http.StripPrefix(hub.DemoOIDCPath[:len(hub.DemoOIDCPath)-1], oidcApp),
+			fileshare.LinkPath: fileshare.Links,
+		},
 		Ready: func(h *hub.Hub) {
 			printDemoBanner(h.Addr, scfg.Listen, erpSrv.URL(), tickets.URL())
 		}})
@@ -102,12 +126,16 @@ func printDemoBanner(gatewayAddr, simAddr, erpURL, ticketsURL string) {
     tickets        %[7]s   (a ticketing system answered by the http connector: docs/connectors/http.md)
     dashboard      http://%[1]s/dashboard/   (admin token: %[6]s)
     login page     http://%[1]s/demo/login/   (scan to log in: a sample legacy login page)
+    OIDC client    http://%[1]s/demo/oidc/    (a sample web app logging in through wxhub as OpenID Connect provider)
+    PIN page       http://%[1]s/pin/          (set the step-up PIN; opened from the WeCom app)
 
   Try, in another terminal:
     ./bin/wxhub sim say%[3]s zhangsan "你好"                 # unmatched: the help text comes back
     ./bin/wxhub sim say%[3]s zhangsan "订单 1001"            # the ERP connector answers from the sample ERP
     ./bin/wxhub sim say%[3]s zhangsan "echo 你好"            # the echo connector
     ./bin/wxhub sim say%[3]s zhangsan "工单 77"              # the http connector asks the ticketing service
+    ./bin/wxhub sim say%[3]s zhangsan "销售周报"             # the file share sends the newest weekly report (try "找 xszb", "合同")
+    curl -s -H 'Authorization: Bearer %[4]s' http://%[1]s/api/v1/directory/users/zhangsan   # the directory
     curl -s -X POST %[5]s/api/approvals -d '{"title":"采购单","amount_cents":120000,"requester":"lisi","approvers":["zhangsan","wangwu"]}'
                                                           # the ERP pushes an approval card to zhangsan
     ./bin/wxhub sim say%[3]s lisi "免打扰 22:00-08:00"       # quiet hours for lisi

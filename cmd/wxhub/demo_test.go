@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wxhub/wxhub/hub"
 	"github.com/wxhub/wxhub/wecom/sim"
 )
 
@@ -60,6 +61,16 @@ func TestDemoAnswersWithEveryConnector(t *testing.T) {
 		}
 	}
 	remote := sim.NewRemote("http://" + simAddr)
+	// The identity pieces answer: OIDC discovery, the directory's read API.
+	for _, path := range []string{"/.well-known/openid-configuration", "/api/v1/directory/users/zhangsan"} {
+		req, _ := http.NewRequest("GET", "http://"+gw+path, nil)
+		req.Header.Set("Authorization", "Bearer "+hub.DemoAPIKey)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %v %v", path, err, resp)
+		}
+		resp.Body.Close()
+	}
 	tests := []struct {
 		user, say, want string
 	}{
@@ -68,6 +79,7 @@ func TestDemoAnswersWithEveryConnector(t *testing.T) {
 		{"wangwu", "订单 1001", "1001"},         // erp, from the sample ERP
 		{"zhaoliu", "工单 77", "工单 77"},         // http, from the sample ticketing service
 		{"sunqi", "免打扰 22:00-08:00", "22:00"}, // dnd
+		{"zhouba", "合同模板", ""},                // fileshare: answered with a file
 	}
 	for _, tt := range tests {
 		if _, err := remote.Say(wctx, "helpdesk", tt.user, tt.say); err != nil {
@@ -81,6 +93,9 @@ func TestDemoAnswersWithEveryConnector(t *testing.T) {
 				t.Fatal(err)
 			}
 			if len(sent) > 0 {
+				if tt.want == "" && sent[0].MsgType != "file" {
+					t.Errorf("%q answered with %s %q, want a file", tt.say, sent[0].MsgType, sent[0].Content)
+				}
 				if !strings.Contains(sent[0].Content, tt.want) {
 					t.Errorf("%q answered %q, want it to contain %q", tt.say, sent[0].Content, tt.want)
 				}

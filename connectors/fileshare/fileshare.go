@@ -60,6 +60,7 @@ type Connector struct {
 	access  map[string]SourceConfig
 	secret  []byte
 	scanned chan struct{}
+	fresh   bool // no saved index: searches wait for the first scan
 
 	kvMu sync.Mutex
 	kv   jetstream.KeyValue
@@ -106,6 +107,7 @@ func New(ctx context.Context, name string, cfg Config, deps Deps) (*Connector, e
 		idx = NewIndex()
 	}
 	c.index = idx
+	c.fresh = len(idx.sourceNames()) == 0
 	for _, s := range cfg.Sources {
 		c.access[s.Name] = s
 		switch s.Kind {
@@ -161,6 +163,10 @@ func (c *Connector) save() {
 	}
 }
 
+// firstScanWait bounds how long a search waits for the first scan of a
+// connector that started without a saved index.
+const firstScanWait = 20 * time.Second
+
 // Scanned is closed when every source's first scan has ended (and the index
 // was saved).
 func (c *Connector) Scanned() <-chan struct{} { return c.scanned }
@@ -172,6 +178,15 @@ var choiceRE = regexp.MustCompile(`^\s*([1-9])\s*$`)
 
 // Handle answers a search (text or voice) or a list's number.
 func (c *Connector) Handle(ctx context.Context, ev *schemas.Event) ([]connectors.Reply, error) {
+	if c.fresh {
+		// Without a saved index, "not found" before the first scan would be a lie.
+		select {
+		case <-c.scanned:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(firstScanWait):
+		}
+	}
 	d := ev.Data
 	user := d.User
 	var text string

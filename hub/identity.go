@@ -1,0 +1,106 @@
+package hub
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/wxhub/wxhub/bus"
+	"github.com/wxhub/wxhub/directory"
+	"github.com/wxhub/wxhub/gateway"
+	"github.com/wxhub/wxhub/identity/oidc"
+	"github.com/wxhub/wxhub/identity/pin"
+	"github.com/wxhub/wxhub/wecom"
+	"github.com/wxhub/wxhub/wecom/oauth"
+)
+
+// startIdentity runs, in the gateway's process, the company directory (its
+// store, sync and read API), the step-up PIN pages and the OIDC provider,
+// when configured; they use the gateway's shared WeCom tokens.
+func startIdentity(ctx context.Context, r *run, gw *gateway.Gateway) error {
+	cfg := r.setup.Config
+	if cfg.Directory == nil && cfg.PIN == nil && cfg.OIDC == nil {
+		return nil
+	}
+	kv := func(name string) (jetstream.KeyValue, error) { return r.bus.KV(ctx, name) }
+	client := wecom.NewClient(cfg.WeCom.APIBase)
+	tokens := oauth.TokenSource(gw.AppToken)
+	login := func(app string) oauth.Login {
+		a, _ := cfg.WeCom.App(app) // checked by config validation
+		return oauth.Login{AuthorizeURL: cfg.GatewayConfig().Auth.OAuthAuthorizeURL, CorpID: cfg.WeCom.CorpID,
+			AgentID: a.AgentID, App: app, Token: tokens, Client: client}
+	}
+
+	var claims func(context.Context, string) (map[string]any, error)
+	if dc := cfg.Directory; dc != nil {
+		dkv, err := kv(bus.BucketDirectory)
+		if err != nil {
+			return err
+		}
+		store := directory.NewStore(dkv, r.log.Named("directory"))
+		if err := store.Start(ctx); err != nil {
+			return fmt.Errorf("directory: %w", err)
+		}
+		syncer, err := directory.NewSyncer(dc.WithDefaults(), dkv, client, directory.TokenSource(tokens), r.log.Named("directory"))
+		if err != nil {
+			return err
+		}
+		r.group.Go(func() error { return syncer.Run(ctx) })
+		gw.Handle("/api/v1/directory/", store.Handler(func(req *http.Request) bool { return gw.Authorize(req) }))
+		claims = store.Claims
+	}
+
+	var pins *pin.Store
+	if pc := cfg.PIN; pc != nil {
+		pkv, err := kv(bus.BucketPIN)
+		if err != nil {
+			return err
+		}
+		pins, err = pin.NewStore(pkv, *pc, pin.WithLogger(r.log.Named("pin")), pin.WithNotifier(pin.BusNotifier(r.bus, pc.App)))
+		if err != nil {
+			return err
+		}
+		sessions, err := kv(bus.BucketOIDC)
+		if err != nil {
+			return err
+		}
+		challenges, err := kv(bus.BucketAuth)
+		if err != nil {
+			return err
+		}
+		pages := pins.Handler(pin.PagesDeps{Login: login(pc.App), Sessions: sessions, PublicURL: cfg.GatewayConfig().Auth.PublicURL,
+			Challenges: challenges, Logger: r.log.Named("pin"),
+			AdminAuthorize: func(req *http.Request) bool { return len(pc.AdminKeys) > 0 && gw.Authorize(req, pc.AdminKeys...) }})
+		gw.Handle("/pin/", pages)
+		gw.Handle("POST /api/v1/pin/reset", pages)
+	}
+
+	if oc := cfg.OIDC; oc != nil {
+		keys, err := kv(bus.BucketOIDCKeys)
+		if err != nil {
+			return err
+		}
+		store, err := kv(bus.BucketOIDC)
+		if err != nil {
+			return err
+		}
+		challenges, err := kv(bus.BucketAuth)
+		if err != nil {
+			return err
+		}
+		p, err := oidc.New(*oc, oidc.Deps{Keys: keys, Store: store, Challenges: challenges, Login: login(oc.App),
+			PIN: pins, Claims: claims, Logger: r.log.Named("oidc")})
+		if err != nil {
+			return err
+		}
+		if err := p.EnsureKey(ctx); err != nil {
+			return fmt.Errorf("oidc: %w", err)
+		}
+		r.group.Go(func() error { return p.Run(ctx) })
+		gw.Handle("/.well-known/openid-configuration", p)
+		gw.Handle("/oidc/", p)
+	}
+	return nil
+}
