@@ -25,6 +25,7 @@ type e2eStep struct {
 	sustained  bool
 	errSummary string
 	legs       *legs // nil when the streams could not be read
+	rssPeak    int64 // the child hub's peak RSS over the step; 0 in process
 }
 
 // sustainedP99 is the latency above which a rate does not count as sustained.
@@ -77,19 +78,20 @@ func runE2E(ctx context.Context, o *Options, rep *Report) error {
 		}
 		offset += st.sent
 		steps = append(steps, st)
-		o.progressf(PhaseE2E, "%s offered: %d/%d replies, p50 %s p99 %s p99.9 %s, %s", rate(r), st.replies, st.ok,
-			ms(st.lat.Percentile(50)), ms(st.lat.Percentile(99)), ms(st.lat.Percentile(99.9)), map[bool]string{true: "sustained", false: "NOT sustained"}[st.sustained])
+		o.progressf(PhaseE2E, "%s offered: %d/%d replies, p50 %s p99 %s p99.9 %s, hub RSS peak %s, %s", rate(r), st.replies, st.ok,
+			ms(st.lat.Percentile(50)), ms(st.lat.Percentile(99)), ms(st.lat.Percentile(99.9)), rssCell(st.rssPeak),
+			map[bool]string{true: "sustained", false: "NOT sustained"}[st.sustained])
 		if !st.sustained {
 			break
 		}
 		best = r
 	}
 	sec := Section{Title: "End to end: callback → router → echo connector → sender → WeCom (simulator)",
-		Header: []string{"offered", "callbacks", "replies", "achieved", "p50", "p99", "p99.9", "max", "callback answer p99", "errors", "sustained"}}
+		Header: []string{"offered", "callbacks", "replies", "achieved", "p50", "p99", "p99.9", "max", "callback answer p99", "hub RSS peak", "errors", "sustained"}}
 	for _, st := range steps {
 		sec.Rows = append(sec.Rows, []string{rate(st.offered), thousands(int64(st.sent)), thousands(int64(st.replies)),
 			rate(st.achieved), ms(st.lat.Percentile(50)), ms(st.lat.Percentile(99)), ms(st.lat.Percentile(99.9)),
-			ms(st.lat.Max()), ms(st.answer.Percentile(99)), st.errSummary, met(st.sustained)})
+			ms(st.lat.Max()), ms(st.answer.Percentile(99)), rssCell(st.rssPeak), st.errSummary, met(st.sustained)})
 		goal, ok := "", ""
 		if st.offered == 1000 {
 			goal, ok = "p99 < 20 ms", met(st.lat.Percentile(99) < 20*time.Millisecond && st.sustained)
@@ -162,13 +164,24 @@ func e2eStepRun(ctx context.Context, o *Options, e *env, users []string, r float
 		return st, err
 	}
 	defer g.Close()
+	var smp *sampler
+	if e.child != nil {
+		smp = startSampler(e.child.pid, "")
+	}
 	res, err := g.Run(ctx, reqs)
 	if err != nil {
+		if smp != nil {
+			smp.close()
+		}
 		return st, err
 	}
 	wctx, cancel := context.WithTimeout(ctx, o.Grace)
 	e.rec.WaitCount(wctx, res.OK)
 	cancel()
+	if smp != nil {
+		_, st.rssPeak, _, _ = smp.window()
+		smp.close()
+	}
 	st.sent, st.ok, st.failed = res.Sent, res.OK, res.Failed
 	st.lat, st.missing = e.rec.EndToEnd(reqs, res)
 	var times *storedTimes
@@ -194,4 +207,13 @@ func e2eStepRun(ctx context.Context, o *Options, e *env, users []string, r float
 	st.achieved = float64(st.replies) / span.Seconds()
 	st.sustained = st.missing == 0 && st.failed == 0 && st.replies > 0 && st.lat.Percentile(99) < sustainedP99
 	return st, nil
+}
+
+// rssCell is the child hub's peak RSS, or "-" for a hub in the bench process
+// (whose RSS would count the generator's).
+func rssCell(b int64) string {
+	if b <= 0 {
+		return "-"
+	}
+	return mib(b)
 }

@@ -1,6 +1,7 @@
 // Command wxhub is the one binary of the hub: `run` (production), `demo`
 // (everything in one process with the simulator), `sim` (the WeCom simulator),
-// `send` (push a message), `dlq` (dead letters), `version`.
+// `send` (push a message), `dlq` (dead letters), `version`. The benchmarks and
+// the load generator are cmd/wxhub-bench.
 package main
 
 import (
@@ -29,8 +30,6 @@ func commands() []command {
 		{"send", "push a message through a running hub's API", sendCmd},
 		{"dlq", "dead letters: list, show, replay, drop", dlqCmd},
 		{"erpdemo", "the sample ERP of the demo, on its own", erpdemoCmd},
-		{"bench", "measure the hub against its ceiling; writes docs/benchmarks.md with --out", benchCmd},
-		{"load", "load generator (sim load): virtual members post callbacks to a gateway on loopback", loadCmd},
 		{"version", "print the version", func(context.Context, []string) error {
 			fmt.Println("wxhub", version)
 			return nil
