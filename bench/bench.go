@@ -52,6 +52,9 @@ type Options struct {
 	// Rates offered in the e2e phase, msg/s, in increasing order; the phase
 	// stops at the first rate not sustained. Default 200, 500, 1000, 2000, 3000, 4000.
 	Rates []float64
+	// AllRates: the e2e phase offers every rate even after one is not
+	// sustained (to compare settings on a busy machine).
+	AllRates bool
 	// StepDuration of each e2e rate. Default 10s.
 	StepDuration time.Duration
 	// Grace after a step for the last replies. Default 5s.

@@ -23,6 +23,7 @@ func benchCmd(ctx context.Context, args []string) error {
 	bin := fs.String("bin", "./bin/wxhub", "the wxhub binary the cost phase runs as a child process")
 	phases := fs.String("phases", strings.Join(bench.AllPhases, ","), "phases to run, in order")
 	rates := fs.String("rates", "200,500,1000,2000,3000,4000", "end-to-end offered rates, msg/s, increasing")
+	allRates := fs.Bool("all-rates", false, "offer every rate even after one is not sustained")
 	step := fs.Duration("step", 10*time.Second, "time per end-to-end rate")
 	ingest := fs.Duration("ingest", 10*time.Second, "time per ingest run (plain handler, then gateway)")
 	users := fs.Int("users", 10000, "members of the simulated corp writing in the end-to-end phase")
@@ -52,7 +53,7 @@ func benchCmd(ctx context.Context, args []string) error {
 	}
 	opts := bench.Options{
 		Hub: benchHub, Binary: *bin, Phases: strings.Split(*phases, ","), Users: *users,
-		IngestDuration: *ingest, Rates: rs, StepDuration: *step, OutboundBulk: *bulk,
+		IngestDuration: *ingest, Rates: rs, AllRates: *allRates, StepDuration: *step, OutboundBulk: *bulk,
 		CostLoad: *costLoad, CostRate: *costRate, CPUProfile: *cpuProfile, ChildPprof: *childPprof, InProcess: *inProcess,
 		ChildStderr: *childStderr, Latencies: *latencies,
 		Command: "wxhub-bench run " + strings.Join(args, " "),
