@@ -104,6 +104,10 @@ func runE2E(ctx context.Context, o *Options, rep *Report) error {
 		rep.add(Row{Area: "e2e", Measure: fmt.Sprintf("latency at %s offered (p50 / p99 / p99.9)", rate(st.offered)),
 			Result: fmt.Sprintf("%s / %s / %s", ms(st.lat.Percentile(50)), ms(st.lat.Percentile(99)), ms(st.lat.Percentile(99.9))),
 			Goal:   goal, Met: ok})
+		if st.offered == 1000 && st.rssPeak > 0 {
+			rep.add(Row{Area: "e2e", Measure: "`wxhub run` resident memory at 1,000/s offered (peak over the step)",
+				Result: mib(st.rssPeak), Goal: "< 200 MiB", Met: met(st.rssPeak < 200<<20)})
+		}
 	}
 	bestS := "none of the rates tried"
 	if best > 0 {

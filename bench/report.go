@@ -7,6 +7,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/wxhub/wxhub/hub"
 )
 
 // Row is one line of the summary table.
@@ -151,7 +153,7 @@ func (r *Report) Markdown() string {
 			}
 		}
 	}
-	b.WriteString("\n" + methodology)
+	b.WriteString("\n" + methodology + gcFloorNote())
 	b.WriteString("\n" + historyLink)
 	return b.String()
 }
@@ -161,6 +163,19 @@ func (r *Report) Markdown() string {
 const HistoryFile = "benchmarks-history.md"
 
 const historyLink = "## Before and after\n\nWhat each change to the hot paths moved, with the commands and the figures before and after, is kept by hand in [" + HistoryFile + "](" + HistoryFile + ").\n"
+
+// gcFloorNote says which GC heap floor the child hub ran with: the binary's
+// default, where the comparison behind it is.
+func gcFloorNote() string {
+	return fmt.Sprintf(`- **GC heap floor.** `+"`wxhub run`"+` runs with its default: the collector waits until
+  the heap has grown by %d MiB (`+"`runtime.gc_heap_floor_mib`"+`, `+"`hub.DefaultGCHeapFloorMiB`"+`) in
+  a process with the embedded NATS server, and keeps Go's own pacing on an external
+  cluster; GOGC or GOMEMLIMIT set by the operator win. `+"`--gc-floor N`"+` and
+  `+"`--external-nats`"+` run the child with another floor or on a NATS server of its
+  own; the comparison behind the default (RSS and p99 at 300 and 1,000 msg/s) is
+  in [%s](%s).
+`, hub.DefaultGCHeapFloorMiB, HistoryFile, HistoryFile)
+}
 
 func ms(d time.Duration) string {
 	switch {
