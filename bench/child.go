@@ -24,8 +24,9 @@ import (
 // not count as the hub's.
 type childHub struct {
 	*Hub
-	pid    int
-	stderr *lockedBuffer
+	pid     int
+	natsPID int // the NATS server's process with Options.NATSCommand, else 0
+	stderr  *lockedBuffer
 }
 
 // startChild starts o.Binary `run` for e, waits for /readyz and points the
@@ -50,8 +51,9 @@ func startChild(ctx context.Context, o *Options, e *env) (*childHub, error) {
 	_, natsPort, _ := net.SplitHostPort(natsAddr)
 	port, _ := strconv.Atoi(natsPort)
 	var stopNATS func()
+	natsPID := 0
 	if len(o.NATSCommand) > 0 {
-		if stopNATS, err = startNATS(ctx, o, e, port); err != nil {
+		if stopNATS, natsPID, err = startNATS(ctx, o, e, port); err != nil {
 			return nil, err
 		}
 		port = 0 // the child connects to natsAddr instead of embedding a server
@@ -134,7 +136,7 @@ func startChild(ctx context.Context, o *Options, e *env) (*childHub, error) {
 	e.target.URL = base
 	e.sim.SetGatewayURL(base)
 	ok = true
-	return &childHub{Hub: &Hub{Addr: listen, Bus: client, Stop: stop}, pid: cmd.Process.Pid, stderr: stderr}, nil
+	return &childHub{Hub: &Hub{Addr: listen, Bus: client, Stop: stop}, pid: cmd.Process.Pid, natsPID: natsPID, stderr: stderr}, nil
 }
 
 func closeFile(f *os.File) {
@@ -164,13 +166,13 @@ func (l *lockedBuffer) String() string {
 
 // startNATS runs o.NATSCommand on 127.0.0.1:port with a store in e's
 // directory, waits until it accepts connections and returns what stops it.
-func startNATS(ctx context.Context, o *Options, e *env, port int) (stop func(), err error) {
+func startNATS(ctx context.Context, o *Options, e *env, port int) (stop func(), pid int, err error) {
 	args := append(append([]string(nil), o.NATSCommand[1:]...), "--port", strconv.Itoa(port), "--data-dir", filepath.Join(e.dir, "nats-external"))
 	out := &lockedBuffer{}
 	cmd := exec.Command(o.NATSCommand[0], args...)
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("bench: start NATS: %w", err)
+		return nil, 0, fmt.Errorf("bench: start NATS: %w", err)
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
@@ -193,16 +195,16 @@ func startNATS(ctx context.Context, o *Options, e *env, port int) (stop func(), 
 		if err == nil {
 			c.Close()
 			o.progressf("nats", "NATS (pid %d) on %s", cmd.Process.Pid, addr)
-			return stop, nil
+			return stop, cmd.Process.Pid, nil
 		}
 		select {
 		case err := <-exited:
-			return nil, fmt.Errorf("bench: NATS exited before it was ready: %v\n%s", err, tail(out.String(), 2000))
+			return nil, 0, fmt.Errorf("bench: NATS exited before it was ready: %v\n%s", err, tail(out.String(), 2000))
 		default:
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			stop()
-			return nil, fmt.Errorf("bench: NATS not ready on %s within 30 s\n%s", addr, tail(out.String(), 2000))
+			return nil, 0, fmt.Errorf("bench: NATS not ready on %s within 30 s\n%s", addr, tail(out.String(), 2000))
 		}
 		sleepCtx(ctx, 100*time.Millisecond)
 	}

@@ -26,6 +26,7 @@ type e2eStep struct {
 	errSummary string
 	legs       *legs // nil when the streams could not be read
 	rssPeak    int64 // the child hub's peak RSS over the step; 0 in process
+	natsPeak   int64 // the external NATS server's peak RSS; 0 without one
 }
 
 // sustainedP99 is the latency above which a rate does not count as sustained.
@@ -79,7 +80,7 @@ func runE2E(ctx context.Context, o *Options, rep *Report) error {
 		offset += st.sent
 		steps = append(steps, st)
 		o.progressf(PhaseE2E, "%s offered: %d/%d replies, p50 %s p99 %s p99.9 %s, hub RSS peak %s, %s", rate(r), st.replies, st.ok,
-			ms(st.lat.Percentile(50)), ms(st.lat.Percentile(99)), ms(st.lat.Percentile(99.9)), rssCell(st.rssPeak),
+			ms(st.lat.Percentile(50)), ms(st.lat.Percentile(99)), ms(st.lat.Percentile(99.9)), rssCell(st.rssPeak, st.natsPeak),
 			map[bool]string{true: "sustained", false: "NOT sustained"}[st.sustained])
 		if !st.sustained {
 			failed = true
@@ -96,7 +97,7 @@ func runE2E(ctx context.Context, o *Options, rep *Report) error {
 	for _, st := range steps {
 		sec.Rows = append(sec.Rows, []string{rate(st.offered), thousands(int64(st.sent)), thousands(int64(st.replies)),
 			rate(st.achieved), ms(st.lat.Percentile(50)), ms(st.lat.Percentile(99)), ms(st.lat.Percentile(99.9)),
-			ms(st.lat.Max()), ms(st.answer.Percentile(99)), rssCell(st.rssPeak), st.errSummary, met(st.sustained)})
+			ms(st.lat.Max()), ms(st.answer.Percentile(99)), rssCell(st.rssPeak, st.natsPeak), st.errSummary, met(st.sustained)})
 		goal, ok := "", ""
 		if st.offered == 1000 {
 			goal, ok = "p99 < 20 ms", met(st.lat.Percentile(99) < 20*time.Millisecond && st.sustained)
@@ -173,15 +174,22 @@ func e2eStepRun(ctx context.Context, o *Options, e *env, users []string, r float
 		return st, err
 	}
 	defer g.Close()
-	var smp *sampler
+	var smp, natsSmp *sampler
 	if e.child != nil {
 		smp = startSampler(e.child.pid, "")
+		if e.child.natsPID != 0 {
+			natsSmp = startSampler(e.child.natsPID, "")
+		}
 	}
+	defer func() {
+		for _, s := range []*sampler{smp, natsSmp} {
+			if s != nil {
+				s.close()
+			}
+		}
+	}()
 	res, err := g.Run(ctx, reqs)
 	if err != nil {
-		if smp != nil {
-			smp.close()
-		}
 		return st, err
 	}
 	wctx, cancel := context.WithTimeout(ctx, o.Grace)
@@ -189,7 +197,9 @@ func e2eStepRun(ctx context.Context, o *Options, e *env, users []string, r float
 	cancel()
 	if smp != nil {
 		_, st.rssPeak, _, _ = smp.window()
-		smp.close()
+	}
+	if natsSmp != nil {
+		_, st.natsPeak, _, _ = natsSmp.window()
 	}
 	st.sent, st.ok, st.failed = res.Sent, res.OK, res.Failed
 	st.lat, st.missing = e.rec.EndToEnd(reqs, res)
@@ -218,11 +228,14 @@ func e2eStepRun(ctx context.Context, o *Options, e *env, users []string, r float
 	return st, nil
 }
 
-// rssCell is the child hub's peak RSS, or "-" for a hub in the bench process
-// (whose RSS would count the generator's).
-func rssCell(b int64) string {
-	if b <= 0 {
+// rssCell is the child hub's peak RSS (and the external NATS server's), or
+// "-" for a hub in the bench process (whose RSS would count the generator's).
+func rssCell(hub, nats int64) string {
+	switch {
+	case hub <= 0:
 		return "-"
+	case nats > 0:
+		return mib(hub) + " + NATS " + mib(nats)
 	}
-	return mib(b)
+	return mib(hub)
 }

@@ -11,8 +11,8 @@ import (
 
 // DefaultGCHeapFloorMiB is runtime.gc_heap_floor_mib when unset, for a
 // process that runs the embedded NATS server; a process on an external
-// cluster keeps Go's own pacing. docs/benchmarks.md shows the measurements
-// behind the figure.
+// cluster keeps Go's own pacing. The measurements behind the figure are in
+// docs/benchmarks-history.md (2026-12-02).
 const DefaultGCHeapFloorMiB = 64
 
 // GCHeapFloor decides the floor, in MiB (0: off), and says why. lookupEnv is
