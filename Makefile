@@ -1,6 +1,7 @@
 # wxhub — the two set-up commands are `make run` and `make test`.
 GO      ?= go
 BIN     := bin/wxhub
+BENCH   := bin/wxhub-bench
 PKGS    := ./...
 # Packages with goroutines and the bus: always tested with the race detector.
 RACE_PKGS := ./bus/... ./gateway/... ./router/... ./sender/... ./connectors/... ./wecom/... ./dashboard/... ./cmd/...
@@ -32,12 +33,14 @@ lint:
 
 ## bench: load and speed figures against this machine's ceiling, written to docs/benchmarks.md (~3 min).
 bench: build
-	./$(BIN) bench --out docs/benchmarks.md
+	$(GO) build -o $(BENCH) ./cmd/wxhub-bench
+	./$(BENCH) run --bin $(BIN) --out docs/benchmarks.md
 	$(GO) test -run '^$$' -bench . -benchtime 1s ./wecom ./gateway
 
 ## soak: ten minutes of 1,000 msg/s on `wxhub run`, watching memory (not part of CI).
 soak: build
-	./$(BIN) bench --phases cost --cost-rate 1000 --cost-load 10m --out docs/soak.md
+	$(GO) build -o $(BENCH) ./cmd/wxhub-bench
+	./$(BENCH) run --bin $(BIN) --phases cost --cost-rate 1000 --cost-load 10m --out docs/soak.md
 
 ## fuzz: 60 s per fuzz target (not part of CI).
 fuzz:

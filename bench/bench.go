@@ -1,5 +1,5 @@
-// Package bench measures the hub against its ceiling (`wxhub bench`, `make
-// bench`): gateway ingest next to a plain net/http handler in the same run,
+// Package bench measures the hub against its ceiling (`wxhub-bench run`,
+// `make bench`): gateway ingest next to a plain net/http handler in the same run,
 // end-to-end latency at fixed offered rates and the highest rate sustained, the
 // outbound queue against WeCom's limits, and the CPU and memory of `wxhub run`.
 // Each phase starts its own simulator and hub on loopback with a fresh data
@@ -52,6 +52,9 @@ type Options struct {
 	// Rates offered in the e2e phase, msg/s, in increasing order; the phase
 	// stops at the first rate not sustained. Default 200, 500, 1000, 2000, 3000, 4000.
 	Rates []float64
+	// AllRates: the e2e phase offers every rate even after one is not
+	// sustained (to compare settings on a busy machine).
+	AllRates bool
 	// StepDuration of each e2e rate. Default 10s.
 	StepDuration time.Duration
 	// Grace after a step for the last replies. Default 5s.
@@ -67,6 +70,13 @@ type Options struct {
 	CostRate           float64
 	// CPUProfile, when set, receives a CPU profile of the in-process phases.
 	CPUProfile string
+	// ChildGCFloorMiB, when set, is runtime.gc_heap_floor_mib in the child
+	// `wxhub run`'s config (nil: the binary's default), to compare floors.
+	ChildGCFloorMiB *int
+	// NATSCommand, when set, runs a NATS server in a process of its own (with
+	// --port and --data-dir appended; `wxhub-bench nats`) for each child `wxhub
+	// run`, which then connects to it as to an external cluster.
+	NATSCommand []string
 	// ChildPprof, when set, is passed to the child `wxhub run` as --pprof.
 	ChildPprof string
 	// ChildStderr, when set, receives the child `wxhub run`'s standard error

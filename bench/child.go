@@ -24,8 +24,9 @@ import (
 // not count as the hub's.
 type childHub struct {
 	*Hub
-	pid    int
-	stderr *lockedBuffer
+	pid     int
+	natsPID int // the NATS server's process with Options.NATSCommand, else 0
+	stderr  *lockedBuffer
 }
 
 // startChild starts o.Binary `run` for e, waits for /readyz and points the
@@ -49,7 +50,21 @@ func startChild(ctx context.Context, o *Options, e *env) (*childHub, error) {
 	}
 	_, natsPort, _ := net.SplitHostPort(natsAddr)
 	port, _ := strconv.Atoi(natsPort)
-	yml, err := childConfig(e, listen, port)
+	var stopNATS func()
+	natsPID := 0
+	if len(o.NATSCommand) > 0 {
+		if stopNATS, natsPID, err = startNATS(ctx, o, e, port); err != nil {
+			return nil, err
+		}
+		port = 0 // the child connects to natsAddr instead of embedding a server
+	}
+	ok := false
+	defer func() {
+		if !ok && stopNATS != nil {
+			stopNATS()
+		}
+	}()
+	yml, err := childConfig(e, o, listen, port, "nats://"+natsAddr)
 	if err != nil {
 		return nil, err
 	}
@@ -102,6 +117,9 @@ func startChild(ctx context.Context, o *Options, e *env) (*childHub, error) {
 			if errors.As(stopErr, &ee) {
 				stopErr = fmt.Errorf("wxhub run exited with %v\n%s", stopErr, tail(stderr.String(), 2000))
 			}
+			if stopNATS != nil {
+				stopNATS()
+			}
 		})
 		return stopErr
 	}
@@ -117,7 +135,8 @@ func startChild(ctx context.Context, o *Options, e *env) (*childHub, error) {
 	}
 	e.target.URL = base
 	e.sim.SetGatewayURL(base)
-	return &childHub{Hub: &Hub{Addr: listen, Bus: client, Stop: stop}, pid: cmd.Process.Pid, stderr: stderr}, nil
+	ok = true
+	return &childHub{Hub: &Hub{Addr: listen, Bus: client, Stop: stop}, pid: cmd.Process.Pid, natsPID: natsPID, stderr: stderr}, nil
 }
 
 func closeFile(f *os.File) {
@@ -143,4 +162,50 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// startNATS runs o.NATSCommand on 127.0.0.1:port with a store in e's
+// directory, waits until it accepts connections and returns what stops it.
+func startNATS(ctx context.Context, o *Options, e *env, port int) (stop func(), pid int, err error) {
+	args := append(append([]string(nil), o.NATSCommand[1:]...), "--port", strconv.Itoa(port), "--data-dir", filepath.Join(e.dir, "nats-external"))
+	out := &lockedBuffer{}
+	cmd := exec.Command(o.NATSCommand[0], args...)
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		return nil, 0, fmt.Errorf("bench: start NATS: %w", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-exited:
+			case <-time.After(10 * time.Second):
+				_ = cmd.Process.Kill()
+				<-exited
+			}
+		})
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			o.progressf("nats", "NATS (pid %d) on %s", cmd.Process.Pid, addr)
+			return stop, cmd.Process.Pid, nil
+		}
+		select {
+		case err := <-exited:
+			return nil, 0, fmt.Errorf("bench: NATS exited before it was ready: %v\n%s", err, tail(out.String(), 2000))
+		default:
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			stop()
+			return nil, 0, fmt.Errorf("bench: NATS not ready on %s within 30 s\n%s", addr, tail(out.String(), 2000))
+		}
+		sleepCtx(ctx, 100*time.Millisecond)
+	}
 }

@@ -309,7 +309,8 @@ func (s *sampler) close() { close(s.stop); <-s.done }
 
 // childConfig is the YAML the child `wxhub run` reads: the bench's simulated
 // corp, corp ceilings off (as in the e2e phase), errors-only logs.
-func childConfig(e *env, listen string, natsPort int) ([]byte, error) {
+// natsPort 0: no embedded server, the child connects to natsURL.
+func childConfig(e *env, o *Options, listen string, natsPort int, natsURL string) ([]byte, error) {
 	type app struct {
 		Name           string `yaml:"name"`
 		AgentID        int64  `yaml:"agent_id"`
@@ -328,6 +329,12 @@ func childConfig(e *env, listen string, natsPort int) ([]byte, error) {
 		"api":     map[string]any{"keys": []map[string]any{{"name": "bench", "key": benchAPIKey, "apps": []string{"*"}}}},
 		"sender":  map[string]any{"limits": map[string]any{"corp_api_minute": -1, "corp_api_hour": -1}},
 		"log":     map[string]any{"level": "error", "format": "json"},
+	}
+	if natsPort == 0 {
+		doc["nats"] = map[string]any{"url": natsURL}
+	}
+	if o.ChildGCFloorMiB != nil {
+		doc["runtime"] = map[string]any{"gc_heap_floor_mib": *o.ChildGCFloorMiB}
 	}
 	return yaml.Marshal(doc)
 }

@@ -25,6 +25,8 @@ type e2eStep struct {
 	sustained  bool
 	errSummary string
 	legs       *legs // nil when the streams could not be read
+	rssPeak    int64 // the child hub's peak RSS over the step; 0 in process
+	natsPeak   int64 // the external NATS server's peak RSS; 0 without one
 }
 
 // sustainedP99 is the latency above which a rate does not count as sustained.
@@ -65,7 +67,7 @@ func runE2E(ctx context.Context, o *Options, rep *Report) error {
 	}
 
 	var steps []e2eStep
-	best := 0.0
+	best, failed := 0.0, false
 	offset := 0
 	for _, r := range o.Rates {
 		if ctx.Err() != nil {
@@ -77,19 +79,25 @@ func runE2E(ctx context.Context, o *Options, rep *Report) error {
 		}
 		offset += st.sent
 		steps = append(steps, st)
-		o.progressf(PhaseE2E, "%s offered: %d/%d replies, p50 %s p99 %s p99.9 %s, %s", rate(r), st.replies, st.ok,
-			ms(st.lat.Percentile(50)), ms(st.lat.Percentile(99)), ms(st.lat.Percentile(99.9)), map[bool]string{true: "sustained", false: "NOT sustained"}[st.sustained])
+		o.progressf(PhaseE2E, "%s offered: %d/%d replies, p50 %s p99 %s p99.9 %s, hub RSS peak %s, %s", rate(r), st.replies, st.ok,
+			ms(st.lat.Percentile(50)), ms(st.lat.Percentile(99)), ms(st.lat.Percentile(99.9)), rssCell(st.rssPeak, st.natsPeak),
+			map[bool]string{true: "sustained", false: "NOT sustained"}[st.sustained])
 		if !st.sustained {
-			break
+			failed = true
+			if !o.AllRates {
+				break
+			}
 		}
-		best = r
+		if !failed {
+			best = r
+		}
 	}
 	sec := Section{Title: "End to end: callback → router → echo connector → sender → WeCom (simulator)",
-		Header: []string{"offered", "callbacks", "replies", "achieved", "p50", "p99", "p99.9", "max", "callback answer p99", "errors", "sustained"}}
+		Header: []string{"offered", "callbacks", "replies", "achieved", "p50", "p99", "p99.9", "max", "callback answer p99", "hub RSS peak", "errors", "sustained"}}
 	for _, st := range steps {
 		sec.Rows = append(sec.Rows, []string{rate(st.offered), thousands(int64(st.sent)), thousands(int64(st.replies)),
 			rate(st.achieved), ms(st.lat.Percentile(50)), ms(st.lat.Percentile(99)), ms(st.lat.Percentile(99.9)),
-			ms(st.lat.Max()), ms(st.answer.Percentile(99)), st.errSummary, met(st.sustained)})
+			ms(st.lat.Max()), ms(st.answer.Percentile(99)), rssCell(st.rssPeak, st.natsPeak), st.errSummary, met(st.sustained)})
 		goal, ok := "", ""
 		if st.offered == 1000 {
 			goal, ok = "p99 < 20 ms", met(st.lat.Percentile(99) < 20*time.Millisecond && st.sustained)
@@ -97,6 +105,10 @@ func runE2E(ctx context.Context, o *Options, rep *Report) error {
 		rep.add(Row{Area: "e2e", Measure: fmt.Sprintf("latency at %s offered (p50 / p99 / p99.9)", rate(st.offered)),
 			Result: fmt.Sprintf("%s / %s / %s", ms(st.lat.Percentile(50)), ms(st.lat.Percentile(99)), ms(st.lat.Percentile(99.9))),
 			Goal:   goal, Met: ok})
+		if st.offered == 1000 && st.rssPeak > 0 {
+			rep.add(Row{Area: "e2e", Measure: "`wxhub run` resident memory at 1,000/s offered (peak over the step)",
+				Result: mib(st.rssPeak), Goal: "< 200 MiB", Met: met(st.rssPeak < 200<<20)})
+		}
 	}
 	bestS := "none of the rates tried"
 	if best > 0 {
@@ -162,6 +174,20 @@ func e2eStepRun(ctx context.Context, o *Options, e *env, users []string, r float
 		return st, err
 	}
 	defer g.Close()
+	var smp, natsSmp *sampler
+	if e.child != nil {
+		smp = startSampler(e.child.pid, "")
+		if e.child.natsPID != 0 {
+			natsSmp = startSampler(e.child.natsPID, "")
+		}
+	}
+	defer func() {
+		for _, s := range []*sampler{smp, natsSmp} {
+			if s != nil {
+				s.close()
+			}
+		}
+	}()
 	res, err := g.Run(ctx, reqs)
 	if err != nil {
 		return st, err
@@ -169,6 +195,12 @@ func e2eStepRun(ctx context.Context, o *Options, e *env, users []string, r float
 	wctx, cancel := context.WithTimeout(ctx, o.Grace)
 	e.rec.WaitCount(wctx, res.OK)
 	cancel()
+	if smp != nil {
+		_, st.rssPeak, _, _ = smp.window()
+	}
+	if natsSmp != nil {
+		_, st.natsPeak, _, _ = natsSmp.window()
+	}
 	st.sent, st.ok, st.failed = res.Sent, res.OK, res.Failed
 	st.lat, st.missing = e.rec.EndToEnd(reqs, res)
 	var times *storedTimes
@@ -194,4 +226,16 @@ func e2eStepRun(ctx context.Context, o *Options, e *env, users []string, r float
 	st.achieved = float64(st.replies) / span.Seconds()
 	st.sustained = st.missing == 0 && st.failed == 0 && st.replies > 0 && st.lat.Percentile(99) < sustainedP99
 	return st, nil
+}
+
+// rssCell is the child hub's peak RSS (and the external NATS server's), or
+// "-" for a hub in the bench process (whose RSS would count the generator's).
+func rssCell(hub, nats int64) string {
+	switch {
+	case hub <= 0:
+		return "-"
+	case nats > 0:
+		return mib(hub) + " + NATS " + mib(nats)
+	}
+	return mib(hub)
 }

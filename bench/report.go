@@ -7,6 +7,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/wxhub/wxhub/hub"
 )
 
 // Row is one line of the summary table.
@@ -114,7 +116,7 @@ func cell(s string) string { return strings.ReplaceAll(s, "|", "\\|") }
 func (r *Report) Markdown() string {
 	var b strings.Builder
 	b.WriteString("# Benchmarks\n\n")
-	b.WriteString("Written by `wxhub bench` (`make bench`); do not edit by hand — rerun it. What each figure means and how it is measured is in [How the figures are measured](#how-the-figures-are-measured).\n\n")
+	b.WriteString("Written by `wxhub-bench run` (`make bench`); do not edit by hand — rerun it. What each figure means and how it is measured is in [How the figures are measured](#how-the-figures-are-measured).\n\n")
 	fmt.Fprintf(&b, "- machine: %d CPUs, %s, %s\n", r.Machine.CPUs, r.Machine.CPUModel, r.Machine.OS)
 	fmt.Fprintf(&b, "- go: %s\n", r.Machine.GoVersion)
 	fmt.Fprintf(&b, "- date: %s\n", r.Date.Format("2006-01-02 15:04 MST"))
@@ -151,9 +153,28 @@ func (r *Report) Markdown() string {
 			}
 		}
 	}
-	b.WriteString("\n" + methodology)
-	b.WriteString("\n" + history)
+	b.WriteString("\n" + methodology + gcFloorNote())
+	b.WriteString("\n" + historyLink)
 	return b.String()
+}
+
+// HistoryFile is the hand-kept record of what each optimisation changed,
+// relative to the report (docs/): a rerun rewrites the report, not it.
+const HistoryFile = "benchmarks-history.md"
+
+const historyLink = "## Before and after\n\nWhat each change to the hot paths moved, with the commands and the figures before and after, is kept by hand in [" + HistoryFile + "](" + HistoryFile + ").\n"
+
+// gcFloorNote says which GC heap floor the child hub ran with: the binary's
+// default, where the comparison behind it is.
+func gcFloorNote() string {
+	return fmt.Sprintf(`- **GC heap floor.** `+"`wxhub run`"+` runs with its default: the collector waits until
+  the heap has grown by %d MiB (`+"`runtime.gc_heap_floor_mib`"+`, `+"`hub.DefaultGCHeapFloorMiB`"+`) in
+  a process with the embedded NATS server, and keeps Go's own pacing on an external
+  cluster; GOGC or GOMEMLIMIT set by the operator win. `+"`--gc-floor N`"+` and
+  `+"`--external-nats`"+` run the child with another floor or on a NATS server of its
+  own; the comparison behind the default (RSS and p99 at 300 and 1,000 msg/s) is
+  in [%s](%s).
+`, hub.DefaultGCHeapFloorMiB, HistoryFile, HistoryFile)
 }
 
 func ms(d time.Duration) string {
@@ -258,7 +279,7 @@ in runs of one day): compare figures within one run, and read the ratios.
   collection (go_gc_heap_live_bytes) and the collector's CPU; a read costs the
   hub 10-25 ms of CPU.
 - **Soak.** Memory growth over a long run is not part of the default bench
-  (bounded to a few minutes); ` + "`make soak`" + ` (` + "`wxhub bench --phases cost --cost-rate 1000 --cost-load 10m`" + `)
+  (bounded to a few minutes); ` + "`make soak`" + ` (` + "`wxhub-bench run --phases cost --cost-rate 1000 --cost-load 10m`" + `)
   is the soak. The cost rows give the RSS and the live heap at every tenth of
   the load and the highest of each in every fifth: the server keeps each
   Nats-Msg-Id for the duplicate window (2 min) and frees its list of ids only

@@ -16,12 +16,10 @@ import (
 // needs a token after the connector's name, and the anchor has none.
 const SubjectRouteAnchor = SubjectRoutePrefix + "._anchor"
 
-// RouteAnchorEvery is how often KeepRouteAnchor writes a new anchor. The store
-// starts a new 4 MB block every few seconds at 1,000 events/s, and until the
-// next anchor lands in it that block is created again at every drain: with
-// one anchor a second the hub still created ~33 block files a second (256 KB
-// write buffer each); five a second leave a fifth of that. While nothing is
-// routed the period is five times longer: one small write and delete a second.
+// RouteAnchorEvery is how often KeepRouteAnchor writes a new anchor: until the
+// next anchor lands in a newly started block, that block is created again at
+// every drain, so the period bounds that churn. While nothing is routed the
+// period is five times longer.
 const RouteAnchorEvery = 200 * time.Millisecond
 
 // KeepRouteAnchor keeps one message that no connector consumes in WXHUB_ROUTE's
@@ -30,12 +28,11 @@ const RouteAnchorEvery = 200 * time.Millisecond
 // Why: the file store deletes a block once its last message is removed, and
 // when that block is the one being written it creates a new file, writes a
 // tombstone into it and unlinks the old one. WXHUB_ROUTE is a work queue that
-// connectors keep empty, so at 1,000 events/s it emptied after nearly every
-// event: ~8% of the hub's CPU went to creating and deleting files, under the
-// stream's lock. A message nobody acks keeps the block in use. The store
-// starts a new block when one is full (every 4 MB), so a new anchor is written
-// every `every` and the previous one deleted: the block being written holds
-// an anchor again within `every` of being started.
+// connectors keep empty, so under load it would create and delete a file after
+// nearly every event, under the stream's lock. A message nobody acks keeps the
+// block in use. The store starts a new block when one is full (every 4 MB),
+// so a new anchor is written every `every` and the previous one deleted: the
+// block being written holds an anchor again within `every` of being started.
 //
 // It starts with AnchorRoute, which purges the anchors a stopped process
 // left; after that each new anchor replaces the previous one by sequence, which

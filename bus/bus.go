@@ -253,10 +253,9 @@ func (b *Bus) connect(url string) error {
 		nats.ClosedHandler(func(*nats.Conn) { close(b.closed) }),
 	}
 	if b.srv != nil {
-		// The embedded server's own connection skips the loopback socket: every
-		// message of the hub crosses it several times (publish, PubAck, delivery,
-		// ack), and the syscalls were a sixth of the hub's CPU at 1,000 msg/s.
-		// Other processes still connect over TCP (ClientURL).
+		// The embedded server's own connection skips the loopback socket, which
+		// every message would cross several times (publish, PubAck, delivery,
+		// ack). Other processes still connect over TCP (ClientURL).
 		opts = append(opts, nats.InProcessServer(b.srv))
 	}
 	if b.cfg.InboxPrefix != "" {

@@ -80,7 +80,7 @@ func (b *Bus) KVConfigs() []jetstream.KeyValueConfig {
 // A stream or bucket that already has the declared settings is left alone:
 // an update request rewrites the store's config even when nothing changed, and
 // the server then races with consumers being created on it at the same moment
-// (another process starting, a CLI attaching), as the race detector showed.
+// (another process starting, a CLI attaching).
 func (b *Bus) Declare(ctx context.Context) error {
 	for _, sc := range b.StreamConfigs() {
 		if s, err := b.js.Stream(ctx, sc.Name); err == nil && sameStream(s.CachedInfo().Config, sc) {

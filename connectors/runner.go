@@ -76,9 +76,9 @@ func ConsumerConfig(connector string, partition int, ackWait time.Duration) jets
 		// so a consumer that starts over (after a restart of the embedded
 		// server, which does not keep memory-state consumers) begins at the
 		// first event not yet done: nothing lost, only what was in flight
-		// delivered again, as after any crash. Keeping the state on disk cost
-		// an atomic file write 10 times a second per busy partition: 8% of the
-		// hub's CPU at 1,000 msg/s. Delivery counts restart with it.
+		// delivered again, as after any crash. On disk the state would cost an
+		// atomic file write several times a second per busy partition.
+		// Delivery counts restart with it.
 		MemoryStorage: true,
 	}
 }
@@ -278,8 +278,8 @@ func (r *Runner) process(ctx, workCtx context.Context, p int, msg jetstream.Msg)
 	// The slot is for the handler call only (Concurrency bounds the load on the
 	// legacy system): it is given back before the replies are stored, so a
 	// handler of another partition starts while this one waits for JetStream.
-	// Held through that wait, four slots capped a connector near 2,000 events/s
-	// and turned every slow store into a queue for all partitions.
+	// Held through that wait, the slots would cap a connector's rate and turn
+	// every slow store into a queue for all partitions.
 	r.m.running(r.opts.Name, 1)
 	release := sync.OnceFunc(func() {
 		r.m.running(r.opts.Name, -1)

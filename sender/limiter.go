@@ -335,8 +335,8 @@ type keyedEntry struct {
 
 // snapshot returns the cached ledgers, decoded (for wxhub_sender_limit_usage).
 // Commits keep what they wrote decoded; a value read from KV is decoded here
-// once and kept until the key changes. A slice, not a map: copying 10,000
-// map entries was a third of a scrape.
+// once and kept until the key changes. A slice, not a map: it is rebuilt on
+// every scrape, and a slice is the cheaper copy.
 func (l *limiter) snapshot() []keyedEntry {
 	l.mu.Lock()
 	out := make([]keyedEntry, 0, len(l.cache))

@@ -193,9 +193,8 @@ func limitName(c *claim, ruleName string) string {
 // compare-and-set conflict).
 //
 // A scrape also drops from the cache the ledgers with nothing left in any
-// window (limiter.forget): without that the cache, and the work of every
-// scrape, grew with every member ever messaged (10,000 members: 27 ms a
-// scrape, and the dashboard gathers every second while it is open).
+// window (limiter.forget), so the cache and each scrape's work follow the
+// members messaged recently, not every member ever messaged.
 type limitUsage struct {
 	s    *Sender
 	desc *prometheus.Desc

@@ -448,8 +448,7 @@ func (s *Sender) dispatch(ctx context.Context) {
 	// is not stuck behind a bulk one picked early).
 	slots := make(chan struct{}, s.cfg.Workers)
 	// Long-lived workers rather than a goroutine per task: a new goroutine's
-	// small stack grew (copied) on every task through admission and the JSON
-	// ledger, 4% of the hub's CPU at 1,000 messages/s.
+	// small stack would grow (be copied) on every task through admission.
 	tasks := make(chan *task, s.cfg.Workers)
 	var workers sync.WaitGroup
 	// Calls in flight finish on shutdown: cutting them would leave WeCom's answer unknown.

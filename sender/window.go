@@ -186,9 +186,7 @@ func noneLive(logOf func(name string) []bucket, now time.Time, rules []rule, mar
 // usageView is a decoded ledger kept for the limit-usage scrape, flat and free
 // of pointers: for each log a header bucket {its name packed in an int64, its
 // length}, then its buckets. The collector marks one object per cached ledger
-// and scans none, instead of a map, a slice per log and their headers: with
-// 10,000 members kept as decoded maps, GC CPU per mark phase at 1,000
-// messages/s was 34-72 ms, with this view 25-42 ms.
+// and scans none, instead of a map, a slice per log and their headers.
 type usageView []bucket
 
 // newUsageView flattens lg; nil when a log name does not fit in 8 bytes (the

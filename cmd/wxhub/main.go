@@ -1,6 +1,7 @@
 // Command wxhub is the one binary of the hub: `run` (production), `demo`
 // (everything in one process with the simulator), `sim` (the WeCom simulator),
-// `send` (push a message), `dlq` (dead letters), `version`.
+// `send` (push a message), `dlq` (dead letters), `version`. The benchmarks and
+// the load generator are cmd/wxhub-bench.
 package main
 
 import (
@@ -31,8 +32,6 @@ func commands() []command {
 		{"connector", "connector test NAME: the request an http or webhook connector would make, sending nothing", connectorCmd},
 		{"hook", "hook test NAME --payload p.json: the message an inbound hook would queue, queueing nothing", hookCmd},
 		{"erpdemo", "the sample ERP of the demo, on its own", erpdemoCmd},
-		{"bench", "measure the hub against its ceiling; writes docs/benchmarks.md with --out", benchCmd},
-		{"load", "load generator (sim load): virtual members post callbacks to a gateway on loopback", loadCmd},
 		{"version", "print the version", func(context.Context, []string) error {
 			fmt.Println("wxhub", version)
 			return nil

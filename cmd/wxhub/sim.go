@@ -22,9 +22,6 @@ func simCmd(ctx context.Context, args []string) error {
 		return flag.ErrHelp
 	}
 	verb, args := args[0], args[1:]
-	if verb == "load" {
-		return loadCmd(ctx, args)
-	}
 	fs := flag.NewFlagSet("sim "+verb, flag.ContinueOnError)
 	simURL := fs.String("sim", envOr("WXHUB_SIM_URL", "http://"+sim.DefaultListen), "the running simulator (default $WXHUB_SIM_URL or the demo's)")
 	app := fs.String("app", "helpdesk", "the app (or account) the user writes to")
@@ -130,9 +127,9 @@ func simUsage() {
   voice  [--app A] USER [RECOGNITION]    a voice message (Official Accounts carry the transcript)
   event  [--app A] [--key K] USER EVENT  an event: click, view, enter_agent, scancode_waitmsg, ...
   sent   [--user U] [--json] [--wait D]  what the hub sent through the WeCom API
-  load   [flags]                         a bounded load of many virtual users against a loopback gateway
   stats | reset
 Every verb but serve talks to --sim (default $WXHUB_SIM_URL or http://127.0.0.1:8090).
+A load of many virtual members: wxhub-bench load (cmd/wxhub-bench).
 `)
 }
 

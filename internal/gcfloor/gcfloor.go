@@ -3,12 +3,10 @@
 // services: once the live heap exceeds the floor the usual rule (GOGC=100:
 // collect when the heap doubles) applies unchanged.
 //
-// Why: a hub holds little (tens of MiB live) but allocates at the message
-// rate, so with GOGC=100 it collected every 0.1-0.6 s at 1,000 messages/s;
-// each cycle's fixed costs (stacks of a few hundred goroutines, sweeping,
-// mark assists slowing the message path) came that often, and every mark
-// phase is a burst of latency on a busy machine. A floor spaces them out while
-// memory stays bounded: the heap never exceeds live + max(floor, live).
+// Why: a hub holds little live but allocates at the message rate, so with
+// GOGC=100 it collects several times a second under load, and every mark
+// phase is a burst of latency. A floor spaces them out while memory stays
+// bounded: the heap never exceeds live + max(floor, live).
 package gcfloor
 
 import (
@@ -27,9 +25,8 @@ const maxPercent = 1000
 // grown by max(floor, live) over the live heap: floor / live, as a
 // percentage, while live is under the floor; 100 from there on.
 //
-// Growth by the floor rather than a total of the floor: the server's block
-// caches and duplicate-id maps keep tens of MiB live at 1,000 messages/s, and
-// a total of 128 MiB left 70-100 MiB to allocate between collections.
+// Growth by the floor rather than a total of the floor: with a live heap near
+// the floor, a total would leave little to allocate between collections.
 func Percent(live, floor uint64) int {
 	if live == 0 || live >= floor {
 		return 100

@@ -2,6 +2,7 @@ package gcfloor
 
 import (
 	"runtime"
+	"runtime/debug"
 	"runtime/metrics"
 	"testing"
 	"time"
@@ -87,5 +88,25 @@ func TestKeepLeavesAnOperatorsGOGC(t *testing.T) {
 	if Enabled(0) {
 		t.Setenv("GOGC", "")
 		t.Fatal("Enabled with floor 0")
+	}
+}
+
+// stop restores the GOGC in force before Keep, not Go's default.
+func TestStopRestoresThePreviousGOGC(t *testing.T) {
+	t.Setenv("GOGC", "")
+	prev := debug.SetGCPercent(150)
+	defer debug.SetGCPercent(prev)
+	stop := Keep(1 << 40)
+	deadline := time.Now().Add(10 * time.Second)
+	for gogc() != maxPercent { // tuned at least once
+		if time.Now().After(deadline) {
+			t.Fatalf("GOGC while kept = %d, want %d", gogc(), maxPercent)
+		}
+		runtime.GC()
+		time.Sleep(time.Millisecond)
+	}
+	stop()
+	if got := gogc(); got != 150 {
+		t.Fatalf("GOGC after stop = %d, want the 150 in force before Keep", got)
 	}
 }

@@ -1,4 +1,4 @@
-// Package load is the hub's load generator (`wxhub sim load`, `wxhub bench`):
+// Package load is the hub's load generator (`wxhub-bench load`, `wxhub-bench run`):
 // many virtual members of the simulated corp posting signed, encrypted
 // callbacks to a gateway on this machine, at a constant offered rate (open
 // loop) or as fast as a fixed number of requests in flight allows (closed loop).

@@ -31,7 +31,7 @@ var kinds = []Kind{KindText, KindEvent, KindImage, KindLocation}
 // spread over the run (not in blocks).
 type Mix map[Kind]int
 
-// DefaultMix is the mix `wxhub sim load` plays when given none: mostly text.
+// DefaultMix is the mix `wxhub-bench load` plays when given none: mostly text.
 var DefaultMix = Mix{KindText: 70, KindEvent: 10, KindImage: 10, KindLocation: 10}
 
 // ParseMix reads "text=70,event=10,image=10,location=10".

@@ -14,9 +14,9 @@ import (
 	"github.com/wxhub/wxhub/wecom/sim/load"
 )
 
-// loadCmd is the load generator (`wxhub load`, documented as `wxhub sim
-// load`): virtual members of the simulated corp post callbacks to a gateway on
-// this machine, bounded in count and time.
+// loadCmd is the load generator (`wxhub-bench load`): virtual members of the
+// simulated corp post callbacks to a gateway on this machine, bounded in count
+// and time.
 func loadCmd(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("load", flag.ContinueOnError)
 	gw := fs.String("url", "http://127.0.0.1:8080", "the gateway (loopback only)")

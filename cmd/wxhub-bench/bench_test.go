@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -76,18 +78,38 @@ func checkTimeline(t *testing.T, timeline string) {
 	}
 }
 
-// The cost phase against `wxhub run` as a child (this test binary, which runs
-// main when WXHUB_TEST_BE_MAIN is set): CPU per message, and the memory rows,
-// the live heap read from the child's /metrics among them.
+// TestMain lets the test binary act as wxhub-bench: the external-NATS test
+// starts it as `nats` with WXHUB_BENCH_TEST_BE_MAIN=1.
+func TestMain(m *testing.M) {
+	if os.Getenv("WXHUB_BENCH_TEST_BE_MAIN") == "1" {
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// buildWxhub builds the product binary the cost and child phases run.
+func buildWxhub(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "wxhub")
+	out, err := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", bin, "github.com/wxhub/wxhub/cmd/wxhub").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build cmd/wxhub: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// The cost phase against `wxhub run` as a child: CPU per message, and the
+// memory rows, the live heap read from the child's /metrics among them.
 func TestBenchCostPhase(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a hub")
 	}
-	t.Setenv("WXHUB_TEST_BE_MAIN", "1")
+	bin := buildWxhub(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var progress strings.Builder
-	rep, err := bench.Run(ctx, bench.Options{Binary: os.Args[0], Phases: []string{bench.PhaseCost},
+	rep, err := bench.Run(ctx, bench.Options{Binary: bin, Phases: []string{bench.PhaseCost},
 		CostIdle: 2 * time.Second, CostLoad: 2 * time.Second, CostRate: 50, Users: 100,
 		Grace:   30 * time.Second, // the wait ends with the last reply; a slow (race) run needs more than 5 s
 		TempDir: t.TempDir(), Progress: &progress})
@@ -103,5 +125,33 @@ func TestBenchCostPhase(t *testing.T) {
 		if !want.MatchString(md) {
 			t.Errorf("report lacks %s:\n%s", want, md)
 		}
+	}
+}
+
+// The e2e phase against a `wxhub run` child on a NATS server of its own
+// (`wxhub-bench nats`, this test binary), with an explicit GC heap floor:
+// every reply comes back, and the step's row has the peak RSS of the child and of the NATS server.
+func TestBenchExternalNATS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a hub and a NATS server")
+	}
+	bin := buildWxhub(t)
+	t.Setenv("WXHUB_BENCH_TEST_BE_MAIN", "1")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var progress strings.Builder
+	floor := 0
+	rep, err := bench.Run(ctx, bench.Options{Binary: bin, NATSCommand: []string{os.Args[0], "nats"}, ChildGCFloorMiB: &floor,
+		Hub: benchHub, Phases: []string{bench.PhaseE2E}, Rates: []float64{50}, StepDuration: time.Second, Users: 100,
+		TempDir: t.TempDir(), Progress: &progress})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, progress.String())
+	}
+	md := rep.Markdown()
+	if !regexp.MustCompile(`\| 50/s \| 50 \| 50 \| .* \| [1-9][0-9]* MiB \+ NATS [1-9][0-9]* MiB \|`).MatchString(md) {
+		t.Errorf("every callback should have its reply, and the child's RSS be shown:\n%s", md)
+	}
+	if !strings.Contains(progress.String(), "NATS (pid") {
+		t.Errorf("no NATS process was started:\n%s", progress.String())
 	}
 }
