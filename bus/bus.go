@@ -52,9 +52,10 @@ type Config struct {
 	User     string `yaml:"user"`
 	Password string `yaml:"password"`
 	// DuplicateWindow is how long WXHUB_IN and WXHUB_DLQ remember a
-	// Nats-Msg-Id. Default 2m: WeChat retries within 15 s, and a replayed
+	// Nats-Msg-Id. Default 5m: WeChat retries within 15 s, and a replayed
 	// callback is refused by the gateway once its timestamp is older than
-	// gateway.timestamp_window (2m; config checks the window covers it). Every
+	// gateway.timestamp_window (2m); one stamped 2m ahead passes for 4m, so
+	// config checks this is at least 2 x that window + gateway.clock_skew. Every
 	// id costs the server ~130 bytes of memory for the window, and the server
 	// frees its list of ids only when it holds three times the live ones, so
 	// memory rises for about three windows before it levels off: a longer
@@ -81,7 +82,7 @@ type Config struct {
 }
 
 // DefaultDuplicateWindow is Config.DuplicateWindow when unset.
-const DefaultDuplicateWindow = 2 * time.Minute
+const DefaultDuplicateWindow = 5 * time.Minute
 
 // WithDefaults fills every zero field with its default.
 func (c Config) WithDefaults() Config {
