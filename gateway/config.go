@@ -50,6 +50,9 @@ type APIKey struct {
 	Name string   `yaml:"name"`
 	Key  string   `yaml:"key"`
 	Apps []string `yaml:"apps"` // apps it may send through; "*" for all
+	// Admin lets the key read the status of every message
+	// (GET /api/v1/messages/{id}); other keys read only their own. Default false.
+	Admin bool `yaml:"admin"`
 }
 
 // AuthConfig (the `auth:` section) configures scan-to-login (POST /api/v1/auth/challenges, the scanlogin

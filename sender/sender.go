@@ -877,7 +877,7 @@ func (s *Sender) deadLetter(ctx context.Context, j *job, reason string, cause er
 }
 
 func (s *Sender) newStatus(j *job, status, reason string) schemas.MessageStatus {
-	return schemas.MessageStatus{ID: j.out.ID, App: j.out.Data.App, Status: status, Reason: reason, Attempts: j.attempts, UpdatedAt: s.clock.Now()}
+	return schemas.MessageStatus{ID: j.out.ID, App: j.out.Data.App, Client: schemas.APIClient(j.out.Source), Status: status, Reason: reason, Attempts: j.attempts, UpdatedAt: s.clock.Now()}
 }
 
 func (s *Sender) putStatus(_ context.Context, j *job, status, reason string, until *time.Time) {
