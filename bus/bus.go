@@ -325,7 +325,7 @@ func (b *Bus) Ready(ctx context.Context) error {
 			return fmt.Errorf("%w: stream %s: %w", ErrNotReady, s, err)
 		}
 	}
-	for _, k := range []string{BucketTokens, BucketDND, BucketStatus, BucketAuth} {
+	for _, k := range []string{BucketTokens, BucketDND, BucketStatus, BucketAuth, BucketSessions} {
 		if _, err := b.js.KeyValue(ctx, k); err != nil {
 			return fmt.Errorf("%w: bucket %s: %w", ErrNotReady, k, err)
 		}

@@ -67,6 +67,8 @@ func (b *Bus) KVConfigs() []jetstream.KeyValueConfig {
 		{Bucket: BucketDND, Description: "wxhub: do-not-disturb windows", History: 1, Storage: jetstream.FileStorage, Replicas: c.Replicas},
 		{Bucket: BucketStatus, Description: "wxhub: outbound message status", History: 1, TTL: c.StatusTTL, Storage: jetstream.FileStorage, Replicas: c.Replicas},
 		{Bucket: BucketAuth, Description: "wxhub: scan-to-login challenges", History: 1, TTL: c.AuthTTL, Storage: jetstream.FileStorage, Replicas: c.Replicas},
+		// Per-key TTL (LimitMarkerTTL enables it): a revocation lives as long as its session would.
+		{Bucket: BucketSessions, Description: "wxhub: revoked dashboard sessions", History: 1, LimitMarkerTTL: time.Minute, Storage: jetstream.FileStorage, Replicas: c.Replicas},
 	}
 }
 

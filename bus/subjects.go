@@ -20,6 +20,9 @@ const (
 	BucketDND    = "wxhub_dnd"    // do-not-disturb windows per user
 	BucketStatus = "wxhub_status" // outbound message status (queued, deferred, sent, failed)
 	BucketAuth   = "wxhub_auth"   // scan-to-login challenges
+	// BucketSessions holds revoked dashboard sessions until they would have
+	// expired (per-key TTL); see RevokeSession.
+	BucketSessions = "wxhub_sessions"
 )
 
 // Subject prefixes and the wildcard each stream captures.

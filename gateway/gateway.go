@@ -34,6 +34,8 @@ type Gateway struct {
 	registry prometheus.Gatherer
 	signer   *signer       // login assertions (auth.go)
 	wecom    *wecom.Client // auth/getuserinfo and gettoken for OAuth login
+	// noMetrics: /metrics is served elsewhere (WithoutMetrics).
+	noMetrics bool
 }
 
 // channel is one callback endpoint: its crypto and how to reach its app.
@@ -56,6 +58,11 @@ func WithClock(now func() time.Time) Option { return func(g *Gateway) { g.now = 
 func WithRegistry(r *prometheus.Registry) Option {
 	return func(g *Gateway) { g.metrics = newMetrics(r); g.registry = r }
 }
+
+// WithoutMetrics leaves /metrics off the gateway's listener: for a hub that
+// serves /metrics (and /debug) on a separate, private listen address
+// (metrics.listen), so the public callback port does not expose them.
+func WithoutMetrics() Option { return func(g *Gateway) { g.noMetrics = true } }
 
 // WithHandler mounts an extra handler (the dashboard, the simulator in the demo).
 func WithHandler(pattern string, h http.Handler) Option {
@@ -124,7 +131,9 @@ func (g *Gateway) routes() {
 		w.Write([]byte("ok\n"))
 	})
 	g.mux.HandleFunc("GET /readyz", g.ready)
-	g.mux.Handle("GET /metrics", promhttp.HandlerFor(g.registry, promhttp.HandlerOpts{}))
+	if !g.noMetrics {
+		g.mux.Handle("GET /metrics", promhttp.HandlerFor(g.registry, promhttp.HandlerOpts{}))
+	}
 }
 
 // Handler returns the gateway's HTTP handler.

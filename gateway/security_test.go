@@ -6,10 +6,15 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
 	"github.com/wxhub/wxhub/bus"
+	"github.com/wxhub/wxhub/bus/bustest"
 	"github.com/wxhub/wxhub/gateway"
 	"github.com/wxhub/wxhub/schemas"
 )
@@ -154,5 +159,37 @@ func TestDropInDropsUnknownFields(t *testing.T) {
 	json.Unmarshal(raw.Data, &out)
 	if strings.Contains(string(out.Data.Body), "padding") || !strings.Contains(string(out.Data.Body), "zhangsan") {
 		t.Fatalf("forwarded body %s", out.Data.Body)
+	}
+}
+
+// With WithoutMetrics the callback port serves no /metrics (a separate,
+// private listener does); without it, /metrics stays where it was.
+func TestWithoutMetricsKeepsMetricsOffTheCallbackPort(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		opts []gateway.Option
+		want int
+	}{
+		{"default", nil, http.StatusOK},
+		{"without metrics", []gateway.Option{gateway.WithoutMetrics()}, http.StatusNotFound},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := testConfig()
+			b := bustest.Open(t, bus.Config{})
+			g, err := gateway.New(*cfg, b, zap.NewNop(), append(tt.opts, gateway.WithRegistry(prometheus.NewRegistry()))...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv := httptest.NewServer(g.Handler())
+			defer srv.Close()
+			res, err := http.Get(srv.URL + "/metrics")
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			if res.StatusCode != tt.want {
+				t.Fatalf("GET /metrics: %d, want %d", res.StatusCode, tt.want)
+			}
+		})
 	}
 }
