@@ -79,6 +79,14 @@ type Config struct {
 	// InboxPrefix of this connection's reply inboxes; default "_INBOX". A
 	// connector with its own user sets InboxPrefix(name).
 	InboxPrefix string `yaml:"inbox_prefix"`
+	// Login is the generated login (CredentialsFile in DataDir) this process
+	// uses when User and CredsFile are empty: LoginHub by default, a
+	// component's own (LoginFor) when it runs alone. The embedded server
+	// always requires a login; the file is made on its first start.
+	Login string `yaml:"login"`
+	// Connectors get a generated login each (ConnectorLogin) when the
+	// embedded server starts. Set by the hub from its connector list.
+	Connectors []string `yaml:"-"`
 }
 
 // DefaultDuplicateWindow is Config.DuplicateWindow when unset.
@@ -125,6 +133,14 @@ func (c Config) WithDefaults() Config {
 	return c
 }
 
+// login is Login, LoginHub when empty.
+func (c Config) login() string {
+	if c.Login == "" {
+		return LoginHub
+	}
+	return c.Login
+}
+
 // Validate checks the config after defaults; errors wrap ErrConfig and name the key.
 func (c Config) Validate() error {
 	c = c.WithDefaults()
@@ -156,6 +172,10 @@ type Bus struct {
 	nc     *nats.Conn
 	js     jetstream.JetStream
 	closed chan struct{} // closed by the connection's ClosedHandler
+
+	// login is the generated login this connection uses ("" for a configured
+	// user or none): one without ReadsTokens skips wxhub_tokens.
+	login string
 
 	closeOnce sync.Once
 	closeErr  error
@@ -204,6 +224,10 @@ func (b *Bus) startEmbedded() error {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return fmt.Errorf("bus: data dir: %w", err)
 	}
+	users, err := b.serverUsers(dir)
+	if err != nil {
+		return err
+	}
 	opts := &server.Options{
 		ServerName: "wxhub",
 		Host:       b.cfg.Host,
@@ -211,7 +235,7 @@ func (b *Bus) startEmbedded() error {
 		JetStream:  true,
 		StoreDir:   dir,
 		NoSigs:     true, // the process owns signals, not the embedded server
-		Users:      b.serverUsers(),
+		Users:      users,
 	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
@@ -265,6 +289,14 @@ func (b *Bus) connect(url string) error {
 	}
 	if b.cfg.CredsFile != "" {
 		opts = append(opts, nats.UserCredentials(b.cfg.CredsFile))
+	}
+	if b.cfg.User == "" && b.cfg.CredsFile == "" && b.srv == nil {
+		// A process of this install connecting to its embedded server: the
+		// generated login, when the data dir has them.
+		if c, err := LoadCredentials(b.cfg.DataDir); err == nil && c.Users[b.cfg.login()] != "" {
+			login := b.cfg.login()
+			b.cfg.User, b.cfg.Password, b.login = login, c.Users[login], login
+		}
 	}
 	if b.cfg.User != "" {
 		opts = append(opts, nats.UserInfo(b.cfg.User, b.cfg.Password))
@@ -326,12 +358,18 @@ func (b *Bus) Ready(ctx context.Context) error {
 		}
 	}
 	for _, k := range []string{BucketTokens, BucketDND, BucketStatus, BucketAuth, BucketSessions} {
+		if k == BucketTokens && !b.readsTokens() {
+			continue
+		}
 		if _, err := b.js.KeyValue(ctx, k); err != nil {
 			return fmt.Errorf("%w: bucket %s: %w", ErrNotReady, k, err)
 		}
 	}
 	return nil
 }
+
+// readsTokens: this connection may touch wxhub_tokens.
+func (b *Bus) readsTokens() bool { return b.login == "" || ReadsTokens(b.login) }
 
 // Close drains the connection (in-flight publishes and acks finish), then stops
 // the embedded server and waits for it. Safe to call more than once.

@@ -68,7 +68,7 @@ func TestOpenDeclaresIdempotently(t *testing.T) {
 		}
 	}
 	// A second process declaring the same streams against the running server.
-	b2, err := bus.Open(ctx, bus.Config{URL: b.ClientURL(), Name: "second"}, zaptest.NewLogger(t))
+	b2, err := bus.Open(ctx, bus.Config{URL: b.ClientURL(), DataDir: b.Config().DataDir, Name: "second"}, zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatalf("second Open via URL: %v", err)
 	}
@@ -263,7 +263,7 @@ func TestEmbeddedConnectionIsInProcess(t *testing.T) {
 	if got := b.Conn().ConnectedAddr(); got != "pipe" {
 		t.Errorf("embedded bus connection: remote address %q, want the in-process pipe", got)
 	}
-	other, err := bus.Dial(testCtx(t), bus.Config{URL: b.ClientURL()}, nil)
+	other, err := bus.Dial(testCtx(t), bus.Config{URL: b.ClientURL(), DataDir: b.Config().DataDir}, nil)
 	if err != nil {
 		t.Fatalf("Dial %s: %v", b.ClientURL(), err)
 	}

@@ -89,6 +89,9 @@ func (b *Bus) Declare(ctx context.Context) error {
 		}
 	}
 	for _, kc := range b.KVConfigs() {
+		if kc.Bucket == BucketTokens && !b.readsTokens() {
+			continue // not this login's to see; the hub login declares it
+		}
 		if kv, err := b.js.KeyValue(ctx, kc.Bucket); err == nil {
 			if st, err := kv.Status(ctx); err == nil && sameBucket(st, kc) {
 				continue

@@ -46,6 +46,9 @@ func dlqCmd(ctx context.Context, args []string) error {
 			bcfg.URL = fmt.Sprintf("nats://%s:%d", orDefault(bcfg.Host, "127.0.0.1"), portOrDefault(bcfg.Port))
 		}
 	}
+	if bcfg.Login == "" {
+		bcfg.Login = bus.LoginCLI // from the install's credentials file, when there is one
+	}
 	b, err := bus.Dial(ctx, bcfg, zap.NewNop()) // a reader of the DLQ declares nothing
 	if err != nil {
 		return err
