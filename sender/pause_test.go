@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/wxhub/wxhub/bus"
 	"github.com/wxhub/wxhub/schemas"
 	"github.com/wxhub/wxhub/sender"
 )
@@ -90,5 +91,24 @@ func TestConcurrent45009AnswersCountOnce(t *testing.T) {
 	}
 	if v := metric(t, reg, "wxhub_sender_pauses_total", L{"app": testApp}); v != 1 {
 		t.Fatalf("pauses = %v after recovery, want 1", v)
+	}
+}
+
+// The sender's status records keep the pushing client, so the gateway can
+// still answer the status to that client only (and not to another key).
+func TestStatusKeepsThePushingClient(t *testing.T) {
+	h := newHarness(t, harnessOpts{users: 1})
+	body, _ := json.Marshal(map[string]any{"touser": "u0", "msgtype": "text", "text": map[string]string{"content": "hi"}})
+	out := schemas.Outbound{
+		SpecVersion: schemas.SpecVersion, ID: "pushed-by-erp", Source: "api/erp", Type: "wxhub.out.message",
+		Time: time.Now(), DataContentType: "application/json",
+		Data: schemas.OutboundData{App: testApp, Kind: schemas.KindMessage, Body: body},
+	}
+	if _, err := h.bus.PublishJSON(testCtx(t), bus.OutSubject(testApp), out.ID, schemas.SchemaOutbound, out); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "sent", func() bool { return h.status(out.ID).Status == schemas.StatusSent })
+	if st := h.status(out.ID); st.Client != "erp" {
+		t.Fatalf("status client %q, want erp", st.Client)
 	}
 }
