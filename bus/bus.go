@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -157,6 +158,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: nats: negative max age or ttl", ErrConfig)
 	case c.CredsFile != "" && c.User != "":
 		return fmt.Errorf("%w: nats.creds_file and nats.user are exclusive", ErrConfig)
+	case c.Login != "" && !slices.Contains(componentLogins, c.Login) && !(strings.HasPrefix(c.Login, "connector-") && validUser.MatchString(c.Login)):
+		return fmt.Errorf("%w: nats.login: %q, want one of %s or connector-<name>", ErrConfig, c.Login, strings.Join(componentLogins, ", "))
 	case len(c.Users) > 0 && c.URL != "":
 		return fmt.Errorf("%w: nats.users: only for the embedded server (nats.url is set; configure users on the cluster)", ErrConfig)
 	}

@@ -177,6 +177,8 @@ func TestConfigValidate(t *testing.T) {
 		{name: "replicas", given: bus.Config{Replicas: 7}, wantErr: "nats.replicas"},
 		{name: "partitions", given: bus.Config{Partitions: -2}, wantErr: "nats.partitions"},
 		{name: "port", given: bus.Config{Port: 70000}, wantErr: "nats.port"},
+		{name: "unknown login", given: bus.Config{Login: "root"}, wantErr: "nats.login"},
+		{name: "user takes a generated login's name", given: bus.Config{Users: []bus.UserConfig{{Name: "connector-erp", Password: "pw"}}}, wantErr: "reserved"},
 		{name: "dup window past max age", given: bus.Config{DuplicateWindow: time.Hour, MaxAge: time.Minute}, wantErr: "nats.duplicate_window"},
 		{name: "creds and user", given: bus.Config{CredsFile: "x.creds", User: "u"}, wantErr: "exclusive"},
 	}
