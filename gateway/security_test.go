@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -191,5 +192,22 @@ func TestWithoutMetricsKeepsMetricsOffTheCallbackPort(t *testing.T) {
 				t.Fatalf("GET /metrics: %d, want %d", res.StatusCode, tt.want)
 			}
 		})
+	}
+}
+
+// A forged 1 MiB envelope of 260k elements is refused (400, malformed) after
+// reading at most a few dozen of them, before the signature is checked.
+func TestCallbackRefusesAHugeForgedEnvelope(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxBodyBytes = 2 << 20
+	e := startEnv(t, cfg)
+	body := "<xml><Encrypt>abc</Encrypt>" + strings.Repeat("<a/>", 260_000) + "</xml>"
+	stamp := strconv.FormatInt(fixedNow.Unix(), 10)
+	resp := e.rawPost(t, "/wecom/helpdesk/callback?msg_signature=forged&timestamp="+stamp+"&nonce=n", []byte(body))
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("status %d, want 400", resp.StatusCode)
+	}
+	if n := e.streamMsgs(t, bus.StreamIn); n != 0 {
+		t.Fatalf("WXHUB_IN has %d messages", n)
 	}
 }
