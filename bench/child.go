@@ -128,7 +128,7 @@ func startChild(ctx context.Context, o *Options, e *env) (*childHub, error) {
 		_ = stop()
 		return nil, fmt.Errorf("%w\n%s", err, tail(stderr.String(), 2000))
 	}
-	client, err = bus.Dial(ctx, bus.Config{URL: "nats://" + natsAddr}, nil)
+	client, err = bus.Dial(ctx, bus.Config{URL: "nats://" + natsAddr, DataDir: filepath.Join(e.dir, "nats")}, nil) // the child's generated hub login
 	if err != nil {
 		_ = stop()
 		return nil, fmt.Errorf("bench: dial the child's NATS: %w", err)

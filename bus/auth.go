@@ -5,8 +5,11 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"go.uber.org/zap"
@@ -99,6 +102,8 @@ func validateUsers(users []UserConfig) error {
 			return fmt.Errorf("%w: %s.name: %q is listed twice", ErrConfig, key, u.Name)
 		case u.Password == "":
 			return fmt.Errorf("%w: %s.password: required", ErrConfig, key)
+		case slices.Contains(componentLogins, u.Name) || strings.HasPrefix(u.Name, "connector-"):
+			return fmt.Errorf("%w: %s.name: %q is reserved for the generated logins (%s)", ErrConfig, key, u.Name, CredentialsFile)
 		case u.Connector != "" && !validUser.MatchString(u.Connector):
 			return fmt.Errorf("%w: %s.connector: %q, want 1-64 of [A-Za-z0-9_-]", ErrConfig, key, u.Connector)
 		}
@@ -107,17 +112,25 @@ func validateUsers(users []UserConfig) error {
 	return nil
 }
 
-// serverUsers turns nats.users into the embedded server's users, adding the
-// hub's own full-access login (cfg.User/Password, or a random one made here
-// and used only by this process's connection).
-func (b *Bus) serverUsers() []*server.User {
-	if len(b.cfg.Users) == 0 {
-		return nil
+// serverUsers are the embedded server's users: the generated logins of this
+// install (CredentialsFile in dir, made or completed here), then nats.users.
+// This process logs in as cfg.User/Password when given (a full-access user),
+// else as its generated Login.
+func (b *Bus) serverUsers(dir string) ([]*server.User, error) {
+	creds, err := ensureCredentials(dir, b.cfg.Connectors)
+	if err != nil {
+		return nil, err
 	}
-	if b.cfg.User == "" {
-		b.cfg.User, b.cfg.Password = "wxhub-hub-"+randToken(4), randToken(24)
+	users := generatedUsers(creds, b.cfg.Partitions)
+	if b.cfg.User != "" && creds.Users[b.cfg.User] == "" {
+		users = append(users, &server.User{Username: b.cfg.User, Password: b.cfg.Password})
+	} else if b.cfg.User == "" {
+		login := b.cfg.login()
+		if creds.Users[login] == "" {
+			return nil, fmt.Errorf("%w: nats.login: %q is not a generated login", ErrConfig, login)
+		}
+		b.cfg.User, b.cfg.Password, b.login = login, creds.Users[login], login
 	}
-	users := []*server.User{{Username: b.cfg.User, Password: b.cfg.Password}}
 	for _, u := range b.cfg.Users {
 		su := &server.User{Username: u.Name, Password: u.Password}
 		if u.Connector != "" || len(u.Publish) > 0 || len(u.Subscribe) > 0 {
@@ -134,8 +147,9 @@ func (b *Bus) serverUsers() []*server.User {
 		}
 		users = append(users, su)
 	}
-	b.log.Info("embedded server requires login", zap.Int("users", len(b.cfg.Users)))
-	return users
+	b.log.Info("embedded server requires login", zap.Int("generated", len(creds.Users)), zap.Int("configured", len(b.cfg.Users)),
+		zap.String("credentials", filepath.Join(dir, CredentialsFile)))
+	return users, nil
 }
 
 // Dial connects to a running NATS (cfg.URL) without starting a server or
@@ -153,6 +167,9 @@ func Dial(ctx context.Context, cfg Config, log *zap.Logger) (*Bus, error) {
 		return nil, err
 	}
 	cfg = cfg.WithDefaults()
+	if name, ok := strings.CutPrefix(cfg.Login, "connector-"); ok && cfg.User == "" && cfg.InboxPrefix == "" {
+		cfg.InboxPrefix = "_INBOX_" + name // the generated connector login reads only its own inboxes
+	}
 	b := &Bus{cfg: cfg, log: log.Named("bus"), closed: make(chan struct{})}
 	if err := b.connect(cfg.URL); err != nil {
 		return nil, err

@@ -3,6 +3,8 @@ package bus_test
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -80,14 +82,123 @@ func dialAs(t *testing.T, b *bus.Bus, user, pass, connector string) (*nats.Conn,
 	return nc, errs
 }
 
-func TestNoUsersKeepsOpenAccess(t *testing.T) {
-	b := openBus(t, t.TempDir())
+// The embedded server requires a login even with no nats.users: a local
+// process without the install's credentials can neither read the access
+// tokens nor publish to wxhub.out.
+func TestEmbeddedServerRequiresLoginByDefault(t *testing.T) {
+	dir := t.TempDir()
+	b := openBus(t, dir)
 	defer b.Close()
-	nc, err := nats.Connect(b.ClientURL())
-	if err != nil {
-		t.Fatalf("anonymous connect without users configured: %v", err)
+	if nc, err := nats.Connect(b.ClientURL(), nats.Timeout(5*time.Second)); err == nil {
+		nc.Close()
+		t.Fatal("anonymous connect accepted")
 	}
-	nc.Close()
+	if nc, err := nats.Connect(b.ClientURL(), nats.UserInfo(bus.LoginHub, "guess"), nats.Timeout(5*time.Second)); err == nil {
+		nc.Close()
+		t.Fatal("wrong password accepted")
+	}
+	fi, err := os.Stat(filepath.Join(dir, bus.CredentialsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Fatalf("%s mode %v, want 0600", bus.CredentialsFile, fi.Mode().Perm())
+	}
+	// A second start keeps the same logins (a connector's password must not change under it).
+	c1, err := bus.LoadCredentials(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	b2 := openBus(t, dir)
+	defer b2.Close()
+	c2, _ := bus.LoadCredentials(dir)
+	if c1.Users[bus.LoginHub] == "" || c1.Users[bus.LoginHub] != c2.Users[bus.LoginHub] {
+		t.Fatal("credentials changed across restarts")
+	}
+}
+
+// Only the sender's, the gateway's and the hub's logins reach wxhub_tokens;
+// each generated login otherwise does its job.
+func TestGeneratedLoginsAndTheTokenBucket(t *testing.T) {
+	ctx := testCtx(t)
+	dir := t.TempDir()
+	b, err := bus.Open(ctx, bus.Config{DataDir: dir, Port: -1, Connectors: []string{"erp"}}, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	kv, _ := b.KV(ctx, bus.BucketTokens)
+	if _, err := kv.Put(ctx, "helpdesk", []byte(`{"token":"secret-token"}`)); err != nil {
+		t.Fatal(err)
+	}
+	creds, err := bus.LoadCredentials(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		login      string
+		readsToken bool
+	}{
+		{bus.LoginSender, true},
+		{bus.LoginGateway, true},
+		{bus.LoginRouter, false},
+		{bus.LoginDashboard, false},
+		{bus.LoginCLI, false},
+		{bus.ConnectorLogin("erp"), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.login, func(t *testing.T) {
+			nc, err := nats.Connect(b.ClientURL(), nats.UserInfo(tt.login, creds.Users[tt.login]),
+				nats.CustomInboxPrefix(inboxFor(tt.login)), nats.Timeout(5*time.Second))
+			if err != nil {
+				t.Fatalf("connect: %v", err)
+			}
+			defer nc.Close()
+			_, err = nc.Request("$JS.API.DIRECT.GET.KV_"+bus.BucketTokens+".$KV."+bus.BucketTokens+".helpdesk", nil, 2*time.Second)
+			if got := err == nil; got != tt.readsToken {
+				t.Fatalf("direct get of the token: err %v, want readable %v", err, tt.readsToken)
+			}
+			sub, err := nc.SubscribeSync("$KV." + bus.BucketTokens + ".>")
+			if err == nil {
+				nc.Flush()
+				if _, err := kv.Put(ctx, "helpdesk", []byte(`{"token":"next"}`)); err != nil {
+					t.Fatal(err)
+				}
+				_, err = sub.NextMsg(500 * time.Millisecond)
+			}
+			if got := err == nil; got != tt.readsToken {
+				t.Fatalf("watching token puts: err %v, want readable %v", err, tt.readsToken)
+			}
+		})
+	}
+}
+
+func inboxFor(login string) string {
+	if name, ok := strings.CutPrefix(login, "connector-"); ok {
+		return bus.InboxPrefix(name)
+	}
+	return "_INBOX"
+}
+
+// A process of the install connecting by URL finds its login in the data dir:
+// the router's Open declares everything but the token bucket it may not see.
+func TestProcessesOfTheInstallFindTheirLogin(t *testing.T) {
+	ctx := testCtx(t)
+	dir := t.TempDir()
+	b := openBus(t, dir)
+	defer b.Close()
+	r, err := bus.Open(ctx, bus.Config{URL: b.ClientURL(), DataDir: dir, Login: bus.LoginFor([]string{"router"})}, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatalf("router Open: %v", err)
+	}
+	defer r.Close()
+	if _, err := r.KV(ctx, bus.BucketStatus); err != nil {
+		t.Fatalf("router status bucket: %v", err)
+	}
+	if _, err := bus.Dial(ctx, bus.Config{URL: b.ClientURL(), DataDir: t.TempDir()}, nil); err == nil {
+		t.Fatal("dial without the install's credentials accepted")
+	}
 }
 
 func TestLoginRequiredWhenUsersConfigured(t *testing.T) {

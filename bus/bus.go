@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -52,9 +53,10 @@ type Config struct {
 	User     string `yaml:"user"`
 	Password string `yaml:"password"`
 	// DuplicateWindow is how long WXHUB_IN and WXHUB_DLQ remember a
-	// Nats-Msg-Id. Default 2m: WeChat retries within 15 s, and a replayed
+	// Nats-Msg-Id. Default 5m: WeChat retries within 15 s, and a replayed
 	// callback is refused by the gateway once its timestamp is older than
-	// gateway.timestamp_window (2m; config checks the window covers it). Every
+	// gateway.timestamp_window (2m); one stamped 2m ahead passes for 4m, so
+	// config checks this is at least 2 x that window + gateway.clock_skew. Every
 	// id costs the server ~130 bytes of memory for the window, and the server
 	// frees its list of ids only when it holds three times the live ones, so
 	// memory rises for about three windows before it levels off: a longer
@@ -78,10 +80,18 @@ type Config struct {
 	// InboxPrefix of this connection's reply inboxes; default "_INBOX". A
 	// connector with its own user sets InboxPrefix(name).
 	InboxPrefix string `yaml:"inbox_prefix"`
+	// Login is the generated login (CredentialsFile in DataDir) this process
+	// uses when User and CredsFile are empty: LoginHub by default, a
+	// component's own (LoginFor) when it runs alone. The embedded server
+	// always requires a login; the file is made on its first start.
+	Login string `yaml:"login"`
+	// Connectors get a generated login each (ConnectorLogin) when the
+	// embedded server starts. Set by the hub from its connector list.
+	Connectors []string `yaml:"-"`
 }
 
 // DefaultDuplicateWindow is Config.DuplicateWindow when unset.
-const DefaultDuplicateWindow = 2 * time.Minute
+const DefaultDuplicateWindow = 5 * time.Minute
 
 // WithDefaults fills every zero field with its default.
 func (c Config) WithDefaults() Config {
@@ -124,6 +134,14 @@ func (c Config) WithDefaults() Config {
 	return c
 }
 
+// login is Login, LoginHub when empty.
+func (c Config) login() string {
+	if c.Login == "" {
+		return LoginHub
+	}
+	return c.Login
+}
+
 // Validate checks the config after defaults; errors wrap ErrConfig and name the key.
 func (c Config) Validate() error {
 	c = c.WithDefaults()
@@ -140,6 +158,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: nats: negative max age or ttl", ErrConfig)
 	case c.CredsFile != "" && c.User != "":
 		return fmt.Errorf("%w: nats.creds_file and nats.user are exclusive", ErrConfig)
+	case c.Login != "" && !slices.Contains(componentLogins, c.Login) && !(strings.HasPrefix(c.Login, "connector-") && validUser.MatchString(c.Login)):
+		return fmt.Errorf("%w: nats.login: %q, want one of %s or connector-<name>", ErrConfig, c.Login, strings.Join(componentLogins, ", "))
 	case len(c.Users) > 0 && c.URL != "":
 		return fmt.Errorf("%w: nats.users: only for the embedded server (nats.url is set; configure users on the cluster)", ErrConfig)
 	}
@@ -155,6 +175,10 @@ type Bus struct {
 	nc     *nats.Conn
 	js     jetstream.JetStream
 	closed chan struct{} // closed by the connection's ClosedHandler
+
+	// login is the generated login this connection uses ("" for a configured
+	// user or none): one without ReadsTokens skips wxhub_tokens.
+	login string
 
 	closeOnce sync.Once
 	closeErr  error
@@ -203,6 +227,10 @@ func (b *Bus) startEmbedded() error {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return fmt.Errorf("bus: data dir: %w", err)
 	}
+	users, err := b.serverUsers(dir)
+	if err != nil {
+		return err
+	}
 	opts := &server.Options{
 		ServerName: "wxhub",
 		Host:       b.cfg.Host,
@@ -210,7 +238,7 @@ func (b *Bus) startEmbedded() error {
 		JetStream:  true,
 		StoreDir:   dir,
 		NoSigs:     true, // the process owns signals, not the embedded server
-		Users:      b.serverUsers(),
+		Users:      users,
 	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
@@ -263,6 +291,14 @@ func (b *Bus) connect(url string) error {
 	}
 	if b.cfg.CredsFile != "" {
 		opts = append(opts, nats.UserCredentials(b.cfg.CredsFile))
+	}
+	if b.cfg.User == "" && b.cfg.CredsFile == "" && b.srv == nil {
+		// A process of this install connecting to its embedded server: the
+		// generated login, when the data dir has them.
+		if c, err := LoadCredentials(b.cfg.DataDir); err == nil && c.Users[b.cfg.login()] != "" {
+			login := b.cfg.login()
+			b.cfg.User, b.cfg.Password, b.login = login, c.Users[login], login
+		}
 	}
 	if b.cfg.User != "" {
 		opts = append(opts, nats.UserInfo(b.cfg.User, b.cfg.Password))
@@ -323,13 +359,19 @@ func (b *Bus) Ready(ctx context.Context) error {
 			return fmt.Errorf("%w: stream %s: %w", ErrNotReady, s, err)
 		}
 	}
-	for _, k := range []string{BucketTokens, BucketDND, BucketStatus, BucketAuth, BucketOIDCKeys, BucketOIDC, BucketPIN, BucketDirectory} {
+	for _, k := range []string{BucketTokens, BucketDND, BucketStatus, BucketAuth, BucketSessions, BucketOIDCKeys, BucketOIDC, BucketPIN, BucketDirectory} {
+		if k == BucketTokens && !b.readsTokens() {
+			continue
+		}
 		if _, err := b.js.KeyValue(ctx, k); err != nil {
 			return fmt.Errorf("%w: bucket %s: %w", ErrNotReady, k, err)
 		}
 	}
 	return nil
 }
+
+// readsTokens: this connection may touch wxhub_tokens.
+func (b *Bus) readsTokens() bool { return b.login == "" || ReadsTokens(b.login) }
 
 // Close drains the connection (in-flight publishes and acks finish), then stops
 // the embedded server and waits for it. Safe to call more than once.

@@ -68,7 +68,7 @@ func TestOpenDeclaresIdempotently(t *testing.T) {
 		}
 	}
 	// A second process declaring the same streams against the running server.
-	b2, err := bus.Open(ctx, bus.Config{URL: b.ClientURL(), Name: "second"}, zaptest.NewLogger(t))
+	b2, err := bus.Open(ctx, bus.Config{URL: b.ClientURL(), DataDir: b.Config().DataDir, Name: "second"}, zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatalf("second Open via URL: %v", err)
 	}
@@ -177,6 +177,8 @@ func TestConfigValidate(t *testing.T) {
 		{name: "replicas", given: bus.Config{Replicas: 7}, wantErr: "nats.replicas"},
 		{name: "partitions", given: bus.Config{Partitions: -2}, wantErr: "nats.partitions"},
 		{name: "port", given: bus.Config{Port: 70000}, wantErr: "nats.port"},
+		{name: "unknown login", given: bus.Config{Login: "root"}, wantErr: "nats.login"},
+		{name: "user takes a generated login's name", given: bus.Config{Users: []bus.UserConfig{{Name: "connector-erp", Password: "pw"}}}, wantErr: "reserved"},
 		{name: "dup window past max age", given: bus.Config{DuplicateWindow: time.Hour, MaxAge: time.Minute}, wantErr: "nats.duplicate_window"},
 		{name: "creds and user", given: bus.Config{CredsFile: "x.creds", User: "u"}, wantErr: "exclusive"},
 	}
@@ -263,7 +265,7 @@ func TestEmbeddedConnectionIsInProcess(t *testing.T) {
 	if got := b.Conn().ConnectedAddr(); got != "pipe" {
 		t.Errorf("embedded bus connection: remote address %q, want the in-process pipe", got)
 	}
-	other, err := bus.Dial(testCtx(t), bus.Config{URL: b.ClientURL()}, nil)
+	other, err := bus.Dial(testCtx(t), bus.Config{URL: b.ClientURL(), DataDir: b.Config().DataDir}, nil)
 	if err != nil {
 		t.Fatalf("Dial %s: %v", b.ClientURL(), err)
 	}

@@ -71,6 +71,8 @@ func (b *Bus) KVConfigs() []jetstream.KeyValueConfig {
 		{Bucket: BucketOIDC, Description: "wxhub: OIDC logins, codes and tokens", History: 1, TTL: OIDCTTL, Storage: jetstream.FileStorage, Replicas: c.Replicas},
 		{Bucket: BucketPIN, Description: "wxhub: step-up PINs (argon2id hashes)", History: 1, Storage: jetstream.FileStorage, Replicas: c.Replicas},
 		{Bucket: BucketDirectory, Description: "wxhub: WeCom address book cache", History: 1, Storage: jetstream.FileStorage, Replicas: c.Replicas},
+		// Per-key TTL (LimitMarkerTTL enables it): a revocation lives as long as its session would.
+		{Bucket: BucketSessions, Description: "wxhub: revoked dashboard sessions", History: 1, LimitMarkerTTL: time.Minute, Storage: jetstream.FileStorage, Replicas: c.Replicas},
 	}
 }
 
@@ -91,6 +93,9 @@ func (b *Bus) Declare(ctx context.Context) error {
 		}
 	}
 	for _, kc := range b.KVConfigs() {
+		if kc.Bucket == BucketTokens && !b.readsTokens() {
+			continue // not this login's to see; the hub login declares it
+		}
 		if kv, err := b.js.KeyValue(ctx, kc.Bucket); err == nil {
 			if st, err := kv.Status(ctx); err == nil && sameBucket(st, kc) {
 				continue

@@ -32,6 +32,9 @@ const (
 	BucketPIN = "wxhub_pin"
 	// BucketDirectory is the cached WeCom address book (schemas.DirUser, ...).
 	BucketDirectory = "wxhub_directory"
+	// BucketSessions holds revoked dashboard sessions until they would have
+	// expired (per-key TTL); see RevokeSession.
+	BucketSessions = "wxhub_sessions"
 )
 
 // OIDCTTL is how long wxhub_oidc keeps a record: the longest refresh token lives 30 days.

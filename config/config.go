@@ -118,10 +118,12 @@ func (c *Config) Validate() error {
 	if err := c.NATS.Validate(); err != nil {
 		return wrap(err, bus.ErrConfig)
 	}
-	if dw := cmp.Or(c.NATS.DuplicateWindow, bus.DefaultDuplicateWindow); dw < c.Gateway.TimestampWindow {
-		// A replayed callback passes the timestamp check for this long; only the
-		// duplicate window of WXHUB_IN then keeps it from becoming a second event.
-		return invalid("nats.duplicate_window", "must be at least gateway.timestamp_window (%s), got %s", c.Gateway.TimestampWindow, dw)
+	if dw, need := cmp.Or(c.NATS.DuplicateWindow, bus.DefaultDuplicateWindow), c.Gateway.MinDuplicateWindow(); dw < need {
+		// A replayed callback passes the timestamp check for up to 2 x the window
+		// (stamped ahead, replayed when it is as far behind), plus the skew
+		// between replicas; only the duplicate window of WXHUB_IN then keeps it
+		// from becoming a second event.
+		return invalid("nats.duplicate_window", "must be at least 2 x gateway.timestamp_window + gateway.clock_skew (%s), got %s", need, dw)
 	}
 	if err := c.WeCom.Validate(); err != nil {
 		return wrap(err, nil)

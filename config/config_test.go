@@ -58,8 +58,11 @@ func TestParseErrorsNameTheKey(t *testing.T) {
 		{"bad env override", string(config.Smallest), map[string]string{"WXHUB_HELPDESK_SECRET": "s", "WXHUB_ERP_KEY": "erp-key-123", "WXHUB_NATS_REPLICAS": "three"}, "WXHUB_NATS_REPLICAS"},
 		{"not yaml", "nats: [", base, "config"},
 		{"negative gc heap floor", string(config.Smallest) + "runtime:\n  gc_heap_floor_mib: -1\n", base, "runtime.gc_heap_floor_mib: must be 0 (off) to 1048576, got -1"},
-		{"duplicate window shorter than the replay window", string(config.Smallest), map[string]string{"WXHUB_HELPDESK_SECRET": "s", "WXHUB_ERP_KEY": "erp-key-123", "WXHUB_NATS_DUPLICATE_WINDOW": "1m"}, "nats.duplicate_window: must be at least gateway.timestamp_window (2m0s), got 1m0s"},
-		{"replay window longer than the default duplicate window", string(config.Smallest), map[string]string{"WXHUB_HELPDESK_SECRET": "s", "WXHUB_ERP_KEY": "erp-key-123", "WXHUB_GATEWAY_TIMESTAMP_WINDOW": "10m"}, "nats.duplicate_window: must be at least gateway.timestamp_window (10m0s), got 2m0s"},
+		{"duplicate window shorter than the replay window", string(config.Smallest), map[string]string{"WXHUB_HELPDESK_SECRET": "s", "WXHUB_ERP_KEY": "erp-key-123", "WXHUB_NATS_DUPLICATE_WINDOW": "1m"}, "nats.duplicate_window: must be at least 2 x gateway.timestamp_window + gateway.clock_skew (4m5s), got 1m0s"},
+		// A request stamped now+2m passes the 2m timestamp check until 4m after its first receipt.
+		{"duplicate window covers one side of the replay window only", string(config.Smallest), map[string]string{"WXHUB_HELPDESK_SECRET": "s", "WXHUB_ERP_KEY": "erp-key-123", "WXHUB_NATS_DUPLICATE_WINDOW": "3m"}, "nats.duplicate_window: must be at least 2 x gateway.timestamp_window + gateway.clock_skew (4m5s), got 3m0s"},
+		{"duplicate window misses the clock skew", string(config.Smallest), map[string]string{"WXHUB_HELPDESK_SECRET": "s", "WXHUB_ERP_KEY": "erp-key-123", "WXHUB_NATS_DUPLICATE_WINDOW": "4m", "WXHUB_GATEWAY_CLOCK_SKEW": "1s"}, "(4m1s), got 4m0s"},
+		{"replay window longer than the default duplicate window", string(config.Smallest), map[string]string{"WXHUB_HELPDESK_SECRET": "s", "WXHUB_ERP_KEY": "erp-key-123", "WXHUB_GATEWAY_TIMESTAMP_WINDOW": "10m"}, "nats.duplicate_window: must be at least 2 x gateway.timestamp_window + gateway.clock_skew (20m5s), got 5m0s"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

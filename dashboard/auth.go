@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/wxhub/wxhub/bus"
 )
 
 var loginTmpl = template.Must(template.ParseFS(webFS, "web/login.html"))
@@ -101,7 +103,18 @@ func (d *Dashboard) setSession(w http.ResponseWriter, u User) {
 	})
 }
 
-func (d *Dashboard) logout(w http.ResponseWriter, _ *http.Request, s session) {
+// logout revokes the session everywhere (a stolen copy of the cookie stops
+// working on every replica too), then clears the cookie.
+func (d *Dashboard) logout(w http.ResponseWriter, r *http.Request, s session) {
+	kv, err := d.bus.KV(r.Context(), bus.BucketSessions)
+	if err == nil {
+		err = bus.RevokeSession(r.Context(), kv, s.Nonce, time.Unix(s.Expires, 0), d.now())
+	}
+	if err != nil {
+		d.log.Warn("dashboard logout: revoke", zap.String("user", s.User), zap.Error(err))
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "could not revoke the session, retry"})
+		return
+	}
 	http.SetCookie(w, &http.Cookie{
 		Name: sessionCookie, Value: "", Path: Prefix, MaxAge: -1,
 		HttpOnly: true, Secure: d.cfg.SecureCookie, SameSite: http.SameSiteStrictMode,

@@ -209,7 +209,24 @@ func (d *Dashboard) session(r *http.Request) (session, error) {
 	if err != nil {
 		return session{}, fmt.Errorf("%w: no cookie", ErrSession)
 	}
-	return d.sess.verify(c.Value, d.users)
+	s, err := d.sess.verify(c.Value, d.users)
+	if err != nil {
+		return session{}, err
+	}
+	// Logged out: refused until it would have expired. A bus that cannot say
+	// refuses too: a revoked session must not come back during an outage.
+	kv, err := d.bus.KV(r.Context(), bus.BucketSessions)
+	if err != nil {
+		return session{}, fmt.Errorf("%w: revocation list: %w", ErrSession, err)
+	}
+	revoked, err := bus.SessionRevoked(r.Context(), kv, s.Nonce)
+	if err != nil {
+		return session{}, fmt.Errorf("%w: %w", ErrSession, err)
+	}
+	if revoked {
+		return session{}, fmt.Errorf("%w: logged out", ErrSession)
+	}
+	return s, nil
 }
 
 // page guards an HTML page or asset: no session sends the browser to the login form.

@@ -19,7 +19,7 @@ import (
 // ErrorItem is one line of "recent errors".
 type ErrorItem struct {
 	Time   time.Time `json:"time"`
-	Kind   string    `json:"kind"`  // dead_letter, status, counter, bus
+	Kind   string    `json:"kind"`  // dead_letter, status, counter, bus, pause
 	Where  string    `json:"where"` // stage, app, metric
 	ID     string    `json:"id,omitempty"`
 	Seq    uint64    `json:"seq,omitempty"` // DLQ sequence

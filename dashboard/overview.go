@@ -48,6 +48,7 @@ func (d *Dashboard) snapshot(ctx context.Context) *Overview {
 			d.log.Debug("gather", zap.Error(err))
 		} else {
 			ov.Rates = d.rates.observe(now, fams)
+			errs = append(errs, pausedApps(now, fams))
 		}
 	}
 	ov.Limits = limitUse(ov.Rates, d.cfg.SentMetric, d.limits)

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"go.uber.org/zap"
 	"go.yaml.in/yaml/v3"
 
@@ -289,5 +290,48 @@ func TestE2EConnectorProcessWithItsOwnNATSUser(t *testing.T) {
 	err = hub.Run(wctx, setup, zap.NewNop(), hub.Options{Only: map[string]bool{"connector:help": true}, PollWait: 200 * time.Millisecond})
 	if err == nil {
 		t.Fatal("the echo user ran the help connector")
+	}
+}
+
+// The same, with nothing configured: the connector process finds its generated
+// login (connector-echo) in the install's credentials file, and that login
+// cannot read the WeCom access token.
+func TestE2EConnectorProcessWithItsGeneratedLogin(t *testing.T) {
+	e := startE2E(t, withOnly("gateway", "router", "sender", "connector:help", "connector:dnd"))
+	ctx := waitCtx(t, 30*time.Second)
+
+	ccfg := *e.cfg
+	ccfg.NATS = bus.Config{URL: e.bus.ClientURL(), DataDir: e.cfg.NATS.DataDir, Partitions: e.cfg.NATS.Partitions}
+	setup, err := hub.Configure(&ccfg, hub.Builtins)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, stop, err := hub.Start(ctx, setup, zap.NewNop(), hub.Options{Only: map[string]bool{"connector:echo": true}, PollWait: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := stop(); err != nil {
+			t.Errorf("connector process: %v", err)
+		}
+	}()
+	if _, err := e.sim.Say(ctx, "helpdesk", "zhouba", "echo 独立进程"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.sim.WaitSent(ctx, func(m sim.SentMessage) bool { return m.User == "zhouba" && m.Content == "echo: 独立进程" }); err != nil {
+		t.Fatalf("no reply from the connector process: %v", err)
+	}
+	creds, err := bus.LoadCredentials(e.cfg.NATS.DataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(e.bus.ClientURL(), nats.UserInfo(bus.ConnectorLogin("echo"), creds.Users[bus.ConnectorLogin("echo")]),
+		nats.CustomInboxPrefix(bus.InboxPrefix("echo")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if _, err := nc.Request("$JS.API.DIRECT.GET.KV_"+bus.BucketTokens+".$KV."+bus.BucketTokens+".helpdesk", nil, 2*time.Second); err == nil {
+		t.Fatal("the connector's login read the access token")
 	}
 }

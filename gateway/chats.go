@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -76,12 +77,11 @@ func (g *Gateway) openChat(ctx context.Context, key *APIKey, body []byte) (chatA
 	if req.Owner != "" && !slices.Contains(req.UserList, req.Owner) {
 		return chatAccepted{}, badField("owner", "must be one of userlist")
 	}
-	id := newMessageID(key.Name, req.DedupKey)
 	if req.ChatID == "" {
-		req.ChatID = chatIDFor(id, req.DedupKey)
+		req.ChatID = chatIDFor(key.Name, req.DedupKey)
 	}
 	create, _ := json.Marshal(map[string]any{"name": req.Name, "owner": req.Owner, "userlist": req.UserList, "chatid": req.ChatID})
-	acc, err := g.queue(ctx, key, req.App, schemas.KindChatCreate, schemas.PriorityUrgent, req.DedupKey, id, create)
+	acc, err := g.queue(ctx, key, req.App, schemas.KindChatCreate, schemas.PriorityUrgent, req.DedupKey, "", create)
 	if err != nil {
 		return chatAccepted{}, err
 	}
@@ -91,7 +91,7 @@ func (g *Gateway) openChat(ctx context.Context, key *APIKey, body []byte) (chatA
 		json.Unmarshal(req.Message, &msg)
 		msg["chatid"], _ = json.Marshal(req.ChatID)
 		send, _ := json.Marshal(msg)
-		first, err := g.queue(ctx, key, req.App, schemas.KindAppChat, schemas.PriorityUrgent, "", id+"-1", send)
+		first, err := g.queue(ctx, key, req.App, schemas.KindAppChat, schemas.PriorityUrgent, "", acc.ID+"-1", send)
 		if err != nil {
 			return chatAccepted{}, err
 		}
@@ -100,11 +100,12 @@ func (g *Gateway) openChat(ctx context.Context, key *APIKey, body []byte) (chatA
 	return out, nil
 }
 
-// chatIDFor derives the chat id from the message id when the call is
+// chatIDFor derives the chat id from the client's dedup key when the call is
 // idempotent (a retried call names the same chat), else picks a random one.
-func chatIDFor(id, dedupKey string) string {
+func chatIDFor(client, dedupKey string) string {
 	if dedupKey != "" {
-		return "wxh" + id[1:21]
+		sum := sha256.Sum256([]byte("chat\x00" + client + "\x00" + dedupKey))
+		return "wxh" + hex.EncodeToString(sum[:10])
 	}
 	var b [10]byte
 	rand.Read(b[:])

@@ -24,9 +24,13 @@ type Config struct {
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
 	// TimestampWindow rejects callbacks whose timestamp is further than this from
 	// now (replays). Default 2m: WeChat's own retries come within 15 s.
-	// nats.duplicate_window must cover it. 0 in YAML keeps the default,
-	// negative disables.
+	// nats.duplicate_window must be at least MinDuplicateWindow (2 x this +
+	// clock_skew). 0 in YAML keeps the default, negative disables.
 	TimestampWindow time.Duration `yaml:"timestamp_window"`
+	// ClockSkew is the largest clock difference between the hub's processes
+	// (gateway replicas, NATS) that replay protection must still cover.
+	// Default 5s.
+	ClockSkew time.Duration `yaml:"clock_skew"`
 	// PublishTimeout bounds the wait for JetStream's ack; WeChat gives up at 5 s.
 	// Default 3s.
 	PublishTimeout time.Duration `yaml:"publish_timeout"`
@@ -56,6 +60,9 @@ type APIKey struct {
 	// "user/get", "department/*") this client may call through the drop-in
 	// base URL with the hub's token. Default none.
 	PassThrough []string `yaml:"passthrough"`
+	// Admin lets the key read the status of every message
+	// (GET /api/v1/messages/{id}); other keys read only their own. Default false.
+	Admin bool `yaml:"admin"`
 }
 
 // AuthConfig (the `auth:` section) configures scan-to-login (POST /api/v1/auth/challenges, the scanlogin
@@ -118,6 +125,9 @@ func (c Config) WithDefaults() Config {
 	if c.PassThroughPerMinute == 0 {
 		c.PassThroughPerMinute = 10000
 	}
+	if c.ClockSkew == 0 {
+		c.ClockSkew = 5 * time.Second
+	}
 	c.WeCom = c.WeCom.WithDefaults()
 	c.MP = c.MP.WithDefaults()
 	a := &c.Auth
@@ -139,6 +149,19 @@ func (c Config) WithDefaults() Config {
 	return c
 }
 
+// MinDuplicateWindow is the shortest duplicate window of WXHUB_IN that stops
+// every replay the timestamp check lets through: a request stamped
+// now+TimestampWindow passes until its stamp is TimestampWindow old, that is
+// 2 x TimestampWindow after its first receipt, plus the clock skew between
+// replicas. 0 when the timestamp check is disabled.
+func (c Config) MinDuplicateWindow() time.Duration {
+	c = c.WithDefaults()
+	if c.TimestampWindow < 0 {
+		return 0
+	}
+	return 2*c.TimestampWindow + max(c.ClockSkew, 0)
+}
+
 // Validate reports the first problem as "gateway: invalid config: <key>: <problem>",
 // with keys of the gateway, api and auth sections.
 func (c Config) Validate() error {
@@ -154,6 +177,9 @@ func (c Config) validate() error {
 	}
 	if c.PublishTimeout <= 0 || c.PublishTimeout > 4*time.Second {
 		return fmt.Errorf("gateway.publish_timeout: must be in (0, 4s]: WeChat gives up after 5 s, got %s", c.PublishTimeout)
+	}
+	if c.ClockSkew < 0 {
+		return fmt.Errorf("gateway.clock_skew: must not be negative, got %s", c.ClockSkew)
 	}
 	apps := c.WeCom.Names()
 	keys := map[string]bool{}

@@ -38,6 +38,8 @@ type Gateway struct {
 	signer   *signer               // login assertions (auth.go)
 	wecom    *wecom.Client         // auth/getuserinfo and gettoken for OAuth login, the pass-through
 	caps     *apiCaps              // the pass-through's per-API caps
+	// noMetrics: /metrics is served elsewhere (WithoutMetrics).
+	noMetrics bool
 }
 
 // channel is one callback endpoint: its crypto and how to reach its app.
@@ -61,6 +63,11 @@ func WithClock(now func() time.Time) Option { return func(g *Gateway) { g.now = 
 func WithRegistry(r *prometheus.Registry) Option {
 	return func(g *Gateway) { g.metrics = newMetrics(r); g.registry = r; g.reg = r }
 }
+
+// WithoutMetrics leaves /metrics off the gateway's listener: for a hub that
+// serves /metrics (and /debug) on a separate, private listen address
+// (metrics.listen), so the public callback port does not expose them.
+func WithoutMetrics() Option { return func(g *Gateway) { g.noMetrics = true } }
 
 // WithHandler mounts an extra handler (the dashboard, the simulator in the demo).
 func WithHandler(pattern string, h http.Handler) Option {
@@ -141,7 +148,7 @@ func (g *Gateway) routes() {
 		w.Write([]byte("ok\n"))
 	})
 	g.mux.HandleFunc("GET /readyz", g.ready)
-	if g.registry != nil {
+	if g.registry != nil && !g.noMetrics {
 		g.mux.Handle("GET /metrics", promhttp.HandlerFor(g.registry, promhttp.HandlerOpts{}))
 	}
 }

@@ -116,7 +116,7 @@ func (g *Gateway) meeting(r *http.Request, key *APIKey, body []byte) (meetingCre
 		card["touser"] = strings.Join(append([]string{req.Admin}, req.Invitees...), "|")
 	}
 	cardBody, _ := json.Marshal(card)
-	acc, err := g.queue(callerTrace(r), key, req.App, kind, priority, "", newMessageID(key.Name, ""), cardBody)
+	acc, err := g.queue(callerTrace(r), key, req.App, kind, priority, "", "", cardBody)
 	if err != nil {
 		return meetingCreated{}, err
 	}

@@ -107,7 +107,7 @@ func (g *Gateway) pushMessage(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{"error": "body too large"})
 		return
 	}
-	acc, app, err := g.enqueue(callerTrace(r), key, body)
+	acc, app, err := g.enqueue(callerTrace(r), key, body, true)
 	g.metrics.pushes.WithLabelValues(key.Name, app, resultLabel(err)).Inc()
 	if err != nil {
 		writePushError(w, err)
@@ -130,7 +130,8 @@ func resultLabel(err error) string {
 
 // enqueue validates a push body, records it as queued and publishes it to
 // WXHUB_OUT. A repeated dedup_key returns the first message's id and status.
-func (g *Gateway) enqueue(ctx context.Context, key *APIKey, body []byte) (pushAccepted, string, error) {
+// strict refuses unknown fields (the push API); else they are dropped (drop-in).
+func (g *Gateway) enqueue(ctx context.Context, key *APIKey, body []byte, strict bool) (pushAccepted, string, error) {
 	if err := schemas.Validate("push.v1", body); err != nil {
 		var fe *schemas.FieldError
 		if errors.As(err, &fe) {
@@ -143,6 +144,12 @@ func (g *Gateway) enqueue(ctx context.Context, key *APIKey, body []byte) (pushAc
 	dec.UseNumber()
 	if err := dec.Decode(&fields); err != nil {
 		return pushAccepted{}, "", badField("", "body is not a JSON object")
+	}
+	if err := checkFields(fields, strict); err != nil {
+		return pushAccepted{}, "", err
+	}
+	if err := checkRecipients(fields); err != nil {
+		return pushAccepted{}, "", err
 	}
 	app, err := g.resolveApp(fields)
 	if err != nil {
@@ -169,31 +176,53 @@ func (g *Gateway) enqueue(ctx context.Context, key *APIKey, body []byte) (pushAc
 	}
 	wecomBody, _ := json.Marshal(fields)
 
-	acc, err := g.queue(ctx, key, app, kind, priority, dedupKey, newMessageID(key.Name, dedupKey), wecomBody)
+	acc, err := g.queue(ctx, key, app, kind, priority, dedupKey, "", wecomBody)
 	return acc, app, err
 }
 
-// queue records id as queued and publishes the message to WXHUB_OUT. When id
-// is already recorded (a repeated dedup key), the first message stands and its
-// status is returned; nothing is published again.
+// queue records a new message as queued under a random id and publishes it to
+// WXHUB_OUT. A dedup key already seen from this client (kept server-side in the
+// status bucket, see dedupRecordKey) returns the first message's id and status;
+// nothing is published again. id, when not empty, is used instead of a random
+// one (the first message of a new chat: "<create id>-1").
 func (g *Gateway) queue(ctx context.Context, key *APIKey, app, kind, priority, dedupKey, id string, wecomBody []byte) (_ pushAccepted, err error) {
 	status, err := g.bus.KV(ctx, bus.BucketStatus)
 	if err != nil {
 		return pushAccepted{}, err
 	}
-	queued := schemas.MessageStatus{ID: id, App: app, Status: schemas.StatusQueued, UpdatedAt: g.now().UTC()}
+	if id == "" {
+		id = newMessageID()
+	}
+	var dedupRec string
+	if dedupKey != "" {
+		dedupRec = dedupRecordKey(key.Name, dedupKey)
+		ref, _ := json.Marshal(dedupRef{ID: id})
+		if _, err := status.Create(ctx, dedupRec, ref); err != nil {
+			if !errors.Is(err, jetstream.ErrKeyExists) {
+				return pushAccepted{}, err
+			}
+			return g.firstOf(ctx, status, dedupRec), nil
+		}
+	}
+	// undo removes the records of a message that was not queued after all, so
+	// that the client's retry creates it again.
+	undo := func() {
+		status.Delete(context.WithoutCancel(ctx), bus.StatusKey(id))
+		if dedupRec != "" {
+			status.Delete(context.WithoutCancel(ctx), dedupRec)
+		}
+	}
+	queued := schemas.MessageStatus{ID: id, App: app, Client: key.Name, Status: schemas.StatusQueued, UpdatedAt: g.now().UTC()}
 	rec, _ := json.Marshal(queued)
 	if _, err := status.Create(ctx, bus.StatusKey(id), rec); err != nil {
 		if !errors.Is(err, jetstream.ErrKeyExists) {
+			if dedupRec != "" {
+				status.Delete(context.WithoutCancel(ctx), dedupRec)
+			}
 			return pushAccepted{}, err
 		}
-		if prev, gerr := status.Get(ctx, bus.StatusKey(id)); gerr == nil {
-			var st schemas.MessageStatus
-			if json.Unmarshal(prev.Value(), &st) == nil {
-				return pushAccepted{ID: id, Status: st.Status}, nil
-			}
-		}
-		return pushAccepted{ID: id, Status: schemas.StatusQueued}, nil
+		// Only a given id repeats (the first message of a repeated chat create).
+		return statusOf(ctx, status, id), nil
 	}
 	ctx, end := tracing.StartSpan(ctx, "gateway.push", bus.TraceParentFrom(ctx))
 	defer func() { end(err) }()
@@ -211,8 +240,7 @@ func (g *Gateway) queue(ctx context.Context, key *APIKey, app, kind, priority, d
 		},
 	}
 	if err := g.publish(ctx, bus.OutSubject(app), id, schemas.SchemaOutbound, out); err != nil {
-		// Not queued after all: let the client's retry create it again.
-		status.Delete(context.WithoutCancel(ctx), bus.StatusKey(id))
+		undo()
 		return pushAccepted{}, err
 	}
 	g.log.Info("push queued", zap.String("id", id), zap.String("client", key.Name), zap.String("app", app),
@@ -249,19 +277,49 @@ func (g *Gateway) resolveApp(fields map[string]json.RawMessage) (string, error) 
 	return "", badField("agentid", "no app with agent id %d", agentID)
 }
 
-// newMessageID derives the id from the client's dedup key, so a retried push
-// maps to the same message; without one it is random.
-func newMessageID(client, dedupKey string) string {
-	if dedupKey != "" {
-		sum := sha256.Sum256([]byte(client + "\x00" + dedupKey))
-		return "m" + hex.EncodeToString(sum[:12])
-	}
-	var b [12]byte
+// newMessageID is a random message id: it cannot be guessed from anything the
+// client sent (a dedup key is mapped to it server-side, see dedupRecordKey).
+func newMessageID() string {
+	var b [16]byte
 	rand.Read(b[:])
 	return "m" + hex.EncodeToString(b[:])
 }
 
-// messageStatus is GET /api/v1/messages/{id}.
+// dedupRef is the value of a dedup record: the id of the first message pushed
+// with that client's dedup key.
+type dedupRef struct {
+	ID string `json:"dedup_of"`
+}
+
+// dedupRecordKey is the status-bucket key of a client's dedup key. It expires
+// with the bucket's TTL (nats.status_ttl), like the status it points to.
+func dedupRecordKey(client, dedupKey string) string {
+	sum := sha256.Sum256([]byte(client + "\x00" + dedupKey))
+	return "dedup_" + hex.EncodeToString(sum[:16])
+}
+
+// firstOf answers a repeated dedup key with the first message's id and status.
+func (g *Gateway) firstOf(ctx context.Context, status jetstream.KeyValue, dedupRec string) pushAccepted {
+	var ref dedupRef
+	if e, err := status.Get(ctx, dedupRec); err == nil && json.Unmarshal(e.Value(), &ref) == nil && ref.ID != "" {
+		return statusOf(ctx, status, ref.ID)
+	}
+	// The first push is still between its two records: it is being queued.
+	return pushAccepted{ID: ref.ID, Status: schemas.StatusQueued}
+}
+
+func statusOf(ctx context.Context, status jetstream.KeyValue, id string) pushAccepted {
+	if prev, err := status.Get(ctx, bus.StatusKey(id)); err == nil {
+		var st schemas.MessageStatus
+		if json.Unmarshal(prev.Value(), &st) == nil && st.Status != "" {
+			return pushAccepted{ID: id, Status: st.Status}
+		}
+	}
+	return pushAccepted{ID: id, Status: schemas.StatusQueued}
+}
+
+// messageStatus is GET /api/v1/messages/{id}: the status of a message pushed by
+// the same API key (or any message, for an admin key).
 func (g *Gateway) messageStatus(w http.ResponseWriter, r *http.Request) {
 	key, ok := g.authenticate(r)
 	if !ok {
@@ -273,15 +331,23 @@ func (g *Gateway) messageStatus(w http.ResponseWriter, r *http.Request) {
 		writePushError(w, err)
 		return
 	}
-	entry, err := kv.Get(r.Context(), bus.StatusKey(r.PathValue("id")))
+	id := r.PathValue("id")
 	var st schemas.MessageStatus
-	if err != nil || json.Unmarshal(entry.Value(), &st) != nil || !keyAllows(key, st.App) {
+	var entry jetstream.KeyValueEntry
+	if strings.HasPrefix(id, "dedup_") {
+		err = errNoMessage // a dedup record is not a message
+	} else {
+		entry, err = kv.Get(r.Context(), bus.StatusKey(id))
+	}
+	if err != nil || json.Unmarshal(entry.Value(), &st) != nil || st.Status == "" || !(key.Admin || st.Client == key.Name) {
 		// Another client's message is as unknown as a missing one.
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such message"})
 		return
 	}
 	writeJSON(w, http.StatusOK, st)
 }
+
+var errNoMessage = errors.New("no such message")
 
 // Drop-in WeCom endpoints: a system that already calls WeCom points its base
 // URL here and its messages join the hub's queue, limits and quiet hours.
@@ -369,7 +435,7 @@ func (g *Gateway) dropInSend(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, wecomError(44004, "request body too large"))
 		return
 	}
-	acc, app, err := g.enqueue(callerTrace(r), key, body)
+	acc, app, err := g.enqueue(callerTrace(r), key, body, false)
 	g.metrics.pushes.WithLabelValues(key.Name, app, resultLabel(err)).Inc()
 	if err != nil {
 		var pe *pushError
@@ -398,6 +464,6 @@ func callerTrace(r *http.Request) context.Context {
 // "hook/<name>".
 func (g *Gateway) publishHook(ctx context.Context, hook string, m schemas.OutboundData) (string, error) {
 	key := &APIKey{Name: "hook/" + hook, Apps: []string{m.App}}
-	acc, err := g.queue(ctx, key, m.App, m.Kind, m.Priority, m.DedupKey, newMessageID(key.Name, m.DedupKey), m.Body)
+	acc, err := g.queue(ctx, key, m.App, m.Kind, m.Priority, m.DedupKey, "", m.Body)
 	return acc.ID, err
 }

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -153,6 +155,14 @@ func Run(ctx context.Context, s *Setup, log *zap.Logger, o Options) error {
 // not declare streams and receives on its own inboxes.
 func openBus(ctx context.Context, s *Setup, log *zap.Logger, only map[string]bool) (*bus.Bus, error) {
 	open, natsCfg := bus.Open, s.Config.NATS
+	// Generated logins (bus.CredentialsFile): one per connector, and this
+	// process's own when it runs one component alone.
+	for _, c := range s.Connectors {
+		natsCfg.Connectors = append(natsCfg.Connectors, c.Name)
+	}
+	if natsCfg.Login == "" && natsCfg.URL != "" {
+		natsCfg.Login = bus.LoginFor(slices.Sorted(maps.Keys(only)))
+	}
 	if onlyConnectors(only) && natsCfg.URL != "" {
 		open = bus.Dial
 		if name, ok := soleConnector(only); ok && natsCfg.User != "" && natsCfg.InboxPrefix == "" {

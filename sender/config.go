@@ -64,6 +64,11 @@ type Retry struct {
 	Base time.Duration `yaml:"base"`
 	// Max backoff. Default 5m.
 	Max time.Duration `yaml:"max"`
+	// MaxPause bounds how long one app's sends stop after WeCom answers 45009
+	// (a frequency limit): Base after the first event, doubled per distinct
+	// event (a burst of concurrent answers is one), reset by a success.
+	// Default 1m.
+	MaxPause time.Duration `yaml:"max_pause"`
 }
 
 // Config is the sender's section of the main config (`sender:`). Every zero value
@@ -158,6 +163,7 @@ func (c Config) WithDefaults() Config {
 	def(&c.Retry.MaxAttempts, DefaultMaxAttempts)
 	defD(&c.Retry.Base, DefaultRetryBase)
 	defD(&c.Retry.Max, DefaultRetryMax)
+	defD(&c.Retry.MaxPause, DefaultMaxPause)
 	if c.TimeZone == "" {
 		c.TimeZone = DefaultTimeZone
 	}
@@ -222,6 +228,8 @@ func (c Config) Validate() error {
 		return bad("retry.base", "negative")
 	case r.Max < r.Base:
 		return bad("retry.max", "%s is below retry.base %s", r.Max, r.Base)
+	case r.MaxPause < r.Base:
+		return bad("retry.max_pause", "%s is below retry.base %s", r.MaxPause, r.Base)
 	}
 	if _, err := time.LoadLocation(c.TimeZone); err != nil {
 		return bad("time_zone", "%v", err)

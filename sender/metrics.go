@@ -33,7 +33,7 @@ const (
 const (
 	reasonQuietHours = "quiet_hours"
 	reasonLimit      = "limit"
-	reasonFrequency  = "frequency" // WeCom said 45009: every send pauses
+	reasonFrequency  = "frequency" // WeCom said 45009: the app's sends pause
 )
 
 type metrics struct {
@@ -46,6 +46,8 @@ type metrics struct {
 	backlog       *prometheus.GaugeVec
 	e2e           *prometheus.HistogramVec
 	ipNotTrusted  *prometheus.CounterVec
+	pauses        *prometheus.CounterVec
+	pauseUntil    *prometheus.GaugeVec
 	limitUsageDsc *prometheus.Desc
 }
 
@@ -76,6 +78,14 @@ func newMetrics(reg prometheus.Registerer, s *Sender) *metrics {
 			Name: "wxhub_sender_deferrals_total",
 			Help: "Messages put off, by app and reason (quiet_hours, limit, frequency).",
 		}, []string{"app", "reason"})),
+		pauses: promreg.MustRegister(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wxhub_sender_pauses_total",
+			Help: "Distinct WeCom frequency-limit (45009) events that paused an app's sends, by app; a burst of concurrent answers counts once.",
+		}, []string{"app"})),
+		pauseUntil: promreg.MustRegister(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "wxhub_sender_paused_until_seconds",
+			Help: "Unix time when the app's current 45009 pause ends (in the past: sending).",
+		}, []string{"app"})),
 		tokenRefresh: promreg.MustRegister(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wxhub_sender_token_refreshes_total",
 			Help: "gettoken calls by app and result (ok, refused: secret or IP rejected, error: network or WeCom busy).",

@@ -82,7 +82,7 @@ type Sender struct {
 	sched    *scheduler
 	held     map[*job]struct{} // every message not yet acked or handed back
 	dndCache map[string]dnd.Setting
-	freqHits int // consecutive 45009 answers, for the global pause
+	pauses   *pauses // per-app pauses after 45009 (pause.go)
 	wake     chan struct{}
 }
 
@@ -141,6 +141,7 @@ func New(cfg Config, b *bus.Bus, client *wecom.Client, log *zap.Logger, opts ...
 	}
 	s.m = newMetrics(s.reg, s)
 	s.dups = newDupGuard(cfg.DuplicateCheckInterval, cfg.DuplicateRecordMax, s.clock.Now())
+	s.pauses = newPauses(s.cfg.Retry.Base, s.cfg.Retry.MaxPause, s.rnd)
 	s.loc, _ = time.LoadLocation(cfg.TimeZone) // checked by Validate
 	if cfg.QuietHours != "" {
 		w, _ := dnd.ParseWindow(cfg.QuietHours)
@@ -516,6 +517,10 @@ func (s *Sender) dispatch(ctx context.Context) {
 func (s *Sender) admit(ctx context.Context, t *task) bool {
 	j := t.job
 	now := s.clock.Now()
+	if until := s.pauses.until(j.app.Name); until.After(now) {
+		s.putBack(t, until) // WeCom said 45009 to this app: its sends wait, other apps' do not
+		return false
+	}
 	if j.cls != classUrgent {
 		if until, ok := s.quiet(ctx, j, now); !ok {
 			return false
@@ -741,6 +746,7 @@ func (s *Sender) send(ctx context.Context, t *task) {
 	}
 	body := s.requestBody(j)
 	api := s.apiFor(j.app)
+	sentAt := s.clock.Now() // a 45009 to a request sent before the app's pause began is that pause's
 	start := time.Now()
 	var res sendResult
 	object := objectOf(body)
@@ -773,12 +779,12 @@ func (s *Sender) send(ctx context.Context, t *task) {
 		}
 		s.retry(ctx, t, err, false)
 	case errFrequency:
-		s.mu.Lock()
-		s.freqHits++
-		pause := backoff(s.freqHits, s.cfg.Retry.Base, s.cfg.Retry.Max, s.rnd)
-		s.sched.pause(s.clock.Now().Add(pause))
-		s.mu.Unlock()
-		s.log.Warn("WeCom frequency limit (45009); pausing sends", zap.Duration("pause", pause), zap.String("app", j.app.Name))
+		now := s.clock.Now()
+		if until, isNew := s.pauses.hit(j.app.Name, sentAt, now); isNew {
+			s.m.pauses.WithLabelValues(j.app.Name).Inc()
+			s.m.pauseUntil.WithLabelValues(j.app.Name).Set(float64(until.UnixMilli()) / 1000)
+			s.log.Warn("WeCom frequency limit (45009); pausing the app's sends", zap.Duration("pause", until.Sub(now)), zap.String("app", j.app.Name))
+		}
 		s.m.deferrals.WithLabelValues(j.app.Name, reasonFrequency).Inc()
 		s.retry(ctx, t, err, false)
 	case errPermanent:
@@ -850,9 +856,7 @@ func (s *Sender) retry(ctx context.Context, t *task, err error, slow bool) {
 
 func (s *Sender) sent(ctx context.Context, t *task, res sendResult) {
 	j := t.job
-	s.mu.Lock()
-	s.freqHits = 0
-	s.mu.Unlock()
+	s.pauses.ok(j.app.Name)
 	st := s.newStatus(j, schemas.StatusSent, "")
 	st.WeComMsgID = res.MsgID
 	st.InvalidUsers = res.InvalidUser
@@ -897,7 +901,7 @@ func (s *Sender) deadLetter(ctx context.Context, j *job, reason string, cause er
 }
 
 func (s *Sender) newStatus(j *job, status, reason string) schemas.MessageStatus {
-	return schemas.MessageStatus{ID: j.out.ID, App: j.out.Data.App, Status: status, Reason: reason, Attempts: j.attempts, UpdatedAt: s.clock.Now()}
+	return schemas.MessageStatus{ID: j.out.ID, App: j.out.Data.App, Client: schemas.APIClient(j.out.Source), Status: status, Reason: reason, Attempts: j.attempts, UpdatedAt: s.clock.Now()}
 }
 
 func (s *Sender) putStatus(_ context.Context, j *job, status, reason string, until *time.Time) {

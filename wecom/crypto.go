@@ -159,28 +159,28 @@ func (c *Crypter) VerifyURL(msgSignature, timestamp, nonce, echostr string) ([]b
 	return plain, nil
 }
 
-// envelope is the encrypted callback body: WeChat posts <xml><ToUserName/>
-// <Encrypt/><AgentID/></xml>; only Encrypt is signed and needed.
-type envelope struct {
-	XMLName xml.Name `xml:"xml"`
-	Encrypt *string  `xml:"Encrypt"`
-}
+// Bounds of the encrypted envelope, read before the signature is checked: WeChat
+// sends <xml> with three flat children (ToUserName, Encrypt, AgentID). Anything
+// larger is refused after this many elements, so an unauthenticated body costs
+// a bounded amount of parsing whatever its size.
+const (
+	maxEnvelopeElements = 64
+	maxEnvelopeDepth    = 4
+)
 
 // Decrypt verifies and decrypts a callback POST body (<xml><Encrypt>..</Encrypt></xml>)
-// and returns the plain XML of the message or event.
+// and returns the plain XML of the message or event. Only the Encrypt element is
+// read (with caps on elements and depth) before the signature is checked; the
+// plain XML is parsed by the caller once it is authentic.
 func (c *Crypter) Decrypt(msgSignature, timestamp, nonce string, body []byte) ([]byte, error) {
 	encrypted, ok := scanEnvelope(body)
 	if !ok {
 		// Anything but the plain shape WeChat sends goes through the XML
-		// parser, which has the last word on what is well-formed.
-		var env envelope
-		if err := xml.Unmarshal(body, &env); err != nil {
-			return nil, fmt.Errorf("wecom: decrypt: %w: %v", ErrXML, err)
+		// tokenizer, which has the last word on what is well-formed.
+		var err error
+		if encrypted, err = readEnvelope(body); err != nil {
+			return nil, fmt.Errorf("wecom: decrypt: %w", err)
 		}
-		if env.Encrypt == nil {
-			return nil, fmt.Errorf("wecom: decrypt: %w: no <Encrypt> element", ErrXML)
-		}
-		encrypted = *env.Encrypt
 	}
 	encrypted = strings.TrimSpace(encrypted)
 	if err := c.verify(msgSignature, timestamp, nonce, encrypted); err != nil {
@@ -191,6 +191,67 @@ func (c *Crypter) Decrypt(msgSignature, timestamp, nonce string, body []byte) ([
 		return nil, fmt.Errorf("wecom: decrypt: %w", err)
 	}
 	return plain, nil
+}
+
+// readEnvelope returns the text of the one <Encrypt> child of the root <xml>,
+// reading tokens only up to maxEnvelopeElements elements and maxEnvelopeDepth
+// levels. Errors wrap ErrXML.
+func readEnvelope(body []byte) (string, error) {
+	dec := xml.NewDecoder(bytes.NewReader(body))
+	var (
+		depth, elements int
+		encrypt         strings.Builder
+		inEncrypt       bool
+		found, rooted   bool
+	)
+	for {
+		tok, err := dec.Token()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return "", fmt.Errorf("%w: %v", ErrXML, err)
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			elements++
+			depth++
+			switch {
+			case elements > maxEnvelopeElements:
+				return "", fmt.Errorf("%w: envelope has more than %d elements", ErrXML, maxEnvelopeElements)
+			case depth > maxEnvelopeDepth:
+				return "", fmt.Errorf("%w: envelope nested deeper than %d", ErrXML, maxEnvelopeDepth)
+			case depth == 1 && (rooted || t.Name.Local != "xml"):
+				return "", fmt.Errorf("%w: envelope root <%s>, want one <xml>", ErrXML, t.Name.Local)
+			case depth == 1:
+				rooted = true
+			case inEncrypt:
+				return "", fmt.Errorf("%w: <Encrypt> holds elements", ErrXML)
+			case depth == 2 && t.Name.Local == "Encrypt":
+				if found {
+					return "", fmt.Errorf("%w: <Encrypt> repeated", ErrXML)
+				}
+				found, inEncrypt = true, true
+			}
+		case xml.EndElement:
+			if depth == 0 {
+				return "", fmt.Errorf("%w: unexpected end tag </%s>", ErrXML, t.Name.Local)
+			}
+			depth--
+			inEncrypt = false
+		case xml.CharData:
+			if inEncrypt {
+				encrypt.Write(t)
+			}
+		}
+	}
+	if depth != 0 || !rooted {
+		return "", fmt.Errorf("%w: unterminated or empty envelope", ErrXML)
+	}
+	if !found {
+		return "", fmt.Errorf("%w: no <Encrypt> element", ErrXML)
+	}
+	return encrypt.String(), nil
 }
 
 // scanEnvelope is Decrypt's fast path: the envelope as WeChat sends it, a
@@ -205,10 +266,13 @@ func scanEnvelope(body []byte) (encrypt string, ok bool) {
 	}
 	s = s[len("<xml>") : len(s)-len("</xml>")]
 	found := false
-	for {
+	for elements := 1; ; elements++ {
 		s = trimXMLSpace(s)
 		if len(s) == 0 {
 			return encrypt, found
+		}
+		if elements >= maxEnvelopeElements {
+			return "", false // readEnvelope refuses it
 		}
 		if s[0] != '<' {
 			return "", false

@@ -19,6 +19,10 @@ import (
 // element (open_approval_change) is five levels down.
 const maxDepth = 32
 
+// maxElements bounds the elements of one callback document: WeChat's largest
+// (a template card event with many selected options) has a few dozen.
+const maxElements = 4096
+
 // node is one element of the callback XML. Attributes are ignored: WeChat never
 // sends any.
 type node struct {
@@ -46,6 +50,7 @@ func decodeTree(doc []byte) (*node, error) {
 	var root *node
 	var stack []*node
 	var text []*strings.Builder
+	elements := 0
 	for {
 		tok, err := dec.Token()
 		if errors.Is(err, io.EOF) {
@@ -61,6 +66,9 @@ func decodeTree(doc []byte) (*node, error) {
 			}
 			if len(stack) >= maxDepth {
 				return nil, fmt.Errorf("%w: nested deeper than %d", ErrXML, maxDepth)
+			}
+			if elements++; elements > maxElements {
+				return nil, fmt.Errorf("%w: more than %d elements", ErrXML, maxElements)
 			}
 			n := &node{name: t.Name.Local, index: -1}
 			if root == nil {

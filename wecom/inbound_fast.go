@@ -17,7 +17,8 @@ func scanTree(doc []byte) *node {
 		return nil
 	}
 	// Every element starts with '<': the arena never grows, so pointers into it stay valid.
-	arena := make([]node, 0, bytes.Count(s, []byte("<")))
+	// At most maxElements: past that decodeTree words the error.
+	arena := make([]node, 0, min(bytes.Count(s, []byte("<")), maxElements))
 	var stack []openElem
 	var root *node
 	for len(s) > 0 {
@@ -67,7 +68,7 @@ func scanTree(doc []byte) *node {
 			}
 		default:
 			end := 1 + nameLen(s[1:])
-			if end == 1 || end >= len(s) || len(stack) >= maxDepth || (root != nil && len(stack) == 0) {
+			if end == 1 || end >= len(s) || len(stack) >= maxDepth || len(arena) == maxElements || (root != nil && len(stack) == 0) {
 				return nil
 			}
 			selfClosing := s[end] == '/' && end+1 < len(s) && s[end+1] == '>'

@@ -88,7 +88,9 @@ func TestDLQCommandsReplayADeadLetter(t *testing.T) {
 	}
 	dlq := func(args ...string) string {
 		t.Helper()
-		s, err := captureStdout(func() error { return dlqCmd(ctx, append([]string{"--nats", e.bus.ClientURL()}, args...)) })
+		s, err := captureStdout(func() error {
+			return dlqCmd(ctx, append([]string{"--nats", e.bus.ClientURL(), "--data-dir", e.bus.Config().DataDir}, args...))
+		})
 		if err != nil {
 			t.Fatalf("dlq %v: %v", args, err)
 		}
@@ -109,7 +111,9 @@ func TestDLQCommandsReplayADeadLetter(t *testing.T) {
 	if list := dlq("list"); strings.Contains(list, "60020") {
 		t.Fatalf("replayed entry still listed:\n%s", list)
 	}
-	if _, err := captureStdout(func() error { return dlqCmd(ctx, []string{"--nats", e.bus.ClientURL(), "show", seq}) }); !errors.Is(err, bus.ErrDLQNotFound) {
+	if _, err := captureStdout(func() error {
+		return dlqCmd(ctx, []string{"--nats", e.bus.ClientURL(), "--data-dir", e.bus.Config().DataDir, "show", seq})
+	}); !errors.Is(err, bus.ErrDLQNotFound) {
 		t.Fatalf("show of a replayed entry: %v, want not found", err)
 	}
 }

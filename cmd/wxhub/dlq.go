@@ -22,6 +22,7 @@ func dlqCmd(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("dlq", flag.ContinueOnError)
 	cfgPath := fs.String("config", "", "config file (its nats section says where the bus is)")
 	natsURL := fs.String("nats", "nats://127.0.0.1:4222", "NATS URL when no config is given")
+	dataDir := fs.String("data-dir", "", "the embedded server's data dir, where its generated logins are (default ./data/nats, or nats.data_dir of --config)")
 	stage := fs.String("stage", "", "list: only this stage (router, connector:erp, sender)")
 	limit := fs.Int("limit", 50, "list: at most this many")
 	fs.Usage = func() {
@@ -35,16 +36,22 @@ func dlqCmd(ctx context.Context, args []string) error {
 		fs.Usage()
 		return flag.ErrHelp
 	}
-	bcfg := bus.Config{URL: *natsURL}
+	bcfg := bus.Config{URL: *natsURL, DataDir: *dataDir}
 	if *cfgPath != "" {
 		c, err := config.Load(*cfgPath)
 		if err != nil {
 			return err
 		}
 		bcfg = c.NATS
+		if *dataDir != "" {
+			bcfg.DataDir = *dataDir
+		}
 		if bcfg.URL == "" {
 			bcfg.URL = fmt.Sprintf("nats://%s:%d", orDefault(bcfg.Host, "127.0.0.1"), portOrDefault(bcfg.Port))
 		}
+	}
+	if bcfg.Login == "" {
+		bcfg.Login = bus.LoginCLI // from the install's credentials file, when there is one
 	}
 	b, err := bus.Dial(ctx, bcfg, zap.NewNop()) // a reader of the DLQ declares nothing
 	if err != nil {
