@@ -28,6 +28,7 @@ func commands() []command {
 		{"sim", "the WeCom simulator: serve, say, event, sent", simCmd},
 		{"send", "push a message through a running hub's API", sendCmd},
 		{"dlq", "dead letters: list, show, replay, drop", dlqCmd},
+		{"new", "scaffold a connector project: new connector NAME [--lang go|node]", newCmd},
 		{"erpdemo", "the sample ERP of the demo, on its own", erpdemoCmd},
 		{"bench", "measure the hub against its ceiling; writes docs/benchmarks.md with --out", benchCmd},
 		{"load", "load generator (sim load): virtual members post callbacks to a gateway on loopback", loadCmd},
