@@ -36,8 +36,13 @@ const (
 	reasonFrequency  = "frequency" // WeCom said 45009: every send pauses
 )
 
+// DropDuplicate is the reason of wxhub_sender_dropped_total and of a
+// "dropped" status for a message WeCom's duplicate check dropped.
+const DropDuplicate = "duplicate"
+
 type metrics struct {
 	sends         *prometheus.CounterVec
+	dropped       *prometheus.CounterVec
 	sendSeconds   *prometheus.HistogramVec
 	limiterWaits  *prometheus.CounterVec
 	limiterWait   *prometheus.HistogramVec
@@ -58,6 +63,10 @@ func newMetrics(reg prometheus.Registerer, s *Sender) *metrics {
 			Name: "wxhub_sender_sends_total",
 			Help: "Outcomes of send attempts by app, result (sent, retry, failed, deferred) and WeCom errcode (0 when sent; bad_input, network, http_<status>, ... when WeCom gave none).",
 		}, []string{"app", "result", "errcode"})),
+		dropped: promreg.MustRegister(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wxhub_sender_dropped_total",
+			Help: "Messages WeCom accepted (errcode 0) but delivered to no one, as far as the hub can tell, by app and reason (duplicate).",
+		}, []string{"app", "reason"})),
 		sendSeconds: promreg.MustRegister(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "wxhub_sender_send_seconds",
 			Help:    "Duration of one WeCom send API call (message/send, appchat/send, update_template_card).",

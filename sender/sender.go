@@ -80,7 +80,8 @@ type Sender struct {
 	sched    *scheduler
 	held     map[*job]struct{} // every message not yet acked or handed back
 	dndCache map[string]dnd.Setting
-	freqHits int // consecutive 45009 answers, for the global pause
+	dups     *dupRecord // message/send bodies sent within the duplicate-check interval
+	freqHits int        // consecutive 45009 answers, for the global pause
 	wake     chan struct{}
 }
 
@@ -98,6 +99,7 @@ type job struct {
 	lastErr  string
 	quietAt  time.Time // deferral already recorded in status until this
 	inFlight bool
+	dupOf    string // WeCom dropped this send as a duplicate of that message (dropcheck.go)
 }
 
 // New checks cfg and prepares the sender; it does not consume until Run.
@@ -123,6 +125,7 @@ func New(cfg Config, b *bus.Bus, client *wecom.Client, log *zap.Logger, opts ...
 		held:     map[*job]struct{}{},
 		dndCache: map[string]dnd.Setting{},
 		wake:     make(chan struct{}, 1),
+		dups:     newDupRecord(maxDupRecords),
 	}
 	for _, o := range opts {
 		o(s)
@@ -736,6 +739,9 @@ func (s *Sender) send(ctx context.Context, t *task) {
 	res, err := api.send(ctx, j.out.Data.Kind, tok, body)
 	s.m.sendSeconds.WithLabelValues(j.app.Name).Observe(time.Since(start).Seconds())
 	if err == nil {
+		if !j.app.mp() && j.out.Data.Kind == schemas.KindMessage {
+			j.dupOf = s.dups.sent(dupKey(j.app.Name, body), j.out.ID, s.clock.Now(), s.cfg.DuplicateCheckInterval)
+		}
 		s.sent(ctx, t, res)
 		return
 	}
@@ -834,6 +840,14 @@ func (s *Sender) sent(ctx context.Context, t *task, res sendResult) {
 	s.freqHits = 0
 	s.mu.Unlock()
 	st := s.newStatus(j, schemas.StatusSent, "")
+	if j.dupOf != "" {
+		// Accepted with errcode 0, delivered to no one: say so where people look.
+		st.Status = schemas.StatusDropped
+		st.Reason = fmt.Sprintf("%s: WeCom dropped it, same body as %s within duplicate_check_interval (%s)", DropDuplicate, j.dupOf, s.cfg.DuplicateCheckInterval)
+		s.m.dropped.WithLabelValues(j.app.Name, DropDuplicate).Inc()
+		s.log.Warn("WeCom dropped a message as a duplicate", zap.String("id", j.out.ID), zap.String("app", j.app.Name),
+			zap.String("duplicate_of", j.dupOf), zap.Duration("interval", s.cfg.DuplicateCheckInterval))
+	}
 	st.WeComMsgID = res.MsgID
 	st.InvalidUsers = res.InvalidUser
 	if res.InvalidParty != "" || res.InvalidTag != "" {

@@ -113,3 +113,45 @@ func TestDLQCommandsReplayADeadLetter(t *testing.T) {
 		t.Fatalf("show of a replayed entry: %v, want not found", err)
 	}
 }
+
+// The same text pushed twice: WeCom's duplicate check drops the second (errcode
+// 0). `wxhub sim sent` lists it as dropped with the reason, and the hub's own
+// status of the message says "dropped".
+func TestSimSentShowsADuplicateDrop(t *testing.T) {
+	e := startE2E(t)
+	ctx := waitCtx(t, 30*time.Second)
+	var ids []string
+	for range 2 {
+		out, err := runSend(ctx, "--url", "http://"+e.hubAddr, "--key", hub.DemoAPIKey, "--to", "zhaoliu", "会议改到三点")
+		if err != nil {
+			t.Fatalf("send: %v %s", err, out)
+		}
+		ids = append(ids, strings.Fields(out)[0])
+		if _, err := e.sim.WaitSent(ctx, func(m sim.SentMessage) bool { return m.User == "zhaoliu" }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for {
+		st, err := runSend(ctx, "--url", "http://"+e.hubAddr, "--key", hub.DemoAPIKey, "--status", ids[1])
+		if err == nil && strings.Contains(st, `"status":"dropped"`) && strings.Contains(st, "duplicate") {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("status of the second push never became dropped: %s %v", st, err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	out, err := captureStdout(func() error {
+		return simCmd(ctx, []string{"sent", "--sim", e.sim.URL(), "--user", "zhaoliu"})
+	})
+	if err != nil || strings.Count(out, "会议改到三点") != 2 || !strings.Contains(out, "DROPPED: duplicate") || !strings.Contains(out, "delivered") {
+		t.Fatalf("sim sent: %v\n%s", err, out)
+	}
+	out, err = captureStdout(func() error {
+		return simCmd(ctx, []string{"dropped", "--sim", e.sim.URL(), "--json"})
+	})
+	if err != nil || !strings.Contains(out, `"reason": "duplicate"`) {
+		t.Fatalf("sim dropped: %v\n%s", err, out)
+	}
+}
