@@ -29,6 +29,7 @@ func commands() []command {
 		{"send", "push a message through a running hub's API", sendCmd},
 		{"dlq", "dead letters: list, show, replay, drop", dlqCmd},
 		{"new", "scaffold a connector project: new connector NAME [--lang go|node]", newCmd},
+		{"trace", "the path of a user's last messages: callback, route, connector, reply, WeCom", traceCmd},
 		{"erpdemo", "the sample ERP of the demo, on its own", erpdemoCmd},
 		{"bench", "measure the hub against its ceiling; writes docs/benchmarks.md with --out", benchCmd},
 		{"load", "load generator (sim load): virtual members post callbacks to a gateway on loopback", loadCmd},
