@@ -25,7 +25,7 @@ func commands() []command {
 	return []command{
 		{"run", "run the hub (or some components) from a config file", runCmd},
 		{"demo", "the whole hub on an embedded NATS with the WeCom simulator and sample legacy systems", demoCmd},
-		{"sim", "the WeCom simulator: serve, say, event, sent", simCmd},
+		{"sim", "the WeCom simulator: serve, say, event, sent, dropped", simCmd},
 		{"send", "push a message through a running hub's API", sendCmd},
 		{"dlq", "dead letters: list, show, replay, drop", dlqCmd},
 		{"new", "scaffold a connector project: new connector NAME [--lang go|node]", newCmd},
