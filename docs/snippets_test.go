@@ -1,6 +1,8 @@
-// Package docs_test checks the Go in docs/*.md: every ```go block is a
+// Package docs_test checks the code in docs/*.md: every ```go block is a
 // complete file that this test builds, a quote of a Go file the tests compile,
-// or an API listing, said by a marker on the line before the fence:
+// or an API listing; every ```js block quotes a file a test runs (the Node
+// example, run through the conformance kit by its test). A marker on the line
+// before the fence says which (js:quote for JavaScript):
 //
 //	(no marker)                          a complete file (package ...): built
 //	<!-- go:quote path/to/file.go -->    its lines appear, in order, in that file
@@ -20,6 +22,7 @@ import (
 )
 
 type snippet struct {
+	lang   string // go or js
 	file   string // docs/x.md
 	line   int    // of the fence
 	marker string // "", "quote", "listing"
@@ -27,7 +30,7 @@ type snippet struct {
 	code   string
 }
 
-var markerRE = regexp.MustCompile(`^<!--\s*go:(quote|listing)\s*(\S*)\s*-->$`)
+var markerRE = regexp.MustCompile(`^<!--\s*(?:go|js):(quote|listing)\s*(\S*)\s*-->$`)
 
 func snippets(t *testing.T) []snippet {
 	t.Helper()
@@ -43,10 +46,11 @@ func snippets(t *testing.T) []snippet {
 		}
 		lines := strings.Split(string(b), "\n")
 		for i := 0; i < len(lines); i++ {
-			if strings.TrimSpace(lines[i]) != "```go" {
+			fence := strings.TrimSpace(lines[i])
+			if fence != "```go" && fence != "```js" {
 				continue
 			}
-			s := snippet{file: "docs/" + f, line: i + 1}
+			s := snippet{lang: strings.TrimPrefix(fence, "```"), file: "docs/" + f, line: i + 1}
 			for j := i - 1; j >= 0; j-- {
 				if l := strings.TrimSpace(lines[j]); l != "" {
 					if m := markerRE.FindStringSubmatch(l); m != nil {
@@ -80,6 +84,8 @@ func TestGoSnippetsCompile(t *testing.T) {
 	where := map[string]snippet{}
 	for n, s := range snippets(t) {
 		switch {
+		case s.lang == "js" && s.marker != "quote":
+			t.Errorf("%s:%d: a ```js block must quote a file a test runs (<!-- js:quote examples/node-connector/index.js -->)", s.file, s.line)
 		case s.marker == "listing":
 		case s.marker == "quote":
 			if err := quoted(filepath.Join(root, s.arg), s.code); err != nil {
