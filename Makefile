@@ -6,16 +6,17 @@ PKGS    := ./...
 # Packages with goroutines and the bus: always tested with the race detector.
 RACE_PKGS := ./bus/... ./gateway/... ./router/... ./sender/... ./connectors/... ./wecom/... ./dashboard/... ./cmd/...
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -X main.version=$(VERSION)
+LDFLAGS := -X main.version=$(VERSION) -X main.sourceDir=$(CURDIR)
 
 .PHONY: build run test test-go test-race lint bench soak fuzz clean
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/wxhub
 
-## run: the whole hub on an embedded NATS with the WeCom simulator and sample legacy systems.
+## run: the whole hub on an embedded NATS with the WeCom simulator and sample legacy systems;
+## ARGS="--config extra.yaml" adds your rules, connectors' NATS users and apps.
 run: build
-	./$(BIN) demo
+	./$(BIN) demo $(ARGS)
 
 ## test: every test (what CI runs).
 test: lint test-go test-race

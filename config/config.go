@@ -293,6 +293,12 @@ func Parse(raw []byte, lookupEnv func(string) (string, bool)) (*Config, error) {
 	return c, nil
 }
 
+// Decode reads raw as wxhub.yaml does (strict keys, ${ENV} expanded) without
+// defaults, overrides or validation: for overlays such as `wxhub demo --config`.
+func Decode(raw []byte, lookupEnv func(string) (string, bool)) (*Config, error) {
+	return decode(raw, lookupEnv)
+}
+
 var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
 
 // decode expands ${ENV} in scalar values (naming the key of an unset variable)

@@ -1,4 +1,4 @@
-// Package connectors is the connector SDK (v1): a connector is a Handler that
+// Package connectors is the connector SDK (v2): a connector is a Handler that
 // gets one routed event and returns the replies to send. The Runner does
 // everything around it: it consumes the connector's partitions of WXHUB_ROUTE,
 // calls the handler (events of one user in order, different users in

@@ -361,7 +361,9 @@ type overview struct {
 	} `json:"limits"`
 	Errors []struct {
 		Kind   string `json:"kind"`
+		ID     string `json:"id"`
 		Reason string `json:"reason"`
+		Hint   string `json:"hint"`
 	} `json:"errors"`
 }
 
@@ -481,4 +483,33 @@ func TestRecentErrorsIncludeFailuresBeforeStart(t *testing.T) {
 	if got := reasons(); len(got) != 2 {
 		t.Fatalf("status errors %q, want the two failures once each", got)
 	}
+}
+
+// A message WeCom dropped as a duplicate (status "dropped") is in "recent
+// errors", said to be dropped, with a hint.
+func TestRecentErrorsShowDroppedMessages(t *testing.T) {
+	b := openBus(t)
+	ctx := testCtx(t)
+	kv, err := b.KV(ctx, bus.BucketStatus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := json.Marshal(schemas.MessageStatus{ID: "ev-2/0", App: "helpdesk", Status: schemas.StatusDropped,
+		Reason: "duplicate: WeCom dropped it, same body as ev-1/0 within duplicate_check_interval (30m0s)", UpdatedAt: time.Now()})
+	if _, err := kv.Put(ctx, "ev-2/0", st); err != nil {
+		t.Fatal(err)
+	}
+	e := newEnvOnBus(t, b, testConfig())
+	c := e.client(t)
+	c.login(viewerToken)
+	eventually(t, 10*time.Second, "the dropped message in recent errors", func() bool {
+		var ov overview
+		c.getJSON("/dashboard/api/overview", &ov)
+		for _, er := range ov.Errors {
+			if er.ID == "ev-2/0" && strings.HasPrefix(er.Reason, "dropped by WeCom: duplicate") && er.Hint != "" {
+				return true
+			}
+		}
+		return false
+	})
 }

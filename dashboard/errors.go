@@ -141,14 +141,20 @@ func (d *Dashboard) watchOnce(ctx context.Context, next *uint64) error {
 			}
 			*next = e.Revision() + 1
 			var st schemas.MessageStatus
-			if json.Unmarshal(e.Value(), &st) != nil || st.Status != schemas.StatusFailed {
+			if json.Unmarshal(e.Value(), &st) != nil || (st.Status != schemas.StatusFailed && st.Status != schemas.StatusDropped) {
 				continue
 			}
 			t := st.UpdatedAt
 			if t.IsZero() {
 				t = e.Created()
 			}
-			d.errors.add(ErrorItem{Time: t, Kind: "status", Where: st.App, ID: st.ID, Reason: st.Reason, Hint: hintFor(st.Reason)})
+			reason, hint := st.Reason, hintFor(st.Reason)
+			if st.Status == schemas.StatusDropped {
+				// Accepted with errcode 0 and delivered to no one.
+				reason = "dropped by WeCom: " + reason
+				hint = "the same message body was sent again within sender.duplicate_check_interval: make repeated answers differ (e.g. add the time) or shorten the interval"
+			}
+			d.errors.add(ErrorItem{Time: t, Kind: "status", Where: st.App, ID: st.ID, Reason: reason, Hint: hint})
 		}
 	}
 }

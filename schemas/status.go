@@ -11,6 +11,10 @@ const (
 	StatusDeferred = "deferred" // held back: quiet hours or a send limit; see DeferredUntil
 	StatusSent     = "sent"     // WeCom accepted it
 	StatusFailed   = "failed"   // given up; Reason says why, the message is in WXHUB_DLQ
+	// StatusDropped: WeCom accepted it (errcode 0) but delivers it to no one;
+	// Reason starts with why ("duplicate: ..."). Only what the hub can tell
+	// from its own record: see docs/outbound.md, "Dropped messages".
+	StatusDropped = "dropped"
 )
 
 // MessageStatus is the record of one outbound message's fate. The gateway writes

@@ -24,6 +24,7 @@ func TestKeepsStatus(t *testing.T) {
 		{"answer deferred", answer, false, schemas.StatusDeferred, false},
 		{"answer sent", answer, false, schemas.StatusSent, false},
 		{"answer failed", answer, false, schemas.StatusFailed, true},
+		{"answer dropped by WeCom", answer, false, schemas.StatusDropped, true},
 		{"replayed answer sent", answer, true, schemas.StatusSent, true},
 	} {
 		if got := keepsStatus(tt.out, tt.replay, tt.status); got != tt.want {

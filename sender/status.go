@@ -75,7 +75,7 @@ func (s *StatusStore) Put(ctx context.Context, st schemas.MessageStatus) error {
 // Failures are rare and feed the dashboard's errors view. A replay from the
 // DLQ keeps every record, so its outcome replaces the "failed" of the first try.
 func keepsStatus(out schemas.Outbound, replay bool, status string) bool {
-	return out.Data.InReplyTo == "" || replay || status == schemas.StatusFailed
+	return out.Data.InReplyTo == "" || replay || status == schemas.StatusFailed || status == schemas.StatusDropped
 }
 
 // DNDStore is the members' quiet-hours store (see package dnd).

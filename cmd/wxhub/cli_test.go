@@ -11,6 +11,7 @@ import (
 	"github.com/wxhub/wxhub/bus"
 	"github.com/wxhub/wxhub/hub"
 	"github.com/wxhub/wxhub/schemas"
+	"github.com/wxhub/wxhub/wecom"
 	"github.com/wxhub/wxhub/wecom/sim"
 )
 
@@ -136,5 +137,51 @@ func TestDryRunCommands(t *testing.T) {
 	}
 	if err := hookCmd(ctx, []string{"test", "nope", "--payload", "x"}); err == nil || !strings.Contains(err.Error(), `no hook "nope"`) {
 		t.Fatalf("unknown hook: %v", err)
+	}
+}
+
+// The same text pushed twice reaches the member twice (the hub flags only
+// contents new to their recipients), and a system that calls WeCom itself
+// with enable_duplicate_check sees its repeat dropped: `wxhub sim sent` and
+// `wxhub sim dropped` show that drop with its reason.
+func TestSimSentShowsADuplicateDrop(t *testing.T) {
+	e := startE2E(t)
+	ctx := waitCtx(t, 30*time.Second)
+	for range 2 {
+		out, err := runSend(ctx, "--url", "http://"+e.hubAddr, "--key", hub.DemoAPIKey, "--to", "zhaoliu", "会议改到三点")
+		if err != nil {
+			t.Fatalf("send: %v %s", err, out)
+		}
+	}
+	for len(e.sim.SentTo("zhaoliu")) < 2 {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the same push twice reached zhaoliu %d times, want 2", len(e.sim.SentTo("zhaoliu")))
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	// A legacy system calling WeCom directly, duplicate check on, twice.
+	tok, _, err := wecom.NewClient(e.sim.URL()).GetToken(ctx, sim.DefaultCorpID, "helpdesk-demo-secret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		body := map[string]any{"touser": "sunqi", "agentid": 1000002, "msgtype": "text", "text": map[string]string{"content": "直连 WeCom"},
+			"enable_duplicate_check": 1, "duplicate_check_interval": 1800}
+		if _, err := wecom.NewClient(e.sim.URL()).SendMessage(ctx, tok, body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, err := captureStdout(func() error {
+		return simCmd(ctx, []string{"sent", "--sim", e.sim.URL(), "--user", "sunqi"})
+	})
+	if err != nil || strings.Count(out, "直连 WeCom") != 2 || !strings.Contains(out, "DROPPED: duplicate") || !strings.Contains(out, "delivered") {
+		t.Fatalf("sim sent: %v\n%s", err, out)
+	}
+	out, err = captureStdout(func() error {
+		return simCmd(ctx, []string{"dropped", "--sim", e.sim.URL(), "--json"})
+	})
+	if err != nil || !strings.Contains(out, `"reason": "duplicate"`) || strings.Contains(out, "会议改到三点") {
+		t.Fatalf("sim dropped: %v\n%s", err, out)
 	}
 }

@@ -4,10 +4,12 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"time"
+	"strings"
 
 	"go.yaml.in/yaml/v3"
 
@@ -31,8 +33,17 @@ func demoCmd(ctx context.Context, args []string) error {
 	simListen := fs.String("sim-listen", sim.DefaultListen, "the WeCom simulator's address")
 	erpListen := fs.String("erp-listen", "127.0.0.1:8081", "the sample ERP's address")
 	ticketsListen := fs.String("tickets-listen", ticketdemo.DefaultListen, "the sample ticketing service's address (answered through the http connector)")
+	natsPort := fs.Int("nats-port", 4222, "the embedded NATS server's port (external connectors connect to it)")
+	extraPath := fs.String("config", "", "your additions to the demo (router.rules, nats.users, wecom.apps, connectors), in wxhub.yaml's shape")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	var extra *hub.DemoExtra
+	if *extraPath != "" {
+		var err error
+		if extra, err = hub.LoadDemoExtra(*extraPath, os.LookupEnv); err != nil {
+			return err
+		}
 	}
 	log, err := newLogger("info", "console")
 	if err != nil {
@@ -42,6 +53,9 @@ func demoCmd(ctx context.Context, args []string) error {
 	scfg := sim.DemoConfig()
 	scfg.Listen = *simListen
 	scfg.GatewayURL = "http://" + *listen
+	if extra != nil {
+		extra.ApplySim(&scfg)
+	}
 	scfg = scfg.WithDefaults()
 	simulator, err := sim.New(scfg, sim.WithLogger(log.Named("sim")))
 	if err != nil {
@@ -67,6 +81,7 @@ func demoCmd(ctx context.Context, args []string) error {
 	defer tickets.Close()
 
 	cfg := hub.DemoConfig(scfg, *dataDir, *listen)
+	cfg.NATS.Port = *natsPort
 	cfg.Connectors = map[string]yaml.Node{erp.Name: hub.Section(erp.Config{BaseURL: erpSrv.URL()})}
 	if err := hub.AddSections(cfg, ticketdemo.Snippet(tickets.URL())); err != nil {
 		return err
@@ -87,6 +102,11 @@ func demoCmd(ctx context.Context, args []string) error {
 		BaseURL: "http://" + *listen + hub.DemoOIDCPath, Logger: log.Named("oidcdemo")})
 	if err != nil {
 		return err
+	}
+	if extra != nil {
+		if err := extra.Apply(cfg); err != nil {
+			return err
+		}
 	}
 	if err := cfg.Validate(); err != nil {
 		return err
@@ -110,6 +130,7 @@ func demoCmd(ctx context.Context, args []string) error {
 		},
 		Ready: func(h *hub.Hub) {
 			printDemoBanner(h.Addr, scfg.Listen, erpSrv.URL(), tickets.URL())
+			printExternalConnectors(os.Stderr, setup, h.Bus.ClientURL())
 		}})
 }
 
@@ -151,4 +172,25 @@ func printDemoBanner(gatewayAddr, simAddr, erpURL, ticketsURL string) {
   Ctrl-C stops the hub; its queues stay in ./data.
 
 `, gatewayAddr, simAddr, simFlag, hub.DemoAPIKey, erpURL, hub.DemoDashboardToken, ticketsURL)
+}
+
+// printExternalConnectors tells how each routing target that is not built in
+// connects: the NATS URL, its login and the subjects it uses.
+func printExternalConnectors(w io.Writer, setup *hub.Setup, natsURL string) {
+	ext := setup.External()
+	if len(ext) == 0 {
+		return
+	}
+	parts := setup.Config.NATS.Partitions
+	fmt.Fprintf(w, "  External connectors (your processes) connect to NATS %s:\n", natsURL)
+	for _, c := range ext {
+		fmt.Fprintf(w, "    %s:  %s\n", c.Name, strings.Join(hub.ConnectorEnv(natsURL, parts, c.Name, c.User), " "))
+		fmt.Fprintf(w, "      consumes wxhub.route.%[1]s.<0..%[2]d> (stream WXHUB_ROUTE, durable consumers wxhub_%[1]s_<p>), replies to wxhub.out.<app>\n",
+			c.Name, parts-1)
+		if c.User == "" && len(setup.Config.NATS.Users) > 0 {
+			fmt.Fprintf(w, "      no nats.users entry with connector: %s: it cannot log in\n", c.Name)
+		}
+	}
+	fmt.Fprintln(w, "  (docs/connectors.md; `wxhub new connector NAME` scaffolds one)")
+	fmt.Fprintln(w)
 }

@@ -26,11 +26,13 @@ func commands() []command {
 	return []command{
 		{"run", "run the hub (or some components) from a config file", runCmd},
 		{"demo", "the whole hub on an embedded NATS with the WeCom simulator and sample legacy systems", demoCmd},
-		{"sim", "the WeCom simulator: serve, say, event, sent", simCmd},
+		{"sim", "the WeCom simulator: serve, say, event, sent, dropped", simCmd},
 		{"send", "push a message through a running hub's API", sendCmd},
 		{"dlq", "dead letters: list, show, replay, drop", dlqCmd},
 		{"connector", "connector test NAME: the request an http or webhook connector would make, sending nothing", connectorCmd},
 		{"hook", "hook test NAME --payload p.json: the message an inbound hook would queue, queueing nothing", hookCmd},
+		{"new", "scaffold a connector project: new connector NAME [--lang go|node]", newCmd},
+		{"trace", "the path of a user's last messages: callback, route, connector, reply, WeCom", traceCmd},
 		{"erpdemo", "the sample ERP of the demo, on its own", erpdemoCmd},
 		{"version", "print the version", func(context.Context, []string) error {
 			fmt.Println("wxhub", version)

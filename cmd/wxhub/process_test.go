@@ -23,6 +23,9 @@ func TestMain(m *testing.M) {
 		main()
 		os.Exit(0)
 	}
+	if os.Getenv("WXHUB_TEST_BE_CONNECTOR") == "1" {
+		os.Exit(testConnectorMain())
+	}
 	os.Exit(m.Run())
 }
 

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -77,7 +78,7 @@ func simCmd(ctx context.Context, args []string) error {
 		}
 		d, err := sim.NewRemote(*simURL).Event(ctx, *app, fs.Arg(0), ev)
 		return printDelivery(d, err)
-	case "sent":
+	case "sent", "dropped":
 		user := fs.String("user", "", "only messages to this user")
 		asJSON := fs.Bool("json", false, "print JSON")
 		wait := fs.Duration("wait", 0, "wait up to this long for at least one message")
@@ -87,12 +88,24 @@ func simCmd(ctx context.Context, args []string) error {
 		r := sim.NewRemote(*simURL)
 		deadline := time.Now().Add(*wait)
 		for {
-			msgs, err := r.Sent(ctx, sim.SentFilter{User: *user})
+			var msgs []sim.SentMessage
+			var err error
+			if verb == "sent" {
+				msgs, err = r.Sent(ctx, sim.SentFilter{User: *user})
+			}
 			if err != nil {
 				return err
 			}
-			if len(msgs) > 0 || time.Now().After(deadline) {
-				return printSent(msgs, *asJSON)
+			// What WeCom accepted (errcode 0) but delivered to no one, with the reason.
+			dropped, err := r.Dropped(ctx, sim.SentFilter{User: *user})
+			if err != nil {
+				return err
+			}
+			if len(msgs)+len(dropped) > 0 || time.Now().After(deadline) {
+				if verb == "dropped" && *asJSON {
+					return printJSON(dropped)
+				}
+				return printSent(msgs, dropped, *asJSON)
 			}
 			select {
 			case <-ctx.Done():
@@ -126,7 +139,8 @@ func simUsage() {
   say    [--app A] USER TEXT             USER writes TEXT to app A (encrypted callback to the gateway)
   voice  [--app A] USER [RECOGNITION]    a voice message (Official Accounts carry the transcript)
   event  [--app A] [--key K] USER EVENT  an event: click, view, enter_agent, scancode_waitmsg, ...
-  sent   [--user U] [--json] [--wait D]  what the hub sent through the WeCom API
+  sent   [--user U] [--json] [--wait D]  what the hub sent through the WeCom API, and what WeCom dropped (with why)
+  dropped [--user U] [--json]            only what WeCom accepted but dropped: duplicate, member_minute_limit, ...
   stats | reset
 Every verb but serve talks to --sim (default $WXHUB_SIM_URL or http://127.0.0.1:8090).
 A load of many virtual members: wxhub-bench load (cmd/wxhub-bench).
@@ -147,23 +161,42 @@ func printDelivery(d *sim.Delivery, err error) error {
 	return nil
 }
 
-func printSent(msgs []sim.SentMessage, asJSON bool) error {
+// printSent lists sent and dropped messages by time; --json prints the sent
+// ones only (as before drops were listed), `sim dropped --json` the drops.
+func printSent(msgs []sim.SentMessage, dropped []sim.DroppedMessage, asJSON bool) error {
 	if asJSON {
-		enc := json.NewEncoder(os.Stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(msgs)
+		return printJSON(msgs)
 	}
-	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TIME\tAPP\tTO\tTYPE\tCONTENT")
+	rows := make([]sim.DroppedMessage, 0, len(msgs)+len(dropped))
 	for _, m := range msgs {
+		rows = append(rows, sim.DroppedMessage{SentMessage: m})
+	}
+	rows = append(rows, dropped...)
+	sort.SliceStable(rows, func(i, j int) bool { return rows[i].Seq < rows[j].Seq })
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME\tAPP\tTO\tTYPE\tSTATUS\tCONTENT")
+	for _, m := range rows {
 		to := m.User
 		if m.ChatID != "" {
 			to = "chat:" + m.ChatID
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", m.Time.Local().Format("15:04:05"), m.App, to, m.MsgType,
+		status := "delivered"
+		if m.Reason != "" {
+			status = "DROPPED: " + m.Reason
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", m.Time.Local().Format("15:04:05"), m.App, to, m.MsgType, status,
 			truncate(strings.ReplaceAll(m.Content, "\n", " ⏎ "), 100))
 	}
+	if len(dropped) > 0 {
+		fmt.Fprintln(tw, "\n(DROPPED: WeCom answered errcode 0 but delivered nothing; see docs/outbound.md, \"Dropped messages\")")
+	}
 	return tw.Flush()
+}
+
+func printJSON(v any) error {
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
 func envOr(name, def string) string {

@@ -14,21 +14,26 @@
 //     answered, queued ones are left for the next start;
 //   - and that its NATS user cannot read another connector's events.
 //
-// A Go connector:
+// A Go connector (the ERP connector's own test, connectors/erp/conformance_test.go,
+// is a complete one; `wxhub new connector NAME` generates another):
 //
 //	func TestConformance(t *testing.T) {
-//		legacy := conformance.NewLegacyServer(t, myFakeERP())
+//		legacy := conformance.NewLegacyServer(t, fakeERP()) // your fake of the legacy system
 //		conformance.Run(t, conformance.Connector{
-//			Name: "erp",
-//			Start: func(t *testing.T, env conformance.Env) func() {
-//				h := erp.New(erp.Config{URL: legacy.URL(), Timeout: time.Second, MaxDeliver: env.MaxDeliver})
-//				return conformance.GoHandler(h)(t, env)
-//			},
-//			Samples:      []conformance.Sample{{Name: "order", Event: conformance.Text("订单 1001"), Want: conformance.ReplyContains("已发货")}},
+//			Name:  "erp",
+//			Start: conformance.GoHandler(myHandler(legacy.URL())), // or a func(t, env) using env.Bus and env.Options
+//			Samples: []conformance.Sample{{Name: "order", Event: conformance.Text("订单 1001"),
+//				Want: conformance.ReplyContains("1001")}},
 //			Legacy:       legacy,
 //			LegacySample: conformance.Sample{Event: conformance.Text("订单 1001"), Want: conformance.ReplyContains("1001")},
 //		})
 //	}
+//
+// Rules of the kit: each case runs on a fresh embedded NATS server where the
+// connector logs in as its own restricted user (Env); the kit replaces each
+// sample event's id, time and user (every case uses its own users, so a fake
+// legacy system must answer any user); the legacy sample must call Legacy once
+// per attempt, with a timeout of 1-5 s.
 //
 // Another language: Start = conformance.Process([]string{"node", "index.js"}, dir, "LEGACY_URL="+legacy.URL()),
 // and the process reads its settings from the WXHUB_* variables (see Process).
