@@ -128,7 +128,11 @@ func startChild(ctx context.Context, o *Options, e *env) (*childHub, error) {
 		_ = stop()
 		return nil, fmt.Errorf("%w\n%s", err, tail(stderr.String(), 2000))
 	}
-	client, err = bus.Dial(ctx, bus.Config{URL: "nats://" + natsAddr, DataDir: filepath.Join(e.dir, "nats")}, nil) // the child's generated hub login
+	credsDir := filepath.Join(e.dir, "nats") // the child's generated hub login
+	if len(o.NATSCommand) > 0 {
+		credsDir = filepath.Join(e.dir, "nats-external")
+	}
+	client, err = bus.Dial(ctx, bus.Config{URL: "nats://" + natsAddr, DataDir: credsDir}, nil)
 	if err != nil {
 		_ = stop()
 		return nil, fmt.Errorf("bench: dial the child's NATS: %w", err)

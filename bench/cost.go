@@ -331,7 +331,8 @@ func childConfig(e *env, o *Options, listen string, natsPort int, natsURL string
 		"log":     map[string]any{"level": "error", "format": "json"},
 	}
 	if natsPort == 0 {
-		doc["nats"] = map[string]any{"url": natsURL}
+		// The external server's generated logins are in its data dir.
+		doc["nats"] = map[string]any{"url": natsURL, "data_dir": filepath.Join(e.dir, "nats-external")}
 	}
 	if o.ChildGCFloorMiB != nil {
 		doc["runtime"] = map[string]any{"gc_heap_floor_mib": *o.ChildGCFloorMiB}
