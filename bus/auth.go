@@ -151,7 +151,7 @@ func Dial(ctx context.Context, cfg Config, log *zap.Logger) (*Bus, error) {
 	}
 	cfg = cfg.WithDefaults()
 	b := &Bus{cfg: cfg, log: log.Named("bus"), closed: make(chan struct{})}
-	if err := b.connect(cfg.URL); err != nil {
+	if err := b.connect(ctx, cfg.URL); err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
