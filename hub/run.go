@@ -54,6 +54,8 @@ type Hub struct {
 	Setup *Setup
 	Bus   *bus.Bus
 	Addr  string // the gateway's address, when it runs
+	// MetricsAddr is metrics.listen's address, when set.
+	MetricsAddr string
 }
 
 // ParseOnly reads --only: comma-separated components.
@@ -127,7 +129,7 @@ func Run(ctx context.Context, s *Setup, log *zap.Logger, o Options) error {
 			stops[i]()
 		}
 	}()
-	for _, start := range []startFunc{startRouter, startSender, startConnectors, startGateway} {
+	for _, start := range []startFunc{startRouter, startSender, startConnectors, startGateway, startOps} {
 		stop, err := start(ctx, r)
 		if err != nil {
 			return err

@@ -177,6 +177,16 @@ type Cluster struct {
 // JetStream has a meta leader (at most 30 s). They are killed when the test ends.
 func StartCluster(t testing.TB, n int) *Cluster {
 	t.Helper()
+	c := NewCluster(t, n)
+	c.Start(t)
+	c.WaitJetStream(t, 30*time.Second)
+	return c
+}
+
+// NewCluster prepares n clustered servers (ports, stores, configs) without
+// starting them: URL is known before any server runs.
+func NewCluster(t testing.TB, n int) *Cluster {
+	t.Helper()
 	c := &Cluster{}
 	var routes []string
 	for i := range n {
@@ -186,11 +196,19 @@ func StartCluster(t testing.TB, n int) *Cluster {
 	}
 	for _, s := range c.Servers {
 		s.writeConfig(t, routes)
-		s.Start(t)
-		t.Cleanup(s.Kill)
 	}
-	c.WaitJetStream(t, 30*time.Second)
 	return c
+}
+
+// Start starts every server not running; they are killed when the test ends.
+func (c *Cluster) Start(t testing.TB) {
+	t.Helper()
+	for _, s := range c.Servers {
+		if !s.Running() {
+			s.Start(t)
+			t.Cleanup(s.Kill)
+		}
+	}
 }
 
 // URL is the comma-separated client URL list of every server.
