@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
@@ -252,5 +253,28 @@ func TestTwoSendersKeepLimitsAndOrder(t *testing.T) {
 		if got := e.contents(fmt.Sprintf("u%d", u)); strings.Join(got, ",") != strings.Join(want, ",") {
 			t.Fatalf("u%d received %q, want %q", u, got, want)
 		}
+	}
+}
+
+// A consumer declared by an older version (AckWait 2m, no priority group) is
+// updated in place: its position is kept and sending goes on.
+func TestOldConsumerUpgraded(t *testing.T) {
+	h := newHarness(t, harnessOpts{users: 1, prepare: func(h *harness) {
+		_, err := h.bus.JS().CreateOrUpdateConsumer(context.Background(), bus.StreamOut, jetstream.ConsumerConfig{
+			Durable: "sender", FilterSubject: bus.SubjectOutAll, AckPolicy: jetstream.AckExplicitPolicy,
+			AckWait: 2 * time.Minute, MaxAckPending: 20000, MaxDeliver: -1,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}})
+	h.publish("up-1", "normal", "u0", "after the upgrade")
+	waitFor(t, 20*time.Second, "sent", func() bool { return len(h.sim.SentTo("u0")) == 1 })
+	c, err := h.bus.JS().Consumer(context.Background(), bus.StreamOut, "sender")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg := c.CachedInfo().Config; cfg.PriorityPolicy != jetstream.PriorityPolicyPinned || cfg.AckWait != sender.DefaultAckWait {
+		t.Fatalf("consumer not upgraded: policy %v, ack wait %s", cfg.PriorityPolicy, cfg.AckWait)
 	}
 }
