@@ -29,6 +29,7 @@ func commands() []command {
 		{"send", "push a message through a running hub's API", sendCmd},
 		{"dlq", "dead letters: list, show, replay, drop", dlqCmd},
 		{"erpdemo", "the sample ERP of the demo, on its own", erpdemoCmd},
+		{"healthcheck", "exit 0 when a URL answers 200 (container healthchecks)", healthcheckCmd},
 		{"bench", "measure the hub against its ceiling; writes docs/benchmarks.md with --out", benchCmd},
 		{"load", "load generator (sim load): virtual members post callbacks to a gateway on loopback", loadCmd},
 		{"version", "print the version", func(context.Context, []string) error {
