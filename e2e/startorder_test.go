@@ -18,6 +18,7 @@ import (
 
 func TestMain(m *testing.M) {
 	natstest.Main()
+	chaosChild()
 	os.Exit(m.Run())
 }
 
