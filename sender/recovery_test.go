@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -276,5 +277,44 @@ func TestOldConsumerUpgraded(t *testing.T) {
 	}
 	if cfg := c.CachedInfo().Config; cfg.PriorityPolicy != jetstream.PriorityPolicyPinned || cfg.AckWait != sender.DefaultAckWait {
 		t.Fatalf("consumer not upgraded: policy %v, ack wait %s", cfg.PriorityPolicy, cfg.AckWait)
+	}
+}
+
+// kill -9 of a sender in the middle of a backlog to many members: the
+// restarted one sends everything, each member's messages in order.
+func TestKilledSenderMidBacklog(t *testing.T) {
+	const members, per = 20, 10
+	front := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.Contains(r.URL.Path, "/message/send") {
+				time.Sleep(20 * time.Millisecond) // a slow WeCom: the backlog stays held
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+	e := newSimEnv(t, sender.SystemClock{}, sim.Limits{}, members, front)
+	cfg := e.cfg
+	cfg.Workers = 2
+	a := startProc(t, e.hub.ClientURL(), e.api, sender.SystemClock{}, cfg, zaptest.NewLogger(t).Named("A"))
+	for i := range per {
+		for u := range members {
+			e.publish(t, fmt.Sprintf("u%d-%d", u, i), fmt.Sprintf("u%d", u), fmt.Sprintf("m%02d", i))
+		}
+	}
+	waitFor(t, 20*time.Second, "some sent", func() bool { return e.sim.Stats().Sent >= 30 })
+	a.kill()
+	startProc(t, e.hub.ClientURL(), e.api, sender.SystemClock{}, cfg, zaptest.NewLogger(t).Named("B"))
+	waitFor(t, 60*time.Second, "all delivered", func() bool {
+		n := 0
+		for u := range members {
+			n += len(e.contents(fmt.Sprintf("u%d", u)))
+		}
+		return n >= members*per
+	})
+	for u := range members {
+		got := e.contents(fmt.Sprintf("u%d", u))
+		if !slices.IsSorted(got) {
+			t.Fatalf("u%d received %q: out of order", u, got)
+		}
 	}
 }
