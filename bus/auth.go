@@ -150,7 +150,7 @@ func Dial(ctx context.Context, cfg Config, log *zap.Logger) (*Bus, error) {
 		return nil, err
 	}
 	cfg = cfg.WithDefaults()
-	b := &Bus{cfg: cfg, log: log.Named("bus"), closed: make(chan struct{})}
+	b := &Bus{cfg: cfg, log: log.Named("bus"), closed: make(chan struct{}), done: make(chan struct{})}
 	if err := b.connect(ctx, cfg.URL); err != nil {
 		return nil, err
 	}

@@ -155,6 +155,7 @@ type Bus struct {
 	nc     *nats.Conn
 	js     jetstream.JetStream
 	closed chan struct{} // closed by the connection's ClosedHandler
+	done   chan struct{} // closed by Close: background loops end
 
 	reconnMu sync.Mutex
 	reconn   map[int]func() // OnReconnect callbacks by id
@@ -175,7 +176,7 @@ func Open(ctx context.Context, cfg Config, log *zap.Logger) (*Bus, error) {
 		return nil, err
 	}
 	cfg = cfg.WithDefaults()
-	b := &Bus{cfg: cfg, log: log.Named("bus"), closed: make(chan struct{})}
+	b := &Bus{cfg: cfg, log: log.Named("bus"), closed: make(chan struct{}), done: make(chan struct{})}
 
 	url := cfg.URL
 	if url == "" {
@@ -195,6 +196,9 @@ func Open(ctx context.Context, cfg Config, log *zap.Logger) (*Bus, error) {
 	if err := b.declareWait(ctx); err != nil {
 		_ = b.Close()
 		return nil, err
+	}
+	if b.srv != nil {
+		go b.keepJetStream(b.srv.JetStreamConfig().StoreDir)
 	}
 	return b, nil
 }
@@ -425,6 +429,9 @@ func (b *Bus) Ready(ctx context.Context) error {
 	if !b.nc.IsConnected() {
 		return fmt.Errorf("%w: NATS %s", ErrNotReady, b.nc.Status())
 	}
+	if err := b.jetStreamOK(ctx); err != nil {
+		return err
+	}
 	for _, s := range []string{StreamIn, StreamRoute, StreamOut, StreamDLQ} {
 		if _, err := b.js.Stream(ctx, s); err != nil {
 			return fmt.Errorf("%w: stream %s: %w", ErrNotReady, s, err)
@@ -442,6 +449,9 @@ func (b *Bus) Ready(ctx context.Context) error {
 // the embedded server and waits for it. Safe to call more than once.
 func (b *Bus) Close() error {
 	b.closeOnce.Do(func() {
+		if b.done != nil {
+			close(b.done)
+		}
 		if b.nc != nil {
 			if err := b.nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 				b.closeErr = fmt.Errorf("bus: drain: %w", err)

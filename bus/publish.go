@@ -80,7 +80,13 @@ func (b *Bus) publishSync(ctx context.Context, timeout time.Duration, m *nats.Ms
 	if timeout > 0 {
 		deadline = time.Now().Add(timeout)
 	} else if d, ok := ctx.Deadline(); ok {
-		deadline = d
+		// Retrying "no responders" stops at publishTimeout even under a
+		// longer ctx: a stream that long without a leader is not coming back
+		// for this caller.
+		deadline = time.Now().Add(publishTimeout)
+		if d.Before(deadline) {
+			deadline = d
+		}
 	} else {
 		deadline = time.Now().Add(publishTimeout)
 		var cancel context.CancelFunc
@@ -107,11 +113,15 @@ func (b *Bus) publishSync(ctx context.Context, timeout time.Duration, m *nats.Ms
 			break
 		}
 		t := time.NewTimer(min(wait, left))
+		done := false
 		select {
-		case <-ctx.Done():
+		case <-ctx.Done(): // out of time: report the no responders
 			t.Stop()
-			return nil, ctx.Err()
+			done = true
 		case <-t.C:
+		}
+		if done {
+			break
 		}
 		if time.Until(deadline) < publishRetryWait {
 			break // too little left for an answer: report the no responders

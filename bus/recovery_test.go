@@ -105,3 +105,40 @@ func TestOpenWaitsForNATS(t *testing.T) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// A storage fault turns the embedded server's JetStream off (what a full disk
+// does): Ready fails (so /readyz is 503 and the gateway answers 503 to
+// WeChat), and the bus re-enables it on the same store by itself; what was
+// stored before is still there.
+func TestJetStreamReenabledAfterStorageFault(t *testing.T) {
+	b := openBus(t, t.TempDir())
+	defer b.Close()
+	ctx := testCtx(t)
+	subj := bus.InSubject("wecom", "helpdesk", "text")
+	if _, err := b.PublishWithin(ctx, 2*time.Second, subj, "before", nil, []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.DisableJetStream(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Ready(ctx); err == nil {
+		t.Fatal("ready while JetStream is disabled")
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for b.Ready(ctx) != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("JetStream not back 15 s after the fault: %v", b.Ready(ctx))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if _, err := b.PublishWithin(ctx, 2*time.Second, subj, "after", nil, []byte(`{}`)); err != nil {
+		t.Fatalf("publish after recovery: %v", err)
+	}
+	s, err := b.JS().Stream(ctx, bus.StreamIn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := s.CachedInfo().State.Msgs; n != 2 {
+		t.Fatalf("WXHUB_IN holds %d messages after the fault, want 2 (before and after)", n)
+	}
+}
