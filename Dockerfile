@@ -1,5 +1,5 @@
 # wxhub: one static binary in a small image. Build: docker build -t wxhub .
-FROM golang:1.26 AS build
+FROM golang:1.26.8 AS build
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download

@@ -8,7 +8,7 @@ RACE_PKGS := ./bus/... ./gateway/... ./router/... ./sender/... ./connectors/... 
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION) -X main.sourceDir=$(CURDIR)
 
-.PHONY: build run test test-go test-race lint bench soak fuzz clean
+.PHONY: build run test test-go test-race lint bench soak fuzz chaos clean
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/wxhub
@@ -42,6 +42,11 @@ bench: build
 soak: build
 	$(GO) build -o $(BENCH) ./cmd/wxhub-bench
 	./$(BENCH) run --bin $(BIN) --phases cost --cost-rate 1000 --cost-load 10m --out docs/soak.md
+
+## chaos: kill -9 of a NATS node and of every component under load on a 3-node cluster, then a rolling restart (not part of CI; ~3 min). The short run is in make test.
+chaos:
+	WXHUB_CHAOS_LONG=1 WXHUB_CHAOS_REPORT=$(CURDIR)/bin/chaos-report.txt $(GO) test -count=1 -timeout 12m -run '^TestChaos$$' -v ./e2e/ | grep -v logger.go
+	@cat bin/chaos-report.txt
 
 ## fuzz: 60 s per fuzz target (not part of CI).
 fuzz:

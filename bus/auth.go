@@ -170,8 +170,8 @@ func Dial(ctx context.Context, cfg Config, log *zap.Logger) (*Bus, error) {
 	if name, ok := strings.CutPrefix(cfg.Login, "connector-"); ok && cfg.User == "" && cfg.InboxPrefix == "" {
 		cfg.InboxPrefix = "_INBOX_" + name // the generated connector login reads only its own inboxes
 	}
-	b := &Bus{cfg: cfg, log: log.Named("bus"), closed: make(chan struct{})}
-	if err := b.connect(cfg.URL); err != nil {
+	b := &Bus{cfg: cfg, log: log.Named("bus"), closed: make(chan struct{}), done: make(chan struct{})}
+	if err := b.connect(ctx, cfg.URL); err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {

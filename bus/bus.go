@@ -175,6 +175,11 @@ type Bus struct {
 	nc     *nats.Conn
 	js     jetstream.JetStream
 	closed chan struct{} // closed by the connection's ClosedHandler
+	done   chan struct{} // closed by Close: background loops end
+
+	reconnMu sync.Mutex
+	reconn   map[int]func() // OnReconnect callbacks by id
+	reconnID int
 
 	// login is the generated login this connection uses ("" for a configured
 	// user or none): one without ReadsTokens skips wxhub_tokens.
@@ -195,7 +200,7 @@ func Open(ctx context.Context, cfg Config, log *zap.Logger) (*Bus, error) {
 		return nil, err
 	}
 	cfg = cfg.WithDefaults()
-	b := &Bus{cfg: cfg, log: log.Named("bus"), closed: make(chan struct{})}
+	b := &Bus{cfg: cfg, log: log.Named("bus"), closed: make(chan struct{}), done: make(chan struct{})}
 
 	url := cfg.URL
 	if url == "" {
@@ -208,16 +213,64 @@ func Open(ctx context.Context, cfg Config, log *zap.Logger) (*Bus, error) {
 			b.log.Warn("embedded server is a single node; using 1 replica", zap.Int("configured", cfg.Replicas))
 		}
 	}
-	if err := b.connect(url); err != nil {
+	if err := b.connect(ctx, url); err != nil {
 		b.shutdownServer()
 		return nil, err
 	}
-	if err := b.Declare(ctx); err != nil {
+	if err := b.declareWait(ctx); err != nil {
 		_ = b.Close()
 		return nil, err
 	}
+	if b.srv != nil {
+		go b.keepJetStream(b.srv.JetStreamConfig().StoreDir)
+	}
 	return b, nil
 }
+
+// declareWait declares the streams and buckets, retrying with backoff while
+// JetStream is not there yet (a cluster still electing its meta leader, a
+// node starting): a process started before NATS waits instead of exiting.
+// Only ctx or a refusal of the config itself (HTTP 400 class) ends it.
+func (b *Bus) declareWait(ctx context.Context) error {
+	return retryUntil(ctx, b.log, "waiting for JetStream to declare streams and buckets", func(actx context.Context) (bool, error) {
+		err := b.Declare(actx)
+		var ae *jetstream.APIError
+		if errors.As(err, &ae) && ae.Code == 400 {
+			return true, err // a bad config: waiting will not help
+		}
+		return err == nil, err
+	})
+}
+
+// retryUntil calls try (each call bounded by attemptTimeout) until it reports
+// done, backing off from 250 ms to 5 s, and logs what it waits for once per
+// attempt after the first. It returns try's last error when ctx ends first.
+func retryUntil(ctx context.Context, log *zap.Logger, what string, try func(context.Context) (done bool, err error)) error {
+	wait := 250 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, attemptTimeout)
+		done, err := try(actx)
+		cancel()
+		if done {
+			return err
+		}
+		log.Warn(what, zap.Int("attempt", attempt), zap.Duration("retry_in", wait), zap.Error(err))
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			if err == nil {
+				err = ctx.Err()
+			}
+			return fmt.Errorf("%s: %w", what, err)
+		case <-t.C:
+		}
+		wait = min(2*wait, 5*time.Second)
+	}
+}
+
+// attemptTimeout bounds one attempt of a start-up wait.
+const attemptTimeout = 10 * time.Second
 
 func (b *Bus) startEmbedded() error {
 	dir, err := filepath.Abs(b.cfg.DataDir)
@@ -256,7 +309,16 @@ func (b *Bus) startEmbedded() error {
 	return nil
 }
 
-func (b *Bus) connect(url string) error {
+// connect dials url, retrying with backoff until ctx ends: a process started
+// before NATS waits for it (and says so) instead of exiting.
+func (b *Bus) connect(ctx context.Context, url string) error {
+	return retryUntil(ctx, b.log, "waiting for NATS at "+redactURL(url), func(context.Context) (bool, error) {
+		err := b.dial(url)
+		return err == nil, err
+	})
+}
+
+func (b *Bus) dial(url string) error {
 	opts := []nats.Option{
 		nats.Name(b.cfg.Name),
 		nats.Timeout(b.cfg.ConnectTimeout),
@@ -270,6 +332,7 @@ func (b *Bus) connect(url string) error {
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			b.log.Info("NATS reconnected", zap.String("url", nc.ConnectedUrlRedacted()))
+			b.reconnected()
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
 			subj := ""
@@ -316,6 +379,53 @@ func (b *Bus) connect(url string) error {
 	return nil
 }
 
+// OnReconnect calls f (on a goroutine of its own) each time the connection
+// comes back after a loss: a NATS server that restarted may have lost what
+// was not on disk, so components declare their consumers again. remove
+// unregisters f.
+func (b *Bus) OnReconnect(f func()) (remove func()) {
+	b.reconnMu.Lock()
+	defer b.reconnMu.Unlock()
+	if b.reconn == nil {
+		b.reconn = map[int]func(){}
+	}
+	b.reconnID++
+	id := b.reconnID
+	b.reconn[id] = f
+	return func() {
+		b.reconnMu.Lock()
+		defer b.reconnMu.Unlock()
+		delete(b.reconn, id)
+	}
+}
+
+func (b *Bus) reconnected() {
+	b.reconnMu.Lock()
+	fs := make([]func(), 0, len(b.reconn))
+	for _, f := range b.reconn {
+		fs = append(fs, f)
+	}
+	b.reconnMu.Unlock()
+	for _, f := range fs {
+		go f()
+	}
+}
+
+// WaitKV opens bucket, waiting with backoff (and a log line) while it does
+// not exist yet: a process that starts before the one that declares it.
+func (b *Bus) WaitKV(ctx context.Context, bucket string) (jetstream.KeyValue, error) {
+	var kv jetstream.KeyValue
+	err := retryUntil(ctx, b.log, "waiting for KV bucket "+bucket, func(actx context.Context) (bool, error) {
+		var err error
+		kv, err = b.js.KeyValue(actx, bucket)
+		return err == nil, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bus: kv %s: %w", bucket, err)
+	}
+	return kv, nil
+}
+
 // Conn is the underlying connection (shared; do not close it).
 func (b *Bus) Conn() *nats.Conn { return b.nc }
 
@@ -354,6 +464,9 @@ func (b *Bus) Ready(ctx context.Context) error {
 	if !b.nc.IsConnected() {
 		return fmt.Errorf("%w: NATS %s", ErrNotReady, b.nc.Status())
 	}
+	if err := b.jetStreamOK(ctx); err != nil {
+		return err
+	}
 	for _, s := range []string{StreamIn, StreamRoute, StreamOut, StreamDLQ} {
 		if _, err := b.js.Stream(ctx, s); err != nil {
 			return fmt.Errorf("%w: stream %s: %w", ErrNotReady, s, err)
@@ -377,6 +490,9 @@ func (b *Bus) readsTokens() bool { return b.login == "" || ReadsTokens(b.login) 
 // the embedded server and waits for it. Safe to call more than once.
 func (b *Bus) Close() error {
 	b.closeOnce.Do(func() {
+		if b.done != nil {
+			close(b.done)
+		}
 		if b.nc != nil {
 			if err := b.nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 				b.closeErr = fmt.Errorf("bus: drain: %w", err)
@@ -428,3 +544,17 @@ func (l serverLogger) Fatalf(f string, v ...any)  { l.s.Errorf(f, v...) }
 func (l serverLogger) Errorf(f string, v ...any)  { l.s.Errorf(f, v...) }
 func (l serverLogger) Debugf(f string, v ...any)  { l.s.Debugf(f, v...) }
 func (l serverLogger) Tracef(f string, v ...any)  { l.s.Debugf(f, v...) }
+
+// WaitFor calls try until it returns nil, backing off from 250 ms to 5 s
+// (each call bounded by 10 s) and logging "waiting for <what>" after each
+// failure; it returns the last error once ctx ends. For start-up steps that
+// need another component or NATS to be up first: start in any order.
+func WaitFor(ctx context.Context, log *zap.Logger, what string, try func(context.Context) error) error {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	return retryUntil(ctx, log, "waiting for "+what, func(actx context.Context) (bool, error) {
+		err := try(actx)
+		return err == nil, err
+	})
+}

@@ -75,9 +75,25 @@ func (b *Bus) publish(ctx context.Context, timeout time.Duration, subject, msgID
 // the wait with the client's pooled timers instead of ctx. Errors are
 // jetstream's own (ErrNoStreamResponse, ErrInvalidJSAck, *jetstream.APIError).
 func (b *Bus) publishSync(ctx context.Context, timeout time.Duration, m *nats.Msg) (*jetstream.PubAck, error) {
+	var deadline time.Time
+	if timeout > 0 {
+		deadline = time.Now().Add(timeout)
+	} else if d, ok := ctx.Deadline(); ok {
+		// Retrying "no responders" stops at publishTimeout even under a
+		// longer ctx: a stream that long without a leader is not coming back
+		// for this caller.
+		deadline = time.Now().Add(publishTimeout)
+		if d.Before(deadline) {
+			deadline = d
+		}
+	} else {
+		deadline = time.Now().Add(publishTimeout)
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, deadline)
+		defer cancel()
+	}
 	request := func() (*nats.Msg, error) { return b.nc.RequestMsgWithContext(ctx, m) }
 	if timeout > 0 {
-		deadline := time.Now().Add(timeout)
 		request = func() (*nats.Msg, error) {
 			left := time.Until(deadline)
 			if left <= 0 {
@@ -85,21 +101,29 @@ func (b *Bus) publishSync(ctx context.Context, timeout time.Duration, m *nats.Ms
 			}
 			return b.nc.RequestMsg(m, left)
 		}
-	} else if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, publishTimeout)
-		defer cancel()
 	}
 	resp, err := request()
-	// No responders: a stream leader moving, or a stream being declared;
-	// worth a short wait, as jetstream does.
-	for r := 0; errors.Is(err, nats.ErrNoResponders) && r < jetstream.DefaultPubRetryAttempts; r++ {
-		t := time.NewTimer(jetstream.DefaultPubRetryWait)
+	// No responders: a stream leader moving (an election takes seconds on a
+	// cluster) or a stream being declared. Retried until the deadline, not a
+	// fixed count: a gateway with 3 s to answer WeChat keeps trying for 3 s.
+	for wait := publishRetryWait; errors.Is(err, nats.ErrNoResponders); wait = min(2*wait, publishRetryMax) {
+		left := time.Until(deadline)
+		if left <= 0 {
+			break
+		}
+		t := time.NewTimer(min(wait, left))
+		done := false
 		select {
-		case <-ctx.Done():
+		case <-ctx.Done(): // out of time: report the no responders
 			t.Stop()
-			return nil, ctx.Err()
+			done = true
 		case <-t.C:
+		}
+		if done {
+			break
+		}
+		if time.Until(deadline) < publishRetryWait {
+			break // too little left for an answer: report the no responders
 		}
 		resp, err = request()
 	}
@@ -124,6 +148,12 @@ func (b *Bus) publishSync(ctx context.Context, timeout time.Duration, m *nats.Ms
 	}
 	return &ack.PubAck, nil
 }
+
+// Waits between publishes answered "no responders".
+const (
+	publishRetryWait = 50 * time.Millisecond
+	publishRetryMax  = 500 * time.Millisecond
+)
 
 // publishTimeout bounds a publish whose ctx has no deadline (jetstream's
 // default API timeout).

@@ -8,6 +8,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"github.com/wxhub/wxhub/internal/opsserver"
 	"os"
 	"reflect"
 	"regexp"
@@ -77,6 +78,9 @@ type Config struct {
 	Directory *directory.Config `yaml:"directory"`
 	Log       Log               `yaml:"log"`
 	Runtime   Runtime           `yaml:"runtime"`
+	// Metrics: this process's own /metrics, /healthz and /readyz on
+	// metrics.listen (every component scrapeable when run apart).
+	Metrics opsserver.Config `yaml:"metrics"`
 }
 
 // Runtime tunes the Go runtime of the wxhub process.
@@ -171,6 +175,9 @@ func (c *Config) Validate() error {
 	}
 	if f := c.Runtime.GCHeapFloorMiB; f != nil && (*f < 0 || *f > 1<<20) {
 		return invalid("runtime.gc_heap_floor_mib", "must be 0 (off) to 1048576, got %d", *f)
+	}
+	if err := c.Metrics.Validate(); err != nil {
+		return fmt.Errorf("config: %w", err)
 	}
 	return nil
 }

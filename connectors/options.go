@@ -34,8 +34,9 @@ type Options struct {
 	// Default ExponentialBackoff(time.Second, time.Minute).
 	Backoff func(attempt int) time.Duration
 	// AckWait is how long the server waits for an outcome before redelivering.
-	// Default 30s. Slow handlers are kept alive with a heartbeat every AckWait/2,
-	// so it bounds the detection of a crashed process, not the handler's time.
+	// Default 6s. Slow handlers are kept alive with a heartbeat every AckWait/3,
+	// so it bounds the detection of a crashed process (another process takes
+	// its event over within it), not the handler's time.
 	AckWait time.Duration
 	// Partitions must equal the router's (bus.Config.Partitions). Default: the bus's.
 	Partitions int
@@ -77,7 +78,7 @@ func (o Options) withDefaults(busPartitions int) Options {
 		o.Backoff = ExponentialBackoff(time.Second, time.Minute)
 	}
 	if o.AckWait == 0 {
-		o.AckWait = 30 * time.Second
+		o.AckWait = DefaultAckWait
 	}
 	if o.Partitions == 0 {
 		o.Partitions = busPartitions

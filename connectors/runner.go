@@ -49,6 +49,10 @@ type Stats struct {
 	InFlight                                                  int64
 }
 
+// DefaultAckWait is Options.AckWait when unset: a killed worker's event goes
+// to another process within it.
+const DefaultAckWait = 6 * time.Second
+
 // ConsumerName is the durable consumer of one partition of a connector:
 // wxhub_<connector>_<partition>. Connectors in other languages use the same names.
 func ConsumerName(connector string, partition int) string {
@@ -78,9 +82,23 @@ func ConsumerConfig(connector string, partition int, ackWait time.Duration) jets
 		// first event not yet done: nothing lost, only what was in flight
 		// delivered again, as after any crash. On disk the state would cost an
 		// atomic file write several times a second per busy partition.
-		// Delivery counts restart with it.
+		// Delivery counts restart with it. On an external NATS the runner keeps
+		// it on disk with the stream's replicas instead (see durableOnCluster),
+		// and declares it again when missing.
 		MemoryStorage: true,
 	}
+}
+
+// durableOnCluster adapts cfg for an external NATS: the consumer's state on
+// disk with the stream's replicas (Replicas 0 inherits them), so that a
+// restarted or failed-over server still has it. The embedded server lives and
+// dies with the runner's own process, which declares it again at start.
+func durableOnCluster(cfg jetstream.ConsumerConfig, embedded bool) jetstream.ConsumerConfig {
+	if !embedded {
+		cfg.MemoryStorage = false
+		cfg.Replicas = 0
+	}
+	return cfg
 }
 
 // declareConsumer creates or updates a partition's consumer. A consumer left
@@ -162,11 +180,20 @@ func (r *Runner) Stats() Stats {
 func (r *Runner) Run(ctx context.Context) error {
 	cons := make([]jetstream.Consumer, r.opts.Partitions)
 	for p := range cons {
-		c, err := declareConsumer(ctx, r.b.JS(), ConsumerConfig(r.opts.Name, p, r.opts.AckWait))
+		// WXHUB_ROUTE may not exist yet (the hub that declares it starts
+		// later, the cluster is electing): wait for it, do not exit.
+		err := bus.WaitFor(ctx, r.log, fmt.Sprintf("%s to declare consumer %d", bus.StreamRoute, p), func(actx context.Context) error {
+			c, err := declareConsumer(actx, r.b.JS(), r.consumerConfig(p))
+			cons[p] = c
+			return err
+		})
 		if err != nil {
 			return fmt.Errorf("connectors: %s: declare consumer %d: %w", r.opts.Name, p, err)
 		}
-		cons[p] = c
+	}
+	restart := make([]chan struct{}, len(cons))
+	for p := range restart {
+		restart[p] = make(chan struct{}, 1)
 	}
 	// Work started before shutdown finishes with workCtx, which outlives ctx by
 	// the grace period.
@@ -193,8 +220,9 @@ func (r *Runner) Run(ctx context.Context) error {
 		zap.Strings("consumes", r.opts.Consumes), zap.Strings("emits", r.opts.Emits))
 	var wg sync.WaitGroup
 	for p, c := range cons {
-		wg.Go(func() { r.lane(ctx, workCtx, p, c) })
+		wg.Go(func() { r.lane(ctx, workCtx, p, c, restart[p]) })
 	}
+	wg.Go(func() { r.guard(ctx, restart) })
 	wg.Wait()
 	close(lanesDone)
 	r.log.Info("connector stopped", zap.Uint64("acked", r.acked.Load()))
@@ -206,7 +234,7 @@ func (r *Runner) Run(ctx context.Context) error {
 // request stays open for several events (the server pushes the next as soon as
 // the previous is acked), which saves the subscribe/pull/unsubscribe round trip
 // per event that a Fetch costs.
-func (r *Runner) lane(ctx, workCtx context.Context, p int, c jetstream.Consumer) {
+func (r *Runner) lane(ctx, workCtx context.Context, p int, c jetstream.Consumer, restart <-chan struct{}) {
 	for ctx.Err() == nil {
 		it, err := c.Messages(jetstream.PullMaxMessages(lanePullBatch),
 			jetstream.PullExpiry(max(r.opts.PollWait, time.Second)),
@@ -219,6 +247,16 @@ func (r *Runner) lane(ctx, workCtx context.Context, p int, c jetstream.Consumer)
 		// still handed to process, which gives it back (Nak) at once when
 		// shutting down instead of leaving it to AckWait.
 		stop := context.AfterFunc(ctx, it.Drain)
+		// The guard found the consumer gone and declared it again: pull anew
+		// (the pull requests of the old one died with it).
+		iterDone := make(chan struct{})
+		go func() {
+			select {
+			case <-restart:
+				it.Stop()
+			case <-iterDone:
+			}
+		}()
 		for {
 			msg, err := it.Next()
 			if err != nil {
@@ -229,9 +267,61 @@ func (r *Runner) lane(ctx, workCtx context.Context, p int, c jetstream.Consumer)
 			}
 			r.process(ctx, workCtx, p, msg)
 		}
+		close(iterDone)
 		stop()
 		it.Stop()
 	}
+}
+
+// guardEvery is how often the guard checks that the consumers still exist.
+const guardEvery = 3 * time.Second
+
+// guard declares again a partition's consumer that vanished (a NATS server
+// restarted without it, an operator deleted it) and restarts that lane's
+// pull, checking every guardEvery and at once when the connection comes back:
+// a connector never stalls for good behind a missing consumer.
+func (r *Runner) guard(ctx context.Context, restart []chan struct{}) {
+	reconnected := make(chan struct{}, 1)
+	remove := r.b.OnReconnect(func() {
+		select {
+		case reconnected <- struct{}{}:
+		default:
+		}
+	})
+	defer remove()
+	tick := time.NewTicker(guardEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		case <-reconnected:
+		}
+		for p := range restart {
+			if ctx.Err() != nil {
+				return
+			}
+			actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			_, err := r.b.JS().Consumer(actx, bus.StreamRoute, ConsumerName(r.opts.Name, p))
+			if errors.Is(err, jetstream.ErrConsumerNotFound) {
+				if _, err = declareConsumer(actx, r.b.JS(), r.consumerConfig(p)); err == nil {
+					r.log.Warn("consumer was missing; declared it again", zap.Int("partition", p))
+					select {
+					case restart[p] <- struct{}{}:
+					default:
+					}
+				} else {
+					r.log.Warn("consumer missing and cannot be declared yet", zap.Int("partition", p), zap.Error(err))
+				}
+			}
+			cancel()
+		}
+	}
+}
+
+func (r *Runner) consumerConfig(p int) jetstream.ConsumerConfig {
+	return durableOnCluster(ConsumerConfig(r.opts.Name, p, r.opts.AckWait), r.b.Embedded())
 }
 
 // lanePullBatch is how many events one pull request of a lane may bring in
@@ -262,7 +352,7 @@ func (r *Runner) process(ctx, workCtx context.Context, p int, msg jetstream.Msg)
 	}()
 
 	// From receipt (including the wait for a worker) until settled.
-	stopBeat := bus.KeepInProgress(r.opts.AckWait/2, msg)
+	stopBeat := bus.KeepInProgress(r.opts.AckWait/3, msg)
 	defer stopBeat()
 
 	select {

@@ -58,6 +58,8 @@ type Hub struct {
 	Setup *Setup
 	Bus   *bus.Bus
 	Addr  string // the gateway's address, when it runs
+	// MetricsAddr is metrics.listen's address, when set.
+	MetricsAddr string
 }
 
 // ParseOnly reads --only: comma-separated components.
@@ -131,7 +133,7 @@ func Run(ctx context.Context, s *Setup, log *zap.Logger, o Options) error {
 			stops[i]()
 		}
 	}()
-	for _, start := range []startFunc{startRouter, startSender, startConnectors, startGateway} {
+	for _, start := range []startFunc{startRouter, startSender, startConnectors, startGateway, startOps} {
 		stop, err := start(ctx, r)
 		if err != nil {
 			return err
@@ -241,6 +243,9 @@ func startGateway(ctx context.Context, r *run) (func(), error) {
 	}
 	cfg := r.setup.Config
 	gopts := []gateway.Option{gateway.WithRegistry(r.reg)}
+	if cfg.Metrics.Listen != "" {
+		gopts = append(gopts, gateway.WithoutMetrics()) // served on metrics.listen instead, off the callback port
+	}
 	r.reg.MustRegister(dashboard.NewBusCollector(r.bus))
 	var stop func()
 	if cfg.Dashboard.Enabled() {

@@ -31,13 +31,16 @@ type Options struct {
 	Durable string
 	// Batch is how many events one pull takes (and the consumer's MaxAckPending). Default 64.
 	Batch int
-	// AckWait before the server redelivers an event of a crashed router. Default 30s.
+	// AckWait before the server redelivers an event of a crashed router, and
+	// the time after which a standby takes over from a router that stopped
+	// pulling (the consumer's PinnedTTL). Default 5s.
 	AckWait time.Duration
 	// MaxAttempts to publish an event to WXHUB_ROUTE before it goes to the DLQ. Default 5.
 	MaxAttempts int
 	// RetryDelay between publish attempts (doubled each time). Default 500ms.
 	RetryDelay time.Duration
-	// PollWait of one pull; shutdown takes at most this long. Default 5s.
+	// PollWait of one pull; shutdown takes at most this long. Default 2s; at
+	// most AckWait/2, so that a live router's pin never lapses between pulls.
 	PollWait time.Duration
 	// OnRouted, if set, is called after each event was routed and acked (metrics, tests).
 	OnRouted func(ev *schemas.Event, to []string)
@@ -55,7 +58,7 @@ func (o Options) withDefaults() Options {
 		o.Batch = 64
 	}
 	if o.AckWait <= 0 {
-		o.AckWait = 30 * time.Second
+		o.AckWait = 5 * time.Second
 	}
 	if o.MaxAttempts <= 0 {
 		o.MaxAttempts = 5
@@ -64,8 +67,9 @@ func (o Options) withDefaults() Options {
 		o.RetryDelay = 500 * time.Millisecond
 	}
 	if o.PollWait <= 0 {
-		o.PollWait = 5 * time.Second
+		o.PollWait = 2 * time.Second
 	}
+	o.PollWait = min(o.PollWait, o.AckWait/2)
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
 	}
@@ -129,7 +133,7 @@ func ConsumerConfig(durable string, batch int, ackWait time.Duration) jetstream.
 		MaxAckPending:  batch,
 		PriorityPolicy: jetstream.PriorityPolicyPinned,
 		PriorityGroups: []string{priorityGroup},
-		PinnedTTL:      2 * ackWait,
+		PinnedTTL:      ackWait,
 	}
 }
 
@@ -143,8 +147,22 @@ const priorityGroup = "router"
 // group's order on one connection, so JetStream stores them in arrival order
 // and one user's events keep theirs; then every input is acked.
 func (r *Router) Run(ctx context.Context) error {
-	c, err := r.b.JS().CreateOrUpdateConsumer(ctx, bus.StreamIn, ConsumerConfig(r.opts.Durable, r.opts.Batch, r.opts.AckWait))
-	if err != nil {
+	cfg := ConsumerConfig(r.opts.Durable, r.opts.Batch, r.opts.AckWait)
+	var c jetstream.Consumer
+	var lastSeq uint64 // the stream sequence of the last event routed
+	declare := func(ctx context.Context) error {
+		cc := cfg
+		if lastSeq > 0 {
+			// Declared again after a loss: go on after the last event routed,
+			// not from the stream's first (it keeps days of events).
+			cc.DeliverPolicy, cc.OptStartSeq = jetstream.DeliverByStartSequencePolicy, lastSeq+1
+		}
+		var err error
+		c, err = r.b.JS().CreateOrUpdateConsumer(ctx, bus.StreamIn, cc)
+		return err
+	}
+	// WXHUB_IN may not be there yet (NATS or the cluster still starting).
+	if err := bus.WaitFor(ctx, r.log, "WXHUB_IN to declare the router's consumer", declare); err != nil {
 		return fmt.Errorf("router: declare consumer: %w", err)
 	}
 	workCtx := context.WithoutCancel(ctx)
@@ -153,6 +171,9 @@ func (r *Router) Run(ctx context.Context) error {
 	for ctx.Err() == nil {
 		batch, err := c.Fetch(r.opts.Batch, jetstream.FetchMaxWait(r.opts.PollWait), jetstream.FetchPriorityGroup(priorityGroup))
 		if err != nil {
+			if r.redeclared(ctx, declare) {
+				continue
+			}
 			r.pause(ctx, err)
 			continue
 		}
@@ -179,14 +200,37 @@ func (r *Router) Run(ctx context.Context) error {
 				}
 			}
 			r.routeGroup(workCtx, group)
+			if md, err := group[len(group)-1].Metadata(); err == nil {
+				lastSeq = md.Sequence.Stream
+			}
 			clear(group) // drop references to routed messages
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
+			if r.redeclared(ctx, declare) {
+				continue
+			}
 			r.pause(ctx, err)
 		}
 	}
 	r.log.Info("router stopped")
 	return nil
+}
+
+// redeclared checks, after a failed pull, whether the consumer still exists
+// and declares it again when a server lost it (restart without its state, an
+// operator's delete); true when it did.
+func (r *Router) redeclared(ctx context.Context, declare func(context.Context) error) bool {
+	actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := r.b.JS().Consumer(actx, bus.StreamIn, r.opts.Durable); !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return false
+	}
+	if err := declare(actx); err != nil {
+		r.log.Warn("consumer missing and cannot be declared yet", zap.Error(err))
+		return false
+	}
+	r.log.Warn("consumer was missing; declared it again")
+	return true
 }
 
 func (r *Router) pause(ctx context.Context, err error) {

@@ -109,7 +109,9 @@ type Config struct {
 	// FetchBatch: messages fetched per pull. Default 500.
 	FetchBatch int `yaml:"fetch_batch"`
 	// AckWait of the consumer; held messages are kept alive with InProgress at a
-	// third of it. Default 2m.
+	// third of it. It bounds recovery: the messages a killed sender held are
+	// redelivered within it, and a standby takes over (PinnedTTL) within it.
+	// Default 6s.
 	AckWait time.Duration `yaml:"ack_wait"`
 	// HoldMax: a message deferred (quiet hours, backoff) for longer than this is
 	// handed back to JetStream with NakWithDelay instead of being held in memory,
@@ -135,7 +137,7 @@ const (
 	DefaultWorkers                = 16
 	DefaultMaxPending             = 20000
 	DefaultFetchBatch             = 500
-	DefaultAckWait                = 2 * time.Minute
+	DefaultAckWait                = 6 * time.Second
 	DefaultHoldMax                = 10 * time.Minute
 	DefaultConsumer               = "sender"
 	maxDuplicateCheckInterval     = 4 * time.Hour

@@ -17,6 +17,7 @@ const (
 type task struct {
 	lane string // fairness lane: class + app + recipients
 	cls  int
+	seq  uint64 // WXHUB_OUT stream sequence: the order within a lane
 	// payload, opaque to the scheduler
 	job *job
 }
@@ -57,7 +58,9 @@ func newScheduler() *scheduler { return &scheduler{lanes: map[string]*lane{}} }
 // len is the number of tasks held (in flight included).
 func (s *scheduler) len() int { return s.pending }
 
-// push appends t to its lane.
+// push adds t to its lane in stream order: a message redelivered after a
+// crash (or handed back by a sender that stopped) goes before the later ones
+// already queued, but never before a head that is in flight.
 func (s *scheduler) push(t *task, now time.Time) {
 	s.pending++
 	l := s.lanes[t.lane]
@@ -68,7 +71,17 @@ func (s *scheduler) push(t *task, now time.Time) {
 		s.ready[l.cls] = append(s.ready[l.cls], l)
 		return
 	}
-	l.q = append(l.q, t)
+	i := len(l.q)
+	low := 0
+	if l.state == laneBusy {
+		low = 1
+	}
+	for i > low && t.seq != 0 && l.q[i-1].seq > t.seq {
+		i--
+	}
+	l.q = append(l.q, nil)
+	copy(l.q[i+1:], l.q[i:])
+	l.q[i] = t
 }
 
 // pick returns the next task to try and marks its lane busy; nil when nothing is

@@ -9,9 +9,11 @@
 package sender
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -84,6 +86,14 @@ type Sender struct {
 	dndCache map[string]dnd.Setting
 	pauses   *pauses // per-app pauses after 45009 (pause.go)
 	wake     chan struct{}
+
+	cons    jetstream.Consumer
+	cc      jetstream.ConsumeContext
+	pinID   string  // the server's pin of this process on the consumer
+	barrier barrier // no dispatch while the previous holder's messages come back
+	// freshSeq is the first message delivered for the first time under the
+	// current pin: the previous holder's messages all come before it.
+	freshSeq uint64
 }
 
 // job is one WXHUB_OUT message in the sender's hands.
@@ -178,38 +188,28 @@ func (s *Sender) Run(ctx context.Context) error {
 		return err
 	}
 	defer stopFetch()
-	cons, err := s.bus.JS().CreateOrUpdateConsumer(ctx, bus.StreamOut, jetstream.ConsumerConfig{
-		Durable:       s.cfg.Consumer,
-		Description:   "wxhub sender: messages to WeCom",
-		FilterSubject: bus.SubjectOutAll,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       s.cfg.AckWait,
-		MaxAckPending: s.cfg.MaxPending,
-		// Retries are counted by the sender (quiet-hours deferrals must not use
-		// them up); JetStream redelivers for ever until acked.
-		MaxDeliver: -1,
-	})
-	if err != nil {
-		return fmt.Errorf("sender: consumer %s: %w", s.cfg.Consumer, err)
+	if err := s.declare(ctx, 0); err != nil {
+		return err
 	}
-	cc, err := cons.Consume(s.accept, jetstream.PullMaxMessages(s.cfg.FetchBatch),
-		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-			if !errors.Is(err, jetstream.ErrNoHeartbeat) {
-				s.log.Warn("consume", zap.Error(err))
-			}
-		}))
-	if err != nil {
+	if err := s.consume(); err != nil {
 		return fmt.Errorf("sender: consume: %w", err)
 	}
 	s.log.Info("sender running", zap.String("consumer", s.cfg.Consumer), zap.Int("workers", s.cfg.Workers))
 
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(2)
 	go func() { defer wg.Done(); s.heartbeat(ctx) }()
+	go func() { defer wg.Done(); s.guard(ctx) }()
 	s.dispatch(ctx) // returns on ctx cancel, after the workers finished
-	cc.Stop()
-	<-cc.Closed()
 	wg.Wait()
+	s.mu.Lock()
+	cc := s.cc
+	s.mu.Unlock()
+	cc.Stop()
+	select { // a closed connection may never confirm the stop
+	case <-cc.Closed():
+	case <-time.After(5 * time.Second):
+	}
 	s.handBack()
 	s.stq.close()
 	s.log.Info("sender stopped")
@@ -321,7 +321,14 @@ func (s *Sender) accept(msg jetstream.Msg) {
 		return
 	}
 	t := &task{lane: j.lane(), cls: j.cls, job: j}
+	s.takeOver(msg)
 	s.mu.Lock()
+	if md, err := msg.Metadata(); err == nil {
+		t.seq = md.Sequence.Stream
+		if md.NumDelivered == 1 && s.freshSeq == 0 {
+			s.freshSeq = t.seq
+		}
+	}
 	s.held[j] = struct{}{}
 	s.sched.push(t, s.clock.Now())
 	s.mu.Unlock()
@@ -485,7 +492,12 @@ func (s *Sender) dispatch(ctx context.Context) {
 			now := s.clock.Now()
 			s.mu.Lock()
 			var wake time.Time
-			t, wake = s.sched.pick(now)
+			// After a takeover nothing goes out until the previous holder's
+			// messages are back in their lanes (wall clock: NATS time).
+			held := s.barrier.wait(time.Now())
+			if held == 0 {
+				t, wake = s.sched.pick(now)
+			}
 			if t != nil {
 				t.job.inFlight = true
 			}
@@ -496,10 +508,15 @@ func (s *Sender) dispatch(ctx context.Context) {
 			if !wake.IsZero() && !wake.Equal(armed) {
 				armed, timer = wake, s.clock.After(wake.Sub(now))
 			}
+			var barrierEnd <-chan time.Time
+			if held > 0 {
+				barrierEnd = time.After(held)
+			}
 			select {
 			case <-ctx.Done():
 				return
 			case <-s.wake:
+			case <-barrierEnd:
 			case <-timer:
 				armed, timer = time.Time{}, nil
 			}
@@ -957,9 +974,22 @@ func (s *Sender) heartbeat(ctx context.Context) {
 func (s *Sender) handBack() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// In stream order, so that the next holder receives them in that order.
+	jobs := make([]*job, 0, len(s.held))
 	for j := range s.held {
+		jobs = append(jobs, j)
+	}
+	slices.SortFunc(jobs, func(a, b *job) int { return cmp.Compare(seqOf(a.msg), seqOf(b.msg)) })
+	for _, j := range jobs {
 		_ = j.msg.Nak()
 		delete(s.held, j)
 		s.m.backlog.WithLabelValues(classNames[j.cls]).Dec()
 	}
+}
+
+func seqOf(m jetstream.Msg) uint64 {
+	if md, err := m.Metadata(); err == nil {
+		return md.Sequence.Stream
+	}
+	return 0
 }

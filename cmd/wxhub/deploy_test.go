@@ -14,6 +14,8 @@ func TestDeployConfigsLoad(t *testing.T) {
 	t.Setenv("WXHUB_HELPDESK_SECRET", "s")
 	t.Setenv("WXHUB_ERP_KEY", "erp-key-123")
 	t.Setenv("WXHUB_DASHBOARD_TOKEN", "demo-dashboard-token")
+	t.Setenv("WXHUB_SIGNING_KEY", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=") // as in .env.example
+	t.Setenv("WXHUB_SESSION_KEY", "demo-session-key-change-me-0123456789abcdef")
 	if _, err := config.Load(filepath.Join("..", "..", "deploy", "wxhub.compose.yaml")); err != nil {
 		t.Fatal(err)
 	}

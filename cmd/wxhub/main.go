@@ -34,6 +34,7 @@ func commands() []command {
 		{"new", "scaffold a connector project: new connector NAME [--lang go|node]", newCmd},
 		{"trace", "the path of a user's last messages: callback, route, connector, reply, WeCom", traceCmd},
 		{"erpdemo", "the sample ERP of the demo, on its own", erpdemoCmd},
+		{"healthcheck", "exit 0 when a URL answers 200 (container healthchecks)", healthcheckCmd},
 		{"version", "print the version", func(context.Context, []string) error {
 			fmt.Println("wxhub", version)
 			return nil

@@ -35,7 +35,7 @@ var Builtin = connectors.Builtin{
 			}},
 			Options: c.Options(),
 			New: func(ctx context.Context, d connectors.Deps) (connectors.Handler, error) {
-				kv, err := d.Bus.KV(ctx, bus.BucketDND)
+				kv, err := d.Bus.WaitKV(ctx, bus.BucketDND) // declared by another process, perhaps not yet
 				if err != nil {
 					return nil, err
 				}

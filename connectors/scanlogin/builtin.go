@@ -43,7 +43,7 @@ var Builtin = connectors.Builtin{
 			}},
 			Options: c.Options(),
 			New: func(ctx context.Context, d connectors.Deps) (connectors.Handler, error) {
-				kv, err := d.Bus.KV(ctx, bus.BucketAuth)
+				kv, err := d.Bus.WaitKV(ctx, bus.BucketAuth) // declared by another process, perhaps not yet
 				if err != nil {
 					return nil, err
 				}
