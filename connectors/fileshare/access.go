@@ -1,6 +1,12 @@
 package fileshare
 
-import "context"
+import (
+	"context"
+	"errors"
+
+	"github.com/wxhub/wxhub/directory"
+	"github.com/wxhub/wxhub/schemas"
+)
 
 // Directory resolves a WeCom user's departments and tags, for the sources
 // shared by department or tag. The hub's directory (the company's WeCom
@@ -31,4 +37,36 @@ func (d StaticDirectory) Departments(_ context.Context, user string) ([]int, err
 // Tags implements Directory.
 func (d StaticDirectory) Tags(_ context.Context, user string) ([]int, error) {
 	return d[user].Tags, nil
+}
+
+// hubDirectory is the company directory the hub keeps (package directory):
+// a user's direct departments and tags. An unknown user is in none.
+type hubDirectory struct{ s *directory.Store }
+
+func (d hubDirectory) user(ctx context.Context, id string) (schemas.DirUser, error) {
+	u, err := d.s.User(ctx, id)
+	if errors.Is(err, directory.ErrNotFound) {
+		return schemas.DirUser{}, nil
+	}
+	return u, err
+}
+
+// Departments implements Directory.
+func (d hubDirectory) Departments(ctx context.Context, user string) ([]int, error) {
+	u, err := d.user(ctx, user)
+	return ints(u.Departments), err
+}
+
+// Tags implements Directory.
+func (d hubDirectory) Tags(ctx context.Context, user string) ([]int, error) {
+	u, err := d.user(ctx, user)
+	return ints(u.Tags), err
+}
+
+func ints(in []int64) []int {
+	out := make([]int, len(in))
+	for i, v := range in {
+		out[i] = int(v)
+	}
+	return out
 }

@@ -11,7 +11,9 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/wxhub/wxhub/bus"
 	"github.com/wxhub/wxhub/connectors"
+	"github.com/wxhub/wxhub/directory"
 	"github.com/wxhub/wxhub/internal/transcribe"
 	"github.com/wxhub/wxhub/schemas"
 )
@@ -49,8 +51,9 @@ type Config struct {
 	// base_url voice from WeCom is answered "voice search is not enabled".
 	// Official Account voice uses WeChat's own Recognition.
 	Transcriber transcribe.Config `yaml:"transcriber"`
-	// Directory: users' departments and tags when the hub gives no directory
-	// (tests, the demo): user id -> {departments, tags}.
+	// Directory: users' departments and tags written in the config (tests, a
+	// demo without the directory): user id -> {departments, tags}. Empty: the
+	// hub's company directory (the directory: section) answers.
 	Directory StaticDirectory `yaml:"directory"`
 	// Link: links to files over MaxFileSize, served by the hub's gateway.
 	Link LinkConfig `yaml:"link"`
@@ -231,7 +234,20 @@ var Builtin = connectors.Builtin{
 		return connectors.Instance{
 			Rules: rules, Fallback: fallback, Options: c.Options(),
 			New: func(ctx context.Context, deps connectors.Deps) (connectors.Handler, error) {
-				return New(ctx, name, c, Deps{Bus: deps.Bus, Logger: deps.Logger})
+				d := Deps{Bus: deps.Bus, Logger: deps.Logger}
+				if len(c.Directory) == 0 {
+					// No stand-in in the config: the hub's company directory.
+					kv, err := deps.Bus.KV(ctx, bus.BucketDirectory)
+					if err != nil {
+						return nil, err
+					}
+					st := directory.NewStore(kv, deps.Logger.Named("directory"))
+					if err := st.Start(ctx); err != nil {
+						return nil, err
+					}
+					d.Directory = hubDirectory{st}
+				}
+				return New(ctx, name, c, d)
 			},
 		}, nil
 	},
