@@ -18,14 +18,15 @@ var sourceDir = ""
 
 // newCmd: `wxhub new connector NAME` scaffolds a standalone connector project.
 func newCmd(_ context.Context, args []string) error {
+	if len(args) > 0 && args[0] == "http-connector" {
+		return newHTTPConnector(args[1:])
+	}
 	if len(args) == 0 || args[0] != "connector" {
 		fmt.Fprint(os.Stderr, `usage: wxhub new connector NAME [--lang go|node] [--dir DIR] [--keyword WORD] [--module PATH] [--wxhub CHECKOUT]
+       wxhub new http-connector NAME [--dir DIR] [--keyword WORD] [--url TEMPLATE]
   A standalone connector project: the handler, a main reading the WXHUB_* settings,
   a conformance-kit test against a fake legacy service, routing.yaml, a Dockerfile, a README.
 `)
-		if len(args) > 0 && args[0] == "http-connector" {
-			return errors.New("http-connector: the YAML HTTP connector (connectors/http) is not in this build yet")
-		}
 		return flag.ErrHelp
 	}
 	fs := flag.NewFlagSet("new connector", flag.ContinueOnError)
