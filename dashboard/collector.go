@@ -2,6 +2,7 @@ package dashboard
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"time"
 
@@ -41,11 +42,17 @@ var (
 // BusCollector exports stream depths, consumer lag and the DLQ size, read
 // from JetStream at scrape time so the numbers are never stale.
 type BusCollector struct {
-	b *bus.Bus
+	b          *bus.Bus
+	connectors []string
 }
 
-// NewBusCollector returns a collector for b; register it once.
-func NewBusCollector(b *bus.Bus) *BusCollector { return &BusCollector{b: b} }
+// NewBusCollector returns a collector for b; register it once. connectors
+// are the configured connectors: their series are exported even while their
+// consumers are missing (no process ever started them, or NATS lost them), so
+// that the stalled alert can fire.
+func NewBusCollector(b *bus.Bus, connectors ...string) *BusCollector {
+	return &BusCollector{b: b, connectors: connectors}
+}
 
 // Describe implements prometheus.Collector.
 func (c *BusCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -59,7 +66,7 @@ func (c *BusCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *BusCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), collectTimeout)
 	defer cancel()
-	st, err := readBusState(ctx, c.b)
+	st, err := readBusState(ctx, c.b, c.connectors...)
 	up := 1.0
 	if err != nil {
 		up = 0
@@ -75,8 +82,11 @@ func (c *BusCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descAckPending, prometheus.GaugeValue, float64(cs.AckPending), cs.Stream, cs.Name)
 		ch <- prometheus.MustNewConstMetric(descRedelivered, prometheus.GaugeValue, float64(cs.Redelivered), cs.Stream, cs.Name)
 		ch <- prometheus.MustNewConstMetric(descWaiting, prometheus.GaugeValue, float64(cs.Waiting), cs.Stream, cs.Name)
-		if cs.LastActive != nil {
+		switch {
+		case cs.LastActive != nil:
 			ch <- prometheus.MustNewConstMetric(descLastActive, prometheus.GaugeValue, float64(cs.LastActive.UnixMilli())/1000, cs.Stream, cs.Name)
+		case cs.Missing:
+			ch <- prometheus.MustNewConstMetric(descLastActive, prometheus.GaugeValue, 0, cs.Stream, cs.Name) // never: the alert's age is "forever"
 		}
 	}
 	for stage, n := range st.DLQ.ByStage {
@@ -112,6 +122,9 @@ type ConsumerState struct {
 	// Partitions is how many per-partition consumers this row adds up (a
 	// connector has one durable consumer per partition of its subjects).
 	Partitions int `json:"partitions,omitempty"`
+	// Missing: a configured connector without a consumer (nobody ever started
+	// it, or its consumers are lost); Pending is then the work waiting on its subjects.
+	Missing bool `json:"missing,omitempty"`
 }
 
 // DLQState counts dead letters.
@@ -134,7 +147,7 @@ const stalledAfter = time.Minute
 
 // readBusState reads every stream and consumer. It returns what it could read
 // together with the first error, so one missing stream does not blank the rest.
-func readBusState(ctx context.Context, b *bus.Bus) (BusState, error) {
+func readBusState(ctx context.Context, b *bus.Bus, connectors ...string) (BusState, error) {
 	st := BusState{DLQ: DLQState{ByStage: map[string]uint64{}}}
 	var firstErr error
 	keep := func(err error) {
@@ -183,9 +196,40 @@ func readBusState(ctx context.Context, b *bus.Bus) (BusState, error) {
 		if err := lister.Err(); err != nil {
 			keep(err)
 		}
-		st.Consumers = append(st.Consumers, mergePartitions(consumers, now)...)
+		merged := mergePartitions(consumers, now)
+		if name == bus.StreamRoute {
+			merged = append(merged, missingConnectors(ctx, s, merged, connectors, keep)...)
+		}
+		st.Consumers = append(st.Consumers, merged...)
 	}
 	return st, firstErr
+}
+
+// missingConnectors are rows for the configured connectors that have no
+// consumer, with the work waiting on their subjects: stalled when there is some.
+func missingConnectors(ctx context.Context, s jetstream.Stream, have []ConsumerState, connectors []string, keep func(error)) []ConsumerState {
+	var out []ConsumerState
+	for _, name := range connectors {
+		if slices.ContainsFunc(have, func(c ConsumerState) bool { return c.Connector == name }) {
+			continue
+		}
+		info, err := s.Info(ctx, jetstream.WithSubjectFilter(bus.RouteFilter(name)))
+		if err != nil {
+			keep(err)
+			continue
+		}
+		var pending uint64
+		for _, n := range info.State.Subjects {
+			pending += n
+		}
+		cs := ConsumerState{Stream: bus.StreamRoute, Name: "wxhub_" + name, Filter: bus.RouteFilter(name), Connector: name,
+			Pending: pending, Missing: true, Health: "never"}
+		if pending > 0 {
+			cs.Health = "stalled"
+		}
+		out = append(out, cs)
+	}
+	return out
 }
 
 // mergePartitions adds up a connector's per-partition consumers into one row:

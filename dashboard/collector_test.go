@@ -185,3 +185,26 @@ func TestBusCollectorFollowsTraffic(t *testing.T) {
 		t.Errorf("scrape of a dead bus took %s", d)
 	}
 }
+
+// A configured connector whose consumers are missing keeps its series: the
+// work waiting on its subjects, and a last-active time of "never", so that
+// the stalled alert fires instead of going silent.
+func TestBusCollectorKeepsAConfiguredConnectorWithoutConsumer(t *testing.T) {
+	b := openBus(t)
+	ctx := testCtx(t)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(dashboard.NewBusCollector(b, "erp", "echo"))
+	erp := map[string]string{"stream": bus.StreamRoute, "consumer": "wxhub_erp"}
+	echo := map[string]string{"stream": bus.StreamRoute, "consumer": "wxhub_echo"}
+	for i := range 3 {
+		ev := &schemas.Event{SpecVersion: schemas.SpecVersion, ID: fmt.Sprintf("ev-%d", i), Source: "wecom/helpdesk", Type: "wxhub.in.text",
+			Time: time.Now().UTC(), DataContentType: "application/json",
+			Data: schemas.EventData{Channel: "wecom", App: "helpdesk", User: fmt.Sprintf("u%d", i), MsgType: "text", Content: "订单 1"}}
+		if _, err := b.PublishRoute(ctx, "erp", 0, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantMetric(t, reg, "wxhub_consumer_pending", erp, 3)
+	wantMetric(t, reg, "wxhub_consumer_last_active_timestamp_seconds", erp, 0)
+	wantMetric(t, reg, "wxhub_consumer_pending", echo, 0)
+}

@@ -46,6 +46,10 @@ type SendLimit struct {
 // Option customizes a Dashboard.
 type Option func(*Dashboard)
 
+// WithConnectors names the configured connectors: the overview lists each,
+// as stalled when work waits for one that has no consumer.
+func WithConnectors(names ...string) Option { return func(d *Dashboard) { d.connectors = names } }
+
 // WithGatherer reads counters (rates, sends, errors) from g; without it the
 // overview shows no rates.
 func WithGatherer(g prometheus.Gatherer) Option { return func(d *Dashboard) { d.gatherer = g } }
@@ -61,17 +65,18 @@ func WithClock(now func() time.Time) Option { return func(d *Dashboard) { d.now 
 // Dashboard serves the operations page. Safe for concurrent use; Close it to
 // stop its background watcher.
 type Dashboard struct {
-	cfg      Config
-	bus      *bus.Bus
-	log      *zap.Logger
-	now      func() time.Time
-	gatherer prometheus.Gatherer
-	limits   []SendLimit
-	users    map[string]User
-	userList []User
-	sess     *sessions
-	mux      *http.ServeMux
-	static   fs.FS
+	cfg        Config
+	connectors []string // configured: listed even while their consumers are missing
+	bus        *bus.Bus
+	log        *zap.Logger
+	now        func() time.Time
+	gatherer   prometheus.Gatherer
+	limits     []SendLimit
+	users      map[string]User
+	userList   []User
+	sess       *sessions
+	mux        *http.ServeMux
+	static     fs.FS
 
 	rates  *rateTracker
 	errors *errorRing

@@ -36,7 +36,7 @@ func (d *Dashboard) snapshot(ctx context.Context) *Overview {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), collectTimeout)
 	defer cancel()
 	ov := &Overview{Time: now.UTC()}
-	st, err := readBusState(ctx, d.bus)
+	st, err := readBusState(ctx, d.bus, d.connectors...)
 	ov.BusState = st
 	var errs [][]ErrorItem
 	if err != nil {

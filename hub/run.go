@@ -246,12 +246,16 @@ func startGateway(ctx context.Context, r *run) (func(), error) {
 	if cfg.Metrics.Listen != "" {
 		gopts = append(gopts, gateway.WithoutMetrics()) // served on metrics.listen instead, off the callback port
 	}
-	r.reg.MustRegister(dashboard.NewBusCollector(r.bus))
+	var names []string
+	for _, c := range r.setup.Connectors {
+		names = append(names, c.Name)
+	}
+	r.reg.MustRegister(dashboard.NewBusCollector(r.bus, names...))
 	var stop func()
 	if cfg.Dashboard.Enabled() {
 		sc := cfg.SenderConfig().WithDefaults()
 		d, err := dashboard.New(cfg.Dashboard, r.bus, r.log.Named("dashboard"),
-			dashboard.WithGatherer(r.reg), dashboard.WithSendLimits(sendLimits(cfg.WeCom, sc)...),
+			dashboard.WithGatherer(r.reg), dashboard.WithConnectors(names...), dashboard.WithSendLimits(sendLimits(cfg.WeCom, sc)...),
 			dashboard.WithChallengeTTL(cfg.GatewayConfig().Auth.ChallengeTTL), dashboard.WithSenderConsumer(sc.Consumer))
 		if err != nil {
 			return nil, err
