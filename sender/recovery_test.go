@@ -39,10 +39,12 @@ type proc struct {
 	done   chan error
 }
 
-func startProc(t *testing.T, url, api string, clock sender.Clock, cfg sender.Config, log *zap.Logger) *proc {
+func startProc(t *testing.T, hub *bus.Bus, api string, clock sender.Clock, cfg sender.Config, log *zap.Logger) *proc {
 	t.Helper()
-	ctx := context.Background()
-	b, err := bus.Dial(ctx, bus.Config{URL: url}, zap.NewNop())
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	// The hub's data dir holds the embedded server's generated logins.
+	b, err := bus.Dial(ctx, bus.Config{URL: hub.ClientURL(), DataDir: hub.Config().DataDir}, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,8 +52,8 @@ func startProc(t *testing.T, url, api string, clock sender.Clock, cfg sender.Con
 	if err != nil {
 		t.Fatal(err)
 	}
-	runCtx, cancel := context.WithCancel(ctx)
-	p := &proc{b: b, cancel: cancel, done: make(chan error, 1)}
+	runCtx, stop := context.WithCancel(context.Background())
+	p := &proc{b: b, cancel: stop, done: make(chan error, 1)}
 	go func() { p.done <- s.Run(runCtx) }()
 	t.Cleanup(p.stop)
 	return p
@@ -151,7 +153,7 @@ func TestKilledSenderBackedOffMessageDeliveredInOrder(t *testing.T) {
 	e := newSimEnv(t, sender.SystemClock{}, sim.Limits{}, 1, front)
 	cfg := e.cfg
 	cfg.Retry = sender.Retry{Base: 30 * time.Second, Max: time.Minute, MaxAttempts: 5} // the backoff outlasts the test
-	a := startProc(t, e.hub.ClientURL(), e.api, sender.SystemClock{}, cfg, zaptest.NewLogger(t).Named("A"))
+	a := startProc(t, e.hub, e.api, sender.SystemClock{}, cfg, zaptest.NewLogger(t).Named("A"))
 	e.publish(t, "id0", "u0", "m0")
 	waitFor(t, 20*time.Second, "the first attempt refused", failed.Load)
 	for i := 1; i < 5; i++ {
@@ -163,7 +165,7 @@ func TestKilledSenderBackedOffMessageDeliveredInOrder(t *testing.T) {
 	}
 	a.kill()
 	restarted := time.Now()
-	startProc(t, e.hub.ClientURL(), e.api, sender.SystemClock{}, cfg, zaptest.NewLogger(t).Named("B"))
+	startProc(t, e.hub, e.api, sender.SystemClock{}, cfg, zaptest.NewLogger(t).Named("B"))
 	waitFor(t, 20*time.Second, "all five delivered", func() bool { return len(e.contents("u0")) >= 5 })
 	took := time.Since(restarted)
 	if took > 10*time.Second {
@@ -198,7 +200,7 @@ func TestTwoSendersKeepLimitsAndOrder(t *testing.T) {
 			e.sim.ServeHTTP(w, r)
 		}))
 		t.Cleanup(counted.Close)
-		procs = append(procs, startProc(t, e.hub.ClientURL(), counted.URL, clock, cfg, zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel)).Named(n)))
+		procs = append(procs, startProc(t, e.hub, counted.URL, clock, cfg, zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel)).Named(n)))
 	}
 	for i := range 2 * limit {
 		for u := range members {
@@ -295,7 +297,7 @@ func TestKilledSenderMidBacklog(t *testing.T) {
 	e := newSimEnv(t, sender.SystemClock{}, sim.Limits{}, members, front)
 	cfg := e.cfg
 	cfg.Workers = 2
-	a := startProc(t, e.hub.ClientURL(), e.api, sender.SystemClock{}, cfg, zaptest.NewLogger(t).Named("A"))
+	a := startProc(t, e.hub, e.api, sender.SystemClock{}, cfg, zaptest.NewLogger(t).Named("A"))
 	for i := range per {
 		for u := range members {
 			e.publish(t, fmt.Sprintf("u%d-%d", u, i), fmt.Sprintf("u%d", u), fmt.Sprintf("m%02d", i))
@@ -303,7 +305,7 @@ func TestKilledSenderMidBacklog(t *testing.T) {
 	}
 	waitFor(t, 20*time.Second, "some sent", func() bool { return e.sim.Stats().Sent >= 30 })
 	a.kill()
-	startProc(t, e.hub.ClientURL(), e.api, sender.SystemClock{}, cfg, zaptest.NewLogger(t).Named("B"))
+	startProc(t, e.hub, e.api, sender.SystemClock{}, cfg, zaptest.NewLogger(t).Named("B"))
 	waitFor(t, 60*time.Second, "all delivered", func() bool {
 		n := 0
 		for u := range members {
