@@ -22,7 +22,7 @@ func TestNewConnectorCommand(t *testing.T) {
 			return []string{"connector", "--lang", "node", "--dir", d, "--wxhub", "../..", "leave"}
 		}, "npm install", ""},
 		{"no name", func(d string) []string { return []string{"connector", "--dir", d} }, "", "usage"},
-		{"http connector not in this build", func(string) []string { return []string{"http-connector", "tickets"} }, "", "connectors/http"},
+		{"http connector without a name", func(d string) []string { return []string{"http-connector", "--dir", d} }, "", "name the connector"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "leave")
