@@ -178,7 +178,7 @@ func startRouter(ctx context.Context, r *run) (func(), error) {
 	if !r.want("router") {
 		return nil, nil
 	}
-	rt, err := router.New(r.bus, r.setup.Rules(), router.Options{Logger: r.log, PollWait: r.o.PollWait, Registerer: r.reg})
+	rt, err := router.New(r.setup.Rules(), r.bus, r.log, router.WithPollWait(r.o.PollWait), router.WithRegisterer(r.reg))
 	if err != nil {
 		return nil, err
 	}

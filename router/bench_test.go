@@ -36,12 +36,12 @@ func BenchmarkRouter(b *testing.B) {
 	}
 	var routed atomic.Int64
 	done := make(chan struct{})
-	r, err := router.New(bs, router.Config{Default: "echo"}, router.Options{PollWait: 100 * time.Millisecond,
+	r, err := router.New(router.Config{Default: "echo"}, bs, nil, router.WithOptions(router.Options{PollWait: 100 * time.Millisecond,
 		OnRouted: func(*schemas.Event, []string) {
 			if routed.Add(1) == int64(b.N) {
 				close(done)
 			}
-		}})
+		}}))
 	if err != nil {
 		b.Fatal(err)
 	}

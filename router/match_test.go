@@ -68,7 +68,7 @@ func ev(d schemas.EventData) *schemas.Event {
 }
 
 func TestMatch(t *testing.T) {
-	r, err := router.New(nil, loadRules(t, rulesYAML), router.Options{})
+	r, err := router.New(loadRules(t, rulesYAML), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +148,7 @@ func TestTapRules(t *testing.T) {
 		{Name: "hook", Match: router.Match{Event: router.Strings{"subscribe", "click"}}, To: router.Strings{"legacy-events"}, Tap: true},
 		{Name: "menu", Match: router.Match{Event: router.Strings{"click"}}, To: router.Strings{"crm"}},
 	}}
-	r, err := router.New(nil, cfg, router.Options{})
+	r, err := router.New(cfg, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -64,7 +64,7 @@ func TestSimRouterMetricsAndSpans(t *testing.T) {
 		{Name: "orders", Match: router.Match{Content: `^订单`}, To: router.Strings{"erp"}, Continue: true},
 		{Name: "audit", Match: router.Match{Keywords: router.Strings{"订单", "报销"}}, To: router.Strings{"audit", "erp"}},
 	}}
-	r, err := router.New(b, cfg, router.Options{Registerer: reg, PollWait: 200 * time.Millisecond})
+	r, err := router.New(cfg, b, nil, router.WithOptions(router.Options{Registerer: reg, PollWait: 200 * time.Millisecond}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,12 +154,12 @@ func TestSimRouterMetricsAndSpans(t *testing.T) {
 // routers may share one registry.
 func TestRouterRegistererOptional(t *testing.T) {
 	b := newBus(t)
-	if _, err := router.New(b, router.Config{}, router.Options{}); err != nil {
+	if _, err := router.New(router.Config{}, b, nil); err != nil {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
 	for range 2 {
-		if _, err := router.New(b, router.Config{}, router.Options{Registerer: reg}); err != nil {
+		if _, err := router.New(router.Config{}, b, nil, router.WithOptions(router.Options{Registerer: reg})); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -18,8 +18,7 @@ func TestConsumerDeletedWhileRunningIsDeclaredAgain(t *testing.T) {
 	b := newBus(t)
 	var mu sync.Mutex
 	var routed []string
-	r, err := router.New(b, loadRules(t, rulesYAML), router.Options{PollWait: 100 * time.Millisecond, Logger: zaptest.NewLogger(t),
-		OnRouted: func(ev *schemas.Event, _ []string) { mu.Lock(); routed = append(routed, ev.Data.Content); mu.Unlock() }})
+	r, err := router.New(loadRules(t, rulesYAML), b, zaptest.NewLogger(t), router.WithOptions(router.Options{PollWait: 100 * time.Millisecond, OnRouted: func(ev *schemas.Event, _ []string) { mu.Lock(); routed = append(routed, ev.Data.Content); mu.Unlock() }}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,7 +25,8 @@ import (
 // Stage is the DLQ stage of events the router cannot route.
 const Stage = "router"
 
-// Options tune the router process; the zero value works.
+// Options tune the router process; the zero value works. Give them to New
+// with WithOptions, or one knob at a time with the With... options.
 type Options struct {
 	// Durable consumer name on WXHUB_IN. Default "wxhub_router".
 	Durable string
@@ -44,11 +45,24 @@ type Options struct {
 	PollWait time.Duration
 	// OnRouted, if set, is called after each event was routed and acked (metrics, tests).
 	OnRouted func(ev *schemas.Event, to []string)
-	Logger   *zap.Logger
 	// Registerer receives the router's metrics (docs/metrics.md). Default: a
 	// private registry, i.e. nowhere anyone scrapes.
 	Registerer prometheus.Registerer
 }
+
+// Option customizes a Router.
+type Option func(*Options)
+
+// WithOptions sets every knob at once.
+func WithOptions(o Options) Option { return func(to *Options) { *to = o } }
+
+// WithRegisterer registers the router's metrics with r (nil: a private registry).
+func WithRegisterer(r prometheus.Registerer) Option {
+	return func(o *Options) { o.Registerer = r }
+}
+
+// WithPollWait bounds one pull, and so how long shutdown waits (tests shorten it).
+func WithPollWait(d time.Duration) Option { return func(o *Options) { o.PollWait = d } }
 
 func (o Options) withDefaults() Options {
 	if o.Durable == "" {
@@ -70,9 +84,6 @@ func (o Options) withDefaults() Options {
 		o.PollWait = 2 * time.Second
 	}
 	o.PollWait = min(o.PollWait, o.AckWait/2)
-	if o.Logger == nil {
-		o.Logger = zap.NewNop()
-	}
 	return o
 }
 
@@ -85,10 +96,17 @@ type Router struct {
 	rules atomic.Pointer[ruleSet]
 }
 
-// New validates cfg and returns a Router; call Run to start it.
-func New(b *bus.Bus, cfg Config, opts Options) (*Router, error) {
-	opts = opts.withDefaults()
-	r := &Router{b: b, opts: opts, log: opts.Logger.Named("router"), m: newMetrics(opts.Registerer)}
+// New validates cfg and returns a Router on b; call Run to start it. log may be nil.
+func New(cfg Config, b *bus.Bus, log *zap.Logger, opts ...Option) (*Router, error) {
+	var o Options
+	for _, f := range opts {
+		f(&o)
+	}
+	o = o.withDefaults()
+	if log == nil {
+		log = zap.NewNop()
+	}
+	r := &Router{b: b, opts: o, log: log.Named("router"), m: newMetrics(o.Registerer)}
 	if err := r.SetRules(cfg); err != nil {
 		return nil, err
 	}

@@ -105,7 +105,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 
 func TestRoutesThroughNATS(t *testing.T) {
 	b := newBus(t)
-	r, err := router.New(b, loadRules(t, rulesYAML), router.Options{PollWait: 100 * time.Millisecond, Logger: zaptest.NewLogger(t)})
+	r, err := router.New(loadRules(t, rulesYAML), b, zaptest.NewLogger(t), router.WithOptions(router.Options{PollWait: 100 * time.Millisecond}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,8 +155,7 @@ func TestReloadMidStreamLosesNothing(t *testing.T) {
 	toA := router.Config{Default: "a"}
 	toB := router.Config{Default: "b"}
 	var routedN atomic.Int64
-	r, err := router.New(b, toA, router.Options{PollWait: 100 * time.Millisecond, Batch: 8, Logger: zaptest.NewLogger(t),
-		OnRouted: func(*schemas.Event, []string) { routedN.Add(1) }})
+	r, err := router.New(toA, b, zaptest.NewLogger(t), router.WithOptions(router.Options{PollWait: 100 * time.Millisecond, Batch: 8, OnRouted: func(*schemas.Event, []string) { routedN.Add(1) }}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,7 +219,7 @@ func TestWatchFileReloadsAndKeepsOldOnError(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := router.New(nil, cfg, router.Options{Logger: zaptest.NewLogger(t)})
+	r, err := router.New(cfg, nil, zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,9 +259,7 @@ func TestWatchFileReloadsAndKeepsOldOnError(t *testing.T) {
 func TestOrderPerUserUnderLoad(t *testing.T) {
 	b := newBus(t)
 	var routedN atomic.Int64
-	r, err := router.New(b, router.Config{Rules: []router.Rule{{Match: router.Match{Keywords: []string{"x"}}, To: []string{"a", "b"}}}, Default: "c"},
-		router.Options{PollWait: 100 * time.Millisecond, Batch: 16, Logger: zaptest.NewLogger(t),
-			OnRouted: func(*schemas.Event, []string) { routedN.Add(1) }})
+	r, err := router.New(router.Config{Rules: []router.Rule{{Match: router.Match{Keywords: []string{"x"}}, To: []string{"a", "b"}}}, Default: "c"}, b, zaptest.NewLogger(t), router.WithOptions(router.Options{PollWait: 100 * time.Millisecond, Batch: 16, OnRouted: func(*schemas.Event, []string) { routedN.Add(1) }}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -320,9 +317,8 @@ func TestPublishFailureRetriesThenDeadLetters(t *testing.T) {
 				t.Fatal(err)
 			}
 			var routedN atomic.Int64
-			r, err := router.New(b, router.Config{Default: "erp"}, router.Options{PollWait: 100 * time.Millisecond,
-				MaxAttempts: 2, RetryDelay: 50 * time.Millisecond, Logger: zaptest.NewLogger(t),
-				OnRouted: func(*schemas.Event, []string) { routedN.Add(1) }})
+			r, err := router.New(router.Config{Default: "erp"}, b, zaptest.NewLogger(t), router.WithOptions(router.Options{PollWait: 100 * time.Millisecond,
+				MaxAttempts: 2, RetryDelay: 50 * time.Millisecond, OnRouted: func(*schemas.Event, []string) { routedN.Add(1) }}))
 			if err != nil {
 				t.Fatal(err)
 			}
