@@ -5,10 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/wxhub/wxhub/internal/browsertest"
 
 	"github.com/chromedp/chromedp"
 	"github.com/nats-io/nats.go/jetstream"
@@ -18,22 +19,6 @@ import (
 	"github.com/wxhub/wxhub/dashboard"
 	"github.com/wxhub/wxhub/schemas"
 )
-
-// findChromium returns Debian's chromium. Without it the browser test skips on
-// a developer's machine but fails in CI (CI=true), which must have it.
-func findChromium(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("chromium not found and CI is set: install it (apt-get install -y chromium)")
-	}
-	t.Skip("chromium not found (apt-get install -y chromium); skipped outside CI")
-	return ""
-}
 
 // shooter saves screenshots to a temp dir, and to docs/screenshots when
 // WXHUB_SCREENSHOTS=1 (so the committed pictures change only on purpose).
@@ -116,7 +101,7 @@ func startBrowser(t *testing.T, ctx context.Context, chromium string) (context.C
 }
 
 func TestBrowserQueuesAndDLQReplay(t *testing.T) {
-	chromium := findChromium(t)
+	chromium := browsertest.Chromium(t)
 	e := newEnv(t, dashboard.WithSendLimits(dashboard.SendLimit{App: "helpdesk", Name: "corp message/send a minute", PerMinute: 600}))
 	ctx := testCtx(t)
 	shots := newShooter(t)

@@ -6,12 +6,13 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/wxhub/wxhub/connectors/scanlogin"
+	"github.com/wxhub/wxhub/internal/browsertest"
 )
 
 // A member logs in to the dashboard by scanning its QR code with WeCom: the
 // page shows the code, follows the scan and the confirmation, then opens.
 func TestBrowserWeComLogin(t *testing.T) {
-	chromium := findChromium(t)
+	chromium := browsertest.Chromium(t)
 	w := newWeComEnv(t, wecomConfig())
 	ctx := testCtx(t)
 	shots := newShooter(t)

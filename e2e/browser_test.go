@@ -5,11 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wxhub/wxhub/internal/browsertest"
 
 	"github.com/chromedp/chromedp"
 
@@ -21,28 +22,12 @@ import (
 	"github.com/wxhub/wxhub/wecom/sim"
 )
 
-// chromiumOrSkip finds Debian's chromium; without it the test skips on a
-// developer's machine and fails in CI, which installs it.
-func chromiumOrSkip(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"/usr/bin/chromium", "chromium", "chromium-browser"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("chromium not found and CI is set: .ci/run must install it")
-	}
-	t.Skip("chromium not found (apt-get install -y chromium); skipped outside CI")
-	return ""
-}
-
 // TestBrowserWholeHub drives the dashboard of a real hub in headless Chromium:
 // log in, watch a connector's queue grow while the connector is down and drain
 // when a second process starts it, replay a dead letter and see WeCom (the
 // simulator) receive it. WXHUB_SCREENSHOTS=1 saves the pictures to docs/screenshots.
 func TestBrowserWholeHub(t *testing.T) {
-	chromium := chromiumOrSkip(t)
+	chromium := browsertest.Chromium(t)
 	// Hub A: everything but the echo connector, with the dashboard.
 	e := startE2E(t, withConfig(func(c *config.Config) {
 		c.Dashboard.AdminToken = hub.DemoDashboardToken

@@ -3,32 +3,17 @@ package oidc_test
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/wxhub/wxhub/internal/browsertest"
+
 	"github.com/chromedp/chromedp"
 
 	"github.com/wxhub/wxhub/schemas"
 )
-
-// chromiumOrSkip finds Debian's chromium; without it the test skips on a
-// developer's machine and fails in CI, which installs it (as cmd/wxhub does).
-func chromiumOrSkip(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"/usr/bin/chromium", "chromium", "chromium-browser"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("chromium not found and CI is set: .ci/run must install it")
-	}
-	t.Skip("chromium not found (apt-get install -y chromium); skipped outside CI")
-	return ""
-}
 
 // TestBrowserLogin drives headless Chromium through the sample client: its
 // login link, the hub's login page with the QR code, the scan and confirm in
@@ -36,7 +21,7 @@ func chromiumOrSkip(t *testing.T) string {
 // client logged in; with the PIN required, the PIN page comes first.
 // WXHUB_SCREENSHOTS=1 saves the pages to docs/screenshots.
 func TestBrowserLogin(t *testing.T) {
-	chromium := chromiumOrSkip(t)
+	chromium := browsertest.Chromium(t)
 	for _, tc := range []struct {
 		name       string
 		requirePIN bool
