@@ -38,6 +38,7 @@ type Gateway struct {
 	signer   *signer               // login assertions (auth.go)
 	wecom    *wecom.Client         // auth/getuserinfo and gettoken for OAuth login, the pass-through
 	caps     *apiCaps              // the pass-through's per-API caps
+	dir      Directory             // expands departments and tags; nil: sent as given
 	// noMetrics: /metrics is served elsewhere (WithoutMetrics).
 	noMetrics bool
 }

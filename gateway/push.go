@@ -158,6 +158,9 @@ func (g *Gateway) enqueue(ctx context.Context, key *APIKey, body []byte, strict 
 	if !keyAllows(key, app) {
 		return pushAccepted{}, app, &pushError{status: http.StatusForbidden, field: "app", msg: fmt.Sprintf("API key %q may not send through app %q", key.Name, app)}
 	}
+	if err := g.expandRecipients(ctx, fields); err != nil {
+		return pushAccepted{}, app, err
+	}
 	priority := schemas.PriorityNormal
 	if raw, ok := fields["priority"]; ok {
 		json.Unmarshal(raw, &priority)

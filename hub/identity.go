@@ -19,7 +19,7 @@ import (
 // startIdentity runs, in the gateway's process, the company directory (its
 // store, sync and read API), the step-up PIN pages and the OIDC provider,
 // when configured; they use the gateway's shared WeCom tokens.
-func startIdentity(ctx context.Context, r *run, gw *gateway.Gateway) error {
+func startIdentity(ctx context.Context, r *run, gw *gateway.Gateway, store *directory.Store) error {
 	cfg := r.setup.Config
 	if cfg.Directory == nil && cfg.PIN == nil && cfg.OIDC == nil {
 		return nil
@@ -34,14 +34,10 @@ func startIdentity(ctx context.Context, r *run, gw *gateway.Gateway) error {
 	}
 
 	var claims func(context.Context, string) (map[string]any, error)
-	if dc := cfg.Directory; dc != nil {
+	if dc := cfg.Directory; dc != nil && store != nil {
 		dkv, err := kv(bus.BucketDirectory)
 		if err != nil {
 			return err
-		}
-		store := directory.NewStore(dkv, r.log.Named("directory"))
-		if err := store.Start(ctx); err != nil {
-			return fmt.Errorf("directory: %w", err)
 		}
 		syncer, err := directory.NewSyncer(dc.WithDefaults(), dkv, client, directory.TokenSource(tokens), r.log.Named("directory"))
 		if err != nil {
@@ -103,4 +99,21 @@ func startIdentity(ctx context.Context, r *run, gw *gateway.Gateway) error {
 		gw.Handle("/oidc/", p)
 	}
 	return nil
+}
+
+// startDirectoryStore opens the company directory's store when the directory
+// is configured: the gateway expands sends to departments and tags with it.
+func startDirectoryStore(ctx context.Context, r *run) (*directory.Store, error) {
+	if r.setup.Config.Directory == nil {
+		return nil, nil
+	}
+	kv, err := r.bus.KV(ctx, bus.BucketDirectory)
+	if err != nil {
+		return nil, err
+	}
+	store := directory.NewStore(kv, r.log.Named("directory"))
+	if err := store.Start(ctx); err != nil {
+		return nil, fmt.Errorf("directory: %w", err)
+	}
+	return store, nil
 }

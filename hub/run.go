@@ -266,6 +266,13 @@ func startGateway(ctx context.Context, r *run) (func(), error) {
 	for pattern, handler := range r.o.Handlers {
 		gopts = append(gopts, gateway.WithHandler(pattern, handler))
 	}
+	dir, err := startDirectoryStore(ctx, r)
+	if err != nil {
+		return stop, err
+	}
+	if dir != nil {
+		gopts = append(gopts, gateway.WithDirectory(dir)) // departments and tags expanded to members
+	}
 	gw, err := gateway.New(cfg.GatewayConfig(), r.bus, r.log.Named("gateway"), gopts...)
 	if err != nil {
 		return stop, err
@@ -276,7 +283,7 @@ func startGateway(ctx context.Context, r *run) (func(), error) {
 			return stop, fmt.Errorf("gateway: %w", err)
 		}
 	}
-	if err := startIdentity(ctx, r, gw); err != nil {
+	if err := startIdentity(ctx, r, gw, dir); err != nil {
 		return stop, err
 	}
 	r.hub.Addr = ln.Addr().String()
