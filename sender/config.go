@@ -54,6 +54,11 @@ type Limits struct {
 	// Margin is added to every window: a slot is held Margin longer than the
 	// window, to cover the call's latency and WeCom's own clock reading. Default 1s.
 	Margin time.Duration `yaml:"margin"`
+	// UrgentReserve is the share of each member's per-minute and per-hour
+	// window that bulk messages may not use: kept for urgent and normal ones,
+	// so a bulk campaign never makes an urgent message wait for the window.
+	// Default 0.2 (bulk gets 24 of 30 a minute); 0 < x < 1, or -1 for none.
+	UrgentReserve float64 `yaml:"urgent_reserve"`
 }
 
 // Retry says how often and how patiently a failing send is retried.
@@ -134,6 +139,7 @@ const (
 	DefaultRetryMax               = 5 * time.Minute
 	DefaultTimeZone               = "Asia/Shanghai"
 	DefaultDuplicateCheckInterval = 30 * time.Minute
+	DefaultUrgentReserve          = 0.2
 	DefaultWorkers                = 16
 	DefaultMaxPending             = 20000
 	DefaultFetchBatch             = 500
@@ -162,6 +168,9 @@ func (c Config) WithDefaults() Config {
 	def(&l.CorpAPIMinute, DefaultCorpAPIMinute)
 	def(&l.CorpAPIHour, DefaultCorpAPIHour)
 	defD(&l.Margin, DefaultMargin)
+	if l.UrgentReserve == 0 {
+		l.UrgentReserve = DefaultUrgentReserve
+	}
 	def(&c.Retry.MaxAttempts, DefaultMaxAttempts)
 	defD(&c.Retry.Base, DefaultRetryBase)
 	defD(&c.Retry.Max, DefaultRetryMax)
@@ -221,6 +230,9 @@ func (c Config) Validate() error {
 	}
 	if c.Limits.Margin < 0 {
 		return bad("limits.margin", "negative")
+	}
+	if r := c.Limits.UrgentReserve; r != -1 && (r < 0 || r >= 1) {
+		return bad("limits.urgent_reserve", "must be a share between 0 and 1 (or -1 for none), got %g", r)
 	}
 	r := c.Retry
 	switch {

@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -79,6 +80,7 @@ type Sender struct {
 	media  *media // media objects -> WeCom media ids; media/get service (media.go)
 
 	memberRules, chatRules, corpRules []rule
+	bulkMemberRules                   []rule // memberRules less the urgent reserve, same logs
 
 	mu       sync.Mutex
 	sched    *scheduler
@@ -161,6 +163,10 @@ func New(cfg Config, b *bus.Bus, client *wecom.Client, log *zap.Logger, opts ...
 	s.memberRules = []rule{
 		{Name: "m", Limit: l.PerMemberMinute, Span: time.Minute},
 		{Name: "h", Limit: l.PerMemberHour, Span: time.Hour, Res: time.Minute},
+	}
+	s.bulkMemberRules = []rule{
+		{Name: "m", Limit: bulkLimit(l.PerMemberMinute, l.UrgentReserve), Span: time.Minute},
+		{Name: "h", Limit: bulkLimit(l.PerMemberHour, l.UrgentReserve), Span: time.Hour, Res: time.Minute},
 	}
 	s.chatRules = []rule{{Name: "m", Limit: l.ChatPerMinute, Span: time.Minute}}
 	s.corpRules = []rule{
@@ -599,8 +605,12 @@ func (s *Sender) claims(j *job) []claim {
 		cs = []claim{{key: "corp.appchat_create", rules: s.corpRules, n: 1, global: true}}
 	default:
 		cs = make([]claim, 0, len(j.users)+2)
+		rules := s.memberRules
+		if j.out.Data.Priority == schemas.PriorityBulk {
+			rules = s.bulkMemberRules // the same logs, a lower ceiling: the rest is kept for urgent and normal
+		}
 		for _, u := range j.users {
-			cs = append(cs, claim{key: "member." + app + "." + dnd.Key(u), rules: s.memberRules, n: 1})
+			cs = append(cs, claim{key: "member." + app + "." + dnd.Key(u), rules: rules, n: 1})
 		}
 		cs = append(cs, claim{key: "corp.message_send", rules: s.corpRules, n: 1, global: true})
 		if q := s.cfg.Limits.AppDailyRecipients; q > 0 && len(j.users) > 0 {
@@ -615,6 +625,15 @@ func (s *Sender) claims(j *job) []claim {
 		}
 	}
 	return kept
+}
+
+// bulkLimit is limit less the urgent reserve, at least 1; a switched-off
+// limit stays off.
+func bulkLimit(limit int, reserve float64) int {
+	if limit <= 0 || reserve <= 0 {
+		return limit
+	}
+	return max(1, limit-int(math.Ceil(float64(limit)*reserve)))
 }
 
 func anyOn(rules []rule) bool {
