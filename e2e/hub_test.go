@@ -335,3 +335,53 @@ func TestE2EConnectorProcessWithItsGeneratedLogin(t *testing.T) {
 		t.Fatal("the connector's login read the access token")
 	}
 }
+
+// In an incident room, the first message hits 86003 (the chat is not there
+// yet for WeCom) and is retried: the next message to the room waits for it,
+// so the room reads in order.
+func TestE2EIncidentRoomOrderUnder86003(t *testing.T) {
+	e := startE2E(t)
+	ctx := waitCtx(t, 30*time.Second)
+	e.sim.FailNextOn("appchat/send", 1, 86003)
+	post := func(path, body string) map[string]any {
+		req, _ := http.NewRequestWithContext(ctx, "POST", "http://"+e.hubAddr+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+hub.DemoAPIKey)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		json.NewDecoder(resp.Body).Decode(&out)
+		if resp.StatusCode != 202 {
+			t.Fatalf("%s: %d %v", path, resp.StatusCode, out)
+		}
+		return out
+	}
+	acc := post("/api/v1/chats", `{"app":"helpdesk","name":"故障 43","owner":"zhangsan","userlist":["zhangsan","lisi"],
+		"message":{"msgtype":"text","text":{"content":"1 主库宕机"}}}`)
+	chatID, _ := acc["chatid"].(string)
+	if chatID == "" {
+		t.Fatalf("no chatid in %v", acc)
+	}
+	for _, text := range []string{"2 正在切换", "3 已恢复"} {
+		post("/api/v1/messages", fmt.Sprintf(`{"app":"helpdesk","chatid":%q,"msgtype":"text","text":{"content":%q}}`, chatID, text))
+	}
+	var got []string
+	for len(got) < 3 {
+		got = got[:0]
+		for _, m := range e.sim.Sent() {
+			if m.API == "appchat/send" && m.ChatID == chatID && m.User == "zhangsan" {
+				got = append(got, m.Content)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the room got %q", got)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	if strings.Join(got, ",") != "1 主库宕机,2 正在切换,3 已恢复" {
+		t.Fatalf("the room reads %q, want the three in order", got)
+	}
+}

@@ -425,10 +425,16 @@ func splitUsers(s string) []string {
 	return out
 }
 
-// lane is the fairness key: one lane per class, app and recipient set.
+// lane is the fairness key: one lane per class, app and recipient set (a
+// group chat: one lane for every class).
 func (j *job) lane() string {
 	var b strings.Builder
-	b.WriteString(strconv.Itoa(j.cls))
+	if j.chatID == "" {
+		// A member's urgent messages overtake their bulk ones; a group chat is
+		// one conversation: one lane whatever the priority, so a message never
+		// overtakes an earlier one that is backing off (86003 after a creation).
+		b.WriteString(strconv.Itoa(j.cls))
+	}
 	b.WriteByte(0)
 	b.WriteString(j.app.Name)
 	b.WriteByte(0)

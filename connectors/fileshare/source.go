@@ -123,13 +123,24 @@ func (d *dirSource) watch(ctx context.Context, x *Index, log *zap.Logger) {
 		return
 	}
 	defer w.Close()
+	// add watches dir and the directories below it, each before its entries
+	// are read (WalkDir visits a directory before listing it), so a file or
+	// directory created meanwhile is either listed or reported.
 	add := func(dir string) {
-		_, dirs, _ := d.walk(dir)
-		for _, sub := range dirs {
-			if err := w.Add(sub); err != nil {
-				log.Warn("watch", zap.String("source", d.name), zap.String("dir", sub), zap.Error(err))
+		_ = filepath.WalkDir(dir, func(p string, de fs.DirEntry, err error) error {
+			switch {
+			case err != nil:
+				return nil
+			case !de.IsDir():
+				return nil
+			case p != dir && hidden(de.Name()):
+				return filepath.SkipDir
 			}
-		}
+			if err := w.Add(p); err != nil {
+				log.Warn("watch", zap.String("source", d.name), zap.String("dir", p), zap.Error(err))
+			}
+			return nil
+		})
 	}
 	add(d.root)
 	// The tree may have changed between the start-up scan and the watches.
