@@ -127,7 +127,8 @@ func (g *Gateway) checkTimestamp(ts string) error {
 	return nil
 }
 
-// verifyURL answers WeChat's URL check (GET): the decrypted echostr within 1 s.
+// verifyURL answers WeChat's URL check (GET) within 1 s: WeCom's decrypted
+// echostr, or an Official Account's plain echostr as it came.
 func (g *Gateway) verifyURL(w http.ResponseWriter, r *http.Request, ch *channel) error {
 	q := r.URL.Query()
 	if q.Get("echostr") == "" || q.Get("nonce") == "" {
@@ -137,7 +138,10 @@ func (g *Gateway) verifyURL(w http.ResponseWriter, r *http.Request, ch *channel)
 		return err
 	}
 	var echo []byte
-	if q.Get("msg_signature") == "" && ch.plainText {
+	// An Official Account's check is the same in plain, compatible and safe
+	// mode: signature over token, timestamp, nonce and a plain echostr. Only
+	// WeCom encrypts the echostr (with msg_signature).
+	if q.Get("msg_signature") == "" && (ch.plainText || ch.kind == schemas.ChannelMP) {
 		if err := plainSignatureOK(ch.token, q.Get("signature"), q.Get("timestamp"), q.Get("nonce")); err != nil {
 			return err
 		}
