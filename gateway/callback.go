@@ -228,6 +228,7 @@ func (g *Gateway) receive(w http.ResponseWriter, r *http.Request, ch *channel) (
 	if err := g.publish(ctx, bus.InSubject(ch.kind, ch.name, eventType), ev.ID, schemas.SchemaEvent, ev); err != nil {
 		return eventType, err
 	}
+	g.recordInteraction(ctx, ch, data, eventType) // Official Accounts: the 48-hour window (mp_window.go)
 	g.log.Debug("callback accepted", zap.String("id", ev.ID), zap.String("type", ev.Type), zap.String("app", ch.name))
 	if ch.kind == schemas.ChannelMP {
 		w.Write([]byte("success")) // Official Accounts: "success" means no passive reply

@@ -182,6 +182,9 @@ func (c Config) validate() error {
 		return fmt.Errorf("gateway.clock_skew: must not be negative, got %s", c.ClockSkew)
 	}
 	apps := c.WeCom.Names()
+	for _, a := range c.MP.Accounts {
+		apps[a.Name] = true // a key may send through Official Accounts too
+	}
 	keys := map[string]bool{}
 	for i, k := range c.API.Keys {
 		key := fmt.Sprintf("api.keys[%d]", i)
@@ -200,7 +203,7 @@ func (c Config) validate() error {
 		}
 		for j, app := range k.Apps {
 			if app != "*" && !apps[app] {
-				return fmt.Errorf("%s.apps[%d]: no WeCom app named %q", key, j, app)
+				return fmt.Errorf("%s.apps[%d]: no WeCom app named %q (nor Official Account)", key, j, app)
 			}
 		}
 		for j, api := range k.PassThrough {

@@ -143,6 +143,7 @@ func (g *Gateway) routes() {
 	g.authRoutes()
 	g.mux.HandleFunc("GET /cgi-bin/gettoken", g.dropInToken)
 	g.mux.HandleFunc("POST /cgi-bin/message/send", g.dropInSend)
+	g.mpDropInRoutes() // Official Accounts: /cgi-bin/token, message/custom/send, message/template/send
 	g.mux.HandleFunc("GET /cgi-bin/{api...}", g.passThrough)
 	g.mux.HandleFunc("POST /cgi-bin/{api...}", g.passThrough)
 	g.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {

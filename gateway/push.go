@@ -145,6 +145,9 @@ func (g *Gateway) enqueue(ctx context.Context, key *APIKey, body []byte, strict 
 	if err := dec.Decode(&fields); err != nil {
 		return pushAccepted{}, "", badField("", "body is not a JSON object")
 	}
+	if _, ok := fields["account"]; ok {
+		return g.enqueueMP(ctx, key, fields, strict) // an Official Account (mp_push.go)
+	}
 	if err := checkFields(fields, strict); err != nil {
 		return pushAccepted{}, "", err
 	}

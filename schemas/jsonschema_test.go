@@ -36,6 +36,11 @@ func full() map[string]any {
 			Data: schemas.OutboundData{App: "helpdesk", Kind: schemas.KindMessage, Priority: schemas.PriorityUrgent, DedupKey: "k",
 				InReplyTo: "wecom/helpdesk/123", EventTime: &t0, Body: json.RawMessage(`{"touser":"zhangsan","msgtype":"text","text":{"content":"hi"}}`)},
 		},
+		"push.v1": schemas.MPTemplatePush{
+			Account: "service", Priority: schemas.PriorityUrgent, DedupKey: "k", ToUser: "oABC-123_x", TemplateID: "tpl_order",
+			URL: "https://shop.example/o/1", MiniProgram: &schemas.MPMiniProgram{AppID: "wxmini", PagePath: "pages/o?id=1"},
+			Data: map[string]schemas.TemplateValue{"first": {Value: "订单已发货", Color: "#173177"}}, ClientMsgID: "m1",
+		},
 		"deadletter.v1": schemas.DeadLetter{
 			SpecVersion: schemas.SpecVersion, ID: "dlq/connector:erp/WXHUB_ROUTE/7", Source: "wxhub/connector:erp", Type: "wxhub.dlq.connector:erp",
 			Time: t0, DataContentType: "application/json",
@@ -145,6 +150,9 @@ func TestSchemasRejectBadMessages(t *testing.T) {
 			m["data"].(map[string]any)["body"] = map[string]any{"msgtype": "text"}
 		}, "data.body"},
 		{"outbound body not an object", "outbound.v1", func(m map[string]any) { m["data"].(map[string]any)["body"] = "hi" }, "data.body"},
+		{"template without data", "push.v1", func(m map[string]any) { delete(m, "data") }, "data"},
+		{"template data without value", "push.v1", func(m map[string]any) { m["data"] = map[string]any{"first": map[string]any{"color": "#000"}} }, "data.first"},
+		{"push without app or account", "push.v1", func(m map[string]any) { delete(m, "account") }, ""},
 		{"deadletter without stage", "deadletter.v1", func(m map[string]any) { delete(m["data"].(map[string]any), "stage") }, "data.stage"},
 	}
 	for _, tt := range tests {
