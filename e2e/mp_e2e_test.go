@@ -66,8 +66,9 @@ func TestE2EOfficialAccountOutsideWindow(t *testing.T) {
 		t.Errorf("reason %q", st.Reason)
 	}
 	// The template message reaches the same customer.
-	body, _ = json.Marshal(map[string]any{"touser": openid, "template_id": "TPL-ship",
-		"data": map[string]any{"first": map[string]string{"value": "您的订单已发货"}}})
+	body, _ = json.Marshal(map[string]any{"touser": openid, "template_id": sim.DemoTemplateShipped,
+		"data": map[string]any{"first": map[string]string{"value": "您的订单已发货"}, "keyword1": map[string]string{"value": "1001"},
+			"keyword2": map[string]string{"value": "顺丰"}, "remark": map[string]string{"value": ""}}})
 	out.ID, out.Type, out.Data.Kind, out.Data.Body = "mp-tpl-1", "wxhub.out.mp_template", schemas.KindMPTemplate, body
 	if _, err := e.bus.PublishJSON(ctx, bus.OutSubject("service"), out.ID, schemas.SchemaOutbound, out); err != nil {
 		t.Fatal(err)

@@ -48,8 +48,9 @@ func TestMPClientAgainstSimulator(t *testing.T) {
 	if err := c.SendCustom(ctx, tok, text); err != nil {
 		t.Fatalf("within the window: %v", err)
 	}
-	id, err := c.SendTemplate(ctx, tok, map[string]any{"touser": sim.DemoOpenIDs[2], "template_id": "TPL",
-		"data": map[string]any{"first": map[string]string{"value": "hi"}}})
+	id, err := c.SendTemplate(ctx, tok, map[string]any{"touser": sim.DemoOpenIDs[2], "template_id": sim.DemoTemplateShipped,
+		"data": map[string]any{"first": map[string]string{"value": "hi"}, "keyword1": map[string]string{"value": "1001"},
+			"keyword2": map[string]string{"value": "顺丰"}, "remark": map[string]string{"value": ""}}})
 	if err != nil || id == "" {
 		t.Fatalf("template: %q %v", id, err)
 	}

@@ -70,6 +70,18 @@ type Account struct {
 	// messages may go to them). Anyone who plays a message or event is a follower
 	// too; other openids get 40003 from the send APIs.
 	Followers []string `yaml:"followers"`
+	// Templates are the account's template library (模板库) for
+	// message/template/send: an unknown template_id gets 40037 and data missing
+	// one of a template's keys gets 47003. Empty: any template_id is accepted.
+	Templates []Template `yaml:"templates"`
+}
+
+// Template is one template of an Official Account's library: its id and the
+// keys of its {{key.DATA}} placeholders.
+type Template struct {
+	ID    string   `yaml:"id"`
+	Title string   `yaml:"title"`
+	Keys  []string `yaml:"keys"` // e.g. first, keyword1, keyword2, remark
 }
 
 // User is a member of the corp's address book.
@@ -220,6 +232,10 @@ var (
 	openIDRe = regexp.MustCompile(`^[0-9A-Za-z_-]{1,64}$`)
 )
 
+// DemoTemplateShipped is the demo account's order-shipped template (keys
+// first, keyword1 = order number, keyword2 = carrier, remark).
+const DemoTemplateShipped = "tpl_order_shipped"
+
 // DemoOpenIDs are the followers of the demo Official Account "service" (28
 // characters, the shape of real openids).
 var DemoOpenIDs = []string{"o6_bmjrPTlm6_2sgVt7hMZOPfL2M", "oK3Hq5yVJpZ1n8Wd4xR2sT7uLm9A", "oP0cN4eGf6hJ8kL1mQ3rS5tV7wX9"}
@@ -284,6 +300,11 @@ func (c Config) Validate() error {
 		for j, o := range a.Followers {
 			if !openIDRe.MatchString(o) {
 				return bad(fmt.Sprintf("%s.followers[%d]", f, j), "%q is not an openid (1-64 of 0-9 A-Z a-z _ -)", o)
+			}
+		}
+		for j, tp := range a.Templates {
+			if tp.ID == "" || len(tp.Keys) == 0 {
+				return bad(fmt.Sprintf("%s.templates[%d]", f, j), "needs an id and at least one key")
 			}
 		}
 		names[a.Name] = "account"
@@ -365,6 +386,8 @@ func DemoConfig() Config {
 			Recognition:    true,
 			Secret:         "service-demo-secret",
 			Followers:      append([]string(nil), DemoOpenIDs...),
+			Templates: []Template{{ID: DemoTemplateShipped, Title: "订单发货通知",
+				Keys: []string{"first", "keyword1", "keyword2", "remark"}}},
 		}},
 		Departments: []Department{
 			{ID: 1, Name: "示例公司", Order: 100000000},

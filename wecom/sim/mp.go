@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -397,6 +398,17 @@ func (s *Server) mpTemplateSend(r *http.Request, acct *Account) (map[string]any,
 	if raw, ok := m["data"]; ok {
 		if err := json.Unmarshal(raw, &data); err != nil {
 			return nil, apiErr(CodeMPArgumentInvalid, "data must map each key to {\"value\": \"...\"}")
+		}
+	}
+	if len(acct.Templates) > 0 {
+		i := slices.IndexFunc(acct.Templates, func(t Template) bool { return t.ID == tid })
+		if i < 0 {
+			return nil, apiErr(CodeMPInvalidTemplateID, "%q is not in %s's template library", tid, acct.Name)
+		}
+		for _, k := range acct.Templates[i].Keys {
+			if _, ok := data[k]; !ok {
+				return nil, apiErr(CodeMPArgumentInvalid, "data.%s is missing (template %s has %s)", k, tid, strings.Join(acct.Templates[i].Keys, ", "))
+			}
 		}
 	}
 	if f.unfollowed {

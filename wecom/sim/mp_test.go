@@ -209,12 +209,20 @@ func TestMPCustomSendRejects(t *testing.T) {
 func TestMPTemplateSend(t *testing.T) {
 	e := newMPEnv(t)
 	tok := e.mpToken()
+	data := func(keys ...string) map[string]any {
+		d := map[string]any{}
+		for _, k := range keys {
+			d[k] = map[string]any{"value": "v-" + k}
+		}
+		d["first"] = map[string]any{"value": "订单已发货", "color": "#173177"}
+		return d
+	}
 	tmpl := func(openid, id string) map[string]any {
 		return map[string]any{"touser": openid, "template_id": id, "url": "https://example.com/o/1",
-			"data": map[string]any{"first": map[string]any{"value": "订单已发货"}, "keyword1": map[string]any{"value": "1001"}}}
+			"data": data("keyword1", "keyword2", "remark")}
 	}
 	// Template messages need no recent interaction: a configured follower gets one.
-	out := e.call("POST", "/cgi-bin/message/template/send?access_token="+tok, tmpl(follower, "TPL-ship"))
+	out := e.call("POST", "/cgi-bin/message/template/send?access_token="+tok, tmpl(follower, sim.DemoTemplateShipped))
 	if code(out) != 0 || out["msgid"] == nil {
 		t.Fatalf("template: %v", out)
 	}
@@ -227,7 +235,9 @@ func TestMPTemplateSend(t *testing.T) {
 		body any
 		want int
 	}{
-		{"unknown openid", tmpl("ounknown", "TPL"), 40003},
+		{"unknown openid", tmpl("ounknown", sim.DemoTemplateShipped), 40003},
+		{"template not in the library", tmpl(follower, "TPL-nope"), 40037},
+		{"data missing a key of the template", map[string]any{"touser": follower, "template_id": sim.DemoTemplateShipped, "data": data("keyword1", "remark")}, 47003},
 		{"no template_id", tmpl(follower, ""), 40037},
 		{"bad data", map[string]any{"touser": follower, "template_id": "T", "data": []any{1}}, 47003},
 	}
@@ -243,7 +253,7 @@ func TestMPTemplateSend(t *testing.T) {
 		if _, err := e.s.SendEvent(context.Background(), "service", follower, schemas.EventData{Event: "unsubscribe"}); err != nil {
 			t.Fatal(err)
 		}
-		if got := code(e.call("POST", "/cgi-bin/message/template/send?access_token="+tok, tmpl(follower, "T"))); got != 43004 {
+		if got := code(e.call("POST", "/cgi-bin/message/template/send?access_token="+tok, tmpl(follower, sim.DemoTemplateShipped))); got != 43004 {
 			t.Errorf("template to an unfollower: errcode %d, want 43004", got)
 		}
 		if got := code(e.custom(tok, follower, "x")); got != 45015 {
