@@ -2,6 +2,7 @@ package bus
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"strings"
 	"time"
@@ -51,4 +52,51 @@ func (b *Bus) MPWindowKV(ctx context.Context) (jetstream.KeyValue, error) {
 	return b.EnsureKV(ctx, jetstream.KeyValueConfig{Bucket: BucketMPWindow,
 		Description: "wxhub: Official Account users' last interaction (48-hour customer-service window)",
 		History:     1, TTL: MPWindow + time.Hour})
+}
+
+// Passive replies: the gateway may answer an Official Account's callback with
+// the reply itself (within WeChat's 5 s) instead of "success", and then the
+// sender must not also send it. One record per event in BucketMPPassive,
+// changed only by compare-and-set, decides who delivers the event's first
+// reply:
+//
+//	gateway, before publishing the event:  create  {state: waiting, until}
+//	gateway, a reply arrived in time:      waiting -> {state: passive, outbound_id}
+//	gateway, no reply in time:             waiting -> {state: released}
+//	sender, a reply to that event:         waiting (past until) or released -> {state: sender}
+//
+// The sender holds a reply while the record is waiting and not past until;
+// a reply whose record is passive with its own id was delivered by the
+// gateway and is recorded sent without a call. No record: the sender sends.
+const (
+	// BucketMPPassive holds PassiveRecord values under PassiveKey(event id).
+	BucketMPPassive = "wxhub_mp_passive"
+
+	PassiveWaiting  = "waiting"
+	PassivePassive  = "passive"
+	PassiveReleased = "released"
+	PassiveSender   = "sender"
+)
+
+// PassiveRecord is the value of BucketMPPassive.
+type PassiveRecord struct {
+	State      string    `json:"state"`
+	Until      time.Time `json:"until,omitempty"`       // waiting: when the gateway gives up at the latest
+	OutboundID string    `json:"outbound_id,omitempty"` // passive: the reply the gateway delivered
+	Reply      []byte    `json:"reply,omitempty"`       // passive: the plain reply XML, answered again to WeChat's retries
+}
+
+// PassiveKey is the key of an event's record (the event id hashed: ids may
+// hold characters a key may not).
+func PassiveKey(eventID string) string {
+	sum := sha256.Sum256([]byte(eventID))
+	return "e" + hex.EncodeToString(sum[:16])
+}
+
+// MPPassiveKV opens BucketMPPassive, creating it when it does not exist yet.
+// Records live 10 minutes: far longer than a callback and its retries.
+func (b *Bus) MPPassiveKV(ctx context.Context) (jetstream.KeyValue, error) {
+	return b.EnsureKV(ctx, jetstream.KeyValueConfig{Bucket: BucketMPPassive,
+		Description: "wxhub: Official Account passive replies (who delivers an event's first reply)",
+		History:     1, TTL: 10 * time.Minute})
 }

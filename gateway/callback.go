@@ -177,6 +177,7 @@ func plainSignatureOK(token, signature, timestamp, nonce string) error {
 // receive handles a message or event POST: verify, decrypt, normalize, publish,
 // and answer 200 only once JetStream has the event.
 func (g *Gateway) receive(w http.ResponseWriter, r *http.Request, ch *channel) (eventType string, err error) {
+	started := time.Now() // real time: the passive-reply budget runs against WeChat's 5 s
 	ctx, end := tracing.StartSpan(r.Context(), "gateway.callback", r.Header.Get(bus.HeaderTraceParent))
 	defer func() { end(err) }()
 	q := r.URL.Query()
@@ -225,13 +226,23 @@ func (g *Gateway) receive(w http.ResponseWriter, r *http.Request, ch *channel) (
 		TraceParent:     tp,
 		Data:            data,
 	}
+	// Official Accounts: ready to take a passive reply before the event can be routed (mp_passive.go).
+	pw := g.startPassive(ctx, ch, data, ev.ID, started)
 	if err := g.publish(ctx, bus.InSubject(ch.kind, ch.name, eventType), ev.ID, schemas.SchemaEvent, ev); err != nil {
+		if pw != nil && pw.replay == nil {
+			pw.sub.Unsubscribe()
+			pw.release(context.WithoutCancel(ctx))
+		}
 		return eventType, err
 	}
 	g.recordInteraction(ctx, ch, data, eventType) // Official Accounts: the 48-hour window (mp_window.go)
 	g.log.Debug("callback accepted", zap.String("id", ev.ID), zap.String("type", ev.Type), zap.String("app", ch.name))
 	if ch.kind == schemas.ChannelMP {
-		w.Write([]byte("success")) // Official Accounts: "success" means no passive reply
+		var reply []byte
+		if pw != nil {
+			reply = pw.await(ctx, g, ch, data, ev.ID)
+		}
+		g.writeMPAnswer(w, r, ch, reply) // "success" or the passive reply
 	}
 	// WeCom: an empty 200 means no passive reply; answers go out through the sender.
 	return eventType, nil

@@ -38,6 +38,12 @@ type Config struct {
 	// by this gateway in any 60 s (WeCom's corp ceiling is 10,000 a minute per
 	// API: with N gateways give each 10000/N). Default 10000; -1 no cap.
 	PassThroughPerMinute int `yaml:"passthrough_per_minute"`
+	// PassiveReplyWait is how long, from its arrival, an Official Account's
+	// callback (a text, voice, image, follow, scan or menu click) waits for a
+	// connector's reply to answer it passively in the callback (WeChat gives up
+	// after 5 s); later replies go out as customer-service messages. Default 4s,
+	// at most 4.5s; negative: never wait (every reply is custom-sent).
+	PassiveReplyWait time.Duration `yaml:"passive_reply_wait"`
 
 	WeCom wecom.Config   `yaml:"-"` // the wecom: section
 	MP    wecom.MPConfig `yaml:"-"` // the mp: section
@@ -128,6 +134,9 @@ func (c Config) WithDefaults() Config {
 	if c.ClockSkew == 0 {
 		c.ClockSkew = 5 * time.Second
 	}
+	if c.PassiveReplyWait == 0 {
+		c.PassiveReplyWait = 4 * time.Second
+	}
 	c.WeCom = c.WeCom.WithDefaults()
 	c.MP = c.MP.WithDefaults()
 	a := &c.Auth
@@ -177,6 +186,9 @@ func (c Config) validate() error {
 	}
 	if c.PublishTimeout <= 0 || c.PublishTimeout > 4*time.Second {
 		return fmt.Errorf("gateway.publish_timeout: must be in (0, 4s]: WeChat gives up after 5 s, got %s", c.PublishTimeout)
+	}
+	if c.PassiveReplyWait > 4500*time.Millisecond {
+		return fmt.Errorf("gateway.passive_reply_wait: at most 4.5s: WeChat gives up after 5 s, got %s", c.PassiveReplyWait)
 	}
 	if c.ClockSkew < 0 {
 		return fmt.Errorf("gateway.clock_skew: must not be negative, got %s", c.ClockSkew)

@@ -43,7 +43,8 @@ type env struct {
 
 func testConfig() *gateway.Config {
 	c := gateway.Config{
-		MaxBodyBytes: 4096,
+		MaxBodyBytes:     4096,
+		PassiveReplyWait: -1, // no connector answers here: mp_passive_test.go turns it on
 		WeCom: wecom.Config{CorpID: corpID, Apps: []wecom.AppConfig{
 			{Name: "helpdesk", AgentID: 1000002, Secret: "s", Token: token, EncodingAESKey: aesKey},
 			{Name: "hr", AgentID: 1000003, Secret: "s", Token: token, EncodingAESKey: aesKey},

@@ -550,6 +550,9 @@ func (s *Sender) admit(ctx context.Context, t *task) bool {
 		s.putBack(t, until) // WeCom said 45009 to this app: its sends wait, other apps' do not
 		return false
 	}
+	if s.passive(ctx, t, now) { // an Official Account reply the gateway may give in the callback (mp_passive.go)
+		return false
+	}
 	if j.cls != classUrgent {
 		if until, ok := s.quiet(ctx, j, now); !ok {
 			return false
