@@ -8,6 +8,7 @@ import (
 	"github.com/wxhub/wxhub/connectors/fileshare"
 	"github.com/wxhub/wxhub/connectors/help"
 	httpconn "github.com/wxhub/wxhub/connectors/http"
+	"github.com/wxhub/wxhub/connectors/mpreply"
 	"github.com/wxhub/wxhub/connectors/quiethours"
 	"github.com/wxhub/wxhub/connectors/scanlogin"
 	"github.com/wxhub/wxhub/connectors/webhook"
@@ -26,4 +27,5 @@ var Builtins = []connectors.Builtin{
 	webhook.Builtin,
 	help.Builtin,
 	echo.Builtin,
+	mpreply.Builtin, // after echo: its fallback takes every Official Account event left
 }

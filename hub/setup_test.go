@@ -121,7 +121,7 @@ func TestRulesOrder(t *testing.T) {
 	for _, r := range s.Rules().Rules {
 		names = append(names, r.Name)
 	}
-	want := "builtin-dnd,builtin-scanlogin,builtin-scanlogin-confirm,mine,builtin-echo"
+	want := "builtin-dnd,builtin-scanlogin,builtin-scanlogin-confirm,mine,builtin-echo,builtin-mpreply"
 	if strings.Join(names, ",") != want {
 		t.Errorf("rules %v, want %s", names, want)
 	}

@@ -31,7 +31,8 @@ var Builtin = connectors.Builtin{
 		return connectors.Instance{
 			Rules: []schemas.RouteRule{{
 				Name: "builtin-" + name, Description: "免打扰 22:00-08:00 / 取消免打扰 / 我的免打扰：设置免打扰时段",
-				Match: schemas.RouteMatch{MsgType: schemas.Strings{"text"}, Content: Rule}, To: schemas.Strings{name},
+				// Employees only: an Official Account's customers have no quiet hours (docs/outbound.md).
+				Match: schemas.RouteMatch{Channel: schemas.Strings{schemas.ChannelWeCom}, MsgType: schemas.Strings{"text"}, Content: Rule}, To: schemas.Strings{name},
 			}},
 			Options: c.Options(),
 			New: func(ctx context.Context, d connectors.Deps) (connectors.Handler, error) {
