@@ -64,12 +64,12 @@ func TestConfigureConnectors(t *testing.T) {
 		wantNames []string
 		wantErr   string
 	}{
-		{name: "defaults only", yaml: "", wantNames: []string{"dnd", "scanlogin", "help", "echo"}},
-		{name: "default turned off", yaml: "echo: false", wantNames: []string{"dnd", "scanlogin", "help"}},
+		{name: "defaults only", yaml: "", wantNames: []string{"dnd", "scanlogin", "help", "echo", "mpreply"}},
+		{name: "default turned off", yaml: "echo: false", wantNames: []string{"dnd", "scanlogin", "help", "mpreply"}},
 		{name: "two instances of one type", yaml: "toy-a: {type: toy}\ntoy-b: {type: toy, greeting: hi}",
-			wantNames: []string{"toy-a", "toy-b", "dnd", "scanlogin", "help", "echo"}},
+			wantNames: []string{"toy-a", "toy-b", "dnd", "scanlogin", "help", "echo", "mpreply"}},
 		{name: "erp with its section", yaml: "erp: {base_url: 'http://127.0.0.1:8081'}",
-			wantNames: []string{"dnd", "scanlogin", "erp", "help", "echo"}},
+			wantNames: []string{"dnd", "scanlogin", "erp", "help", "echo", "mpreply"}},
 		{name: "erp key named", yaml: "erp: {timeout: 5s}", wantErr: "config: connectors.erp.base_url: is required"},
 		{name: "unknown key named with line", yaml: "toy:\n  greetng: x", wantErr: "connectors.toy.greetng: unknown key (line 3)"},
 		{name: "unknown type", yaml: "crm: {type: salesforce}", wantErr: `connectors.crm: no built-in connector of type "salesforce"`},
