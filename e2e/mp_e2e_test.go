@@ -8,14 +8,16 @@ import (
 	"time"
 
 	"github.com/wxhub/wxhub/bus"
+	"github.com/wxhub/wxhub/connectors/mpreply"
 	"github.com/wxhub/wxhub/schemas"
 	"github.com/wxhub/wxhub/sender"
 	"github.com/wxhub/wxhub/wecom/sim"
 )
 
 // A customer writes to the demo Official Account; the unmatched text is
-// answered with the help text as a customer-service message (message/custom/send).
-func TestE2EOfficialAccountGetsHelpReply(t *testing.T) {
+// answered with the account's own default reply (not the employees' help
+// text), passively in the callback's answer: no customer-service message.
+func TestE2EOfficialAccountGetsItsOwnReply(t *testing.T) {
 	e := startE2E(t)
 	ctx := waitCtx(t, 20*time.Second)
 	openid := sim.DemoOpenIDs[0]
@@ -23,15 +25,46 @@ func TestE2EOfficialAccountGetsHelpReply(t *testing.T) {
 	if err != nil || d.Status != 200 {
 		t.Fatalf("say: %+v %v", d, err)
 	}
-	m, err := e.sim.WaitSent(ctx, func(m sim.SentMessage) bool { return m.User == openid })
-	if err != nil {
-		t.Fatal(err)
+	if d.ReplyContent != mpreply.DefaultReply || strings.Contains(d.ReplyContent, "免打扰") {
+		t.Fatalf("passive reply %q, want the account's default reply", d.ReplyContent)
 	}
-	if m.API != "message/custom/send" || m.App != "service" || m.MsgType != "text" || !strings.Contains(m.Content, "免打扰") {
-		t.Errorf("reply = %+v, want the help text through message/custom/send", m)
+	// The sender takes the reply off its queue as delivered in the callback, and sends nothing.
+	waitSenderDone(t, ctx, e)
+	for _, m := range e.sim.SentTo(openid) {
+		if m.API != "passive" {
+			t.Errorf("also sent %+v", m)
+		}
 	}
-	if n := e.sim.GetTokenCalls("service"); n != 1 {
-		t.Errorf("token calls for the account = %d, want 1", n)
+	if n := e.sim.GetTokenCalls("service"); n != 0 {
+		t.Errorf("token calls for the account = %d, want 0 (nothing custom-sent)", n)
+	}
+}
+
+// A new follower gets the account's welcome, not the employees' help.
+func TestE2EOfficialAccountWelcome(t *testing.T) {
+	e := startE2E(t)
+	ctx := waitCtx(t, 20*time.Second)
+	d, err := e.sim.SendEvent(ctx, "service", "oNewFollower1", schemas.EventData{Event: "subscribe"})
+	if err != nil || d.ReplyContent != mpreply.DefaultWelcome {
+		t.Fatalf("subscribe answered %+v %v, want the account's welcome", d, err)
+	}
+}
+
+// waitSenderDone waits until the sender has acked everything on WXHUB_OUT.
+func waitSenderDone(t *testing.T, ctx context.Context, e *e2e) {
+	t.Helper()
+	for {
+		c, err := e.bus.JS().Consumer(ctx, bus.StreamOut, sender.DefaultConsumer)
+		if err == nil {
+			if info, err := c.Info(ctx); err == nil && info.NumPending == 0 && info.NumAckPending == 0 && info.Delivered.Stream > 0 {
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal("the sender did not finish WXHUB_OUT")
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
 }
 

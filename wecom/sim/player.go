@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -315,9 +316,38 @@ func (s *Server) decodeReply(t target, d *Delivery) error {
 		return fmt.Errorf("%w: %w", ErrBadReply, err)
 	}
 	d.Reply = string(plain)
-	if r, err := wecom.ParseInbound(plain); err == nil {
+	r, err := wecom.ParseInbound(plain)
+	if err == nil {
 		d.ReplyContent = r.Content
 	}
+	if t.mp {
+		return s.passiveReply(t, d, r, err)
+	}
+	return nil
+}
+
+// passiveReply checks an Official Account's passive reply as WeChat does (it
+// must go back to the user who wrote, from the account) and records it as sent
+// (API "passive"), so that WaitSent sees it like a customer-service message.
+func (s *Server) passiveReply(t target, d *Delivery, r schemas.EventData, parseErr error) error {
+	user := fromUser([]byte(d.Plain))
+	switch {
+	case parseErr != nil:
+		return fmt.Errorf("%w: %w", ErrBadReply, parseErr)
+	case r.User != t.toUser || r.ToUser != user:
+		return fmt.Errorf("%w: FromUserName %q, ToUserName %q: want the account %q to the user %q", ErrBadReply, r.User, r.ToUser, t.toUser, user)
+	case r.MsgType == "":
+		return fmt.Errorf("%w: no MsgType", ErrBadReply)
+	}
+	content := r.Content
+	if content == "" {
+		content = cmp.Or(r.Title, r.MediaID)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.mpMsgSeq++
+	s.recordMPLocked(SentMessage{MsgID: strconv.FormatInt(s.mpMsgSeq, 10), API: "passive", App: t.name,
+		User: user, MsgType: r.MsgType, Content: content, Body: json.RawMessage(strconv.Quote(d.Reply)), Time: s.clock.Now()})
 	return nil
 }
 
