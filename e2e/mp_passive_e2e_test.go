@@ -122,3 +122,13 @@ func TestE2EOfficialAccountFromPushAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// The simulator saves the demo account's server URL as WeChat does (signature,
+// plain echostr, no msg_signature): the safe-mode account is verified.
+func TestE2EOfficialAccountURLVerification(t *testing.T) {
+	e := startE2E(t, hubtest.WithOnly("gateway"))
+	d, err := e.sim.VerifyURL(waitCtx(t, 10*time.Second), "service")
+	if err != nil || d.Status != 200 || d.Answer != d.Plain {
+		t.Fatalf("verify: %+v %v", d, err)
+	}
+}
