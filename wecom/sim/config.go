@@ -64,6 +64,10 @@ type Account struct {
 	EncodingAESKey string `yaml:"encoding_aes_key"` // callback EncodingAESKey, 43 characters
 	CallbackURL    string `yaml:"callback_url"`     // overrides GatewayURL + /mp/{name}/callback
 	Recognition    bool   `yaml:"recognition"`      // voice recognition on: voice messages carry Recognition
+	// Mode is the account's message mode (消息加解密方式): "safe" (default,
+	// encrypted), "compatible" (plain fields and Encrypt) or "plain". URL
+	// verification is the same in all three.
+	Mode string `yaml:"mode"`
 	// Secret is the AppSecret for /cgi-bin/token; empty: the account's API answers 40125.
 	Secret string `yaml:"secret"`
 	// Followers are openids that follow the account from the start (template
@@ -75,6 +79,13 @@ type Account struct {
 	// one of a template's keys gets 47003. Empty: any template_id is accepted.
 	Templates []Template `yaml:"templates"`
 }
+
+// Official Account message modes (Account.Mode).
+const (
+	ModeSafe       = "safe"
+	ModeCompatible = "compatible"
+	ModePlain      = "plain"
+)
 
 // Template is one template of an Official Account's library: its id and the
 // keys of its {{key.DATA}} placeholders.
@@ -296,6 +307,8 @@ func (c Config) Validate() error {
 			return bad(f+".encoding_aes_key", "must be 43 characters, got %d", len(a.EncodingAESKey))
 		case a.Token == "":
 			return bad(f+".token", "empty")
+		case a.Mode != "" && a.Mode != ModeSafe && a.Mode != ModeCompatible && a.Mode != ModePlain:
+			return bad(f+".mode", "%q: want safe, compatible or plain", a.Mode)
 		}
 		for j, o := range a.Followers {
 			if !openIDRe.MatchString(o) {

@@ -53,6 +53,7 @@ type target struct {
 	token      string
 	url        string
 	recognizes bool
+	mode       string // an account's message mode: ModeSafe, ModeCompatible or ModePlain
 	crypter    *wecom.Crypter
 }
 
@@ -71,6 +72,7 @@ func (s *Server) target(name string) (target, error) {
 		}
 	} else if a := s.accounts[name]; a != nil {
 		t.mp, t.toUser, t.token, t.url, t.recognizes = true, a.OriginalID, a.Token, a.CallbackURL, a.Recognition
+		t.mode = cmp.Or(a.Mode, ModeSafe)
 		if t.url == "" && gw != "" {
 			t.url = gw + "/mp/" + url.PathEscape(name) + "/callback"
 		}
@@ -243,17 +245,41 @@ func (s *Server) post(ctx context.Context, t target, plain []byte) (*Delivery, e
 	q := url.Values{"msg_signature": {t.crypter.Signature(ts, nonce, enc)}, "timestamp": {ts}, "nonce": {nonce}}
 	var body strings.Builder
 	body.WriteString("<xml><ToUserName><![CDATA[" + t.toUser + "]]></ToUserName><Encrypt><![CDATA[" + enc + "]]></Encrypt>")
-	if t.mp {
+	switch {
+	case t.mp && t.mode == ModePlain:
+		// Plain mode (明文模式): the XML as it is, signed with the token only.
+		q = url.Values{"signature": {t.crypter.Signature(ts, nonce, "")}, "timestamp": {ts}, "nonce": {nonce}}
+		if u := fromUser(plain); u != "" {
+			q.Set("openid", u)
+		}
+		body.Reset()
+		body.Write(plain)
+	case t.mp && t.mode == ModeCompatible:
+		// Compatible mode (兼容模式): the plain fields and Encrypt in one XML, both signatures.
+		q.Set("signature", t.crypter.Signature(ts, nonce, ""))
+		q.Set("encrypt_type", "aes")
+		if u := fromUser(plain); u != "" {
+			q.Set("openid", u)
+		}
+		body.Reset()
+		x := string(plain)
+		if i := strings.LastIndex(x, "</xml>"); i >= 0 {
+			x = x[:i] + "<Encrypt><![CDATA[" + enc + "]]></Encrypt></xml>"
+		}
+		body.WriteString(x)
+	case t.mp:
 		// An Official Account in safe mode also sends the plain-mode signature and the openid.
 		q.Set("signature", t.crypter.Signature(ts, nonce, ""))
 		q.Set("encrypt_type", "aes")
 		if u := fromUser(plain); u != "" {
 			q.Set("openid", u)
 		}
-	} else {
+	default:
 		body.WriteString("<AgentID><![CDATA[" + strconv.FormatInt(t.agentID, 10) + "]]></AgentID>")
 	}
-	body.WriteString("</xml>")
+	if !t.mp || t.mode == ModeSafe {
+		body.WriteString("</xml>")
+	}
 	s.mu.Lock()
 	s.stats.Callbacks++
 	attempts, timeout := s.cfg.Callback.Attempts, s.cfg.Callback.Timeout
@@ -302,6 +328,15 @@ func (s *Server) decodeReply(t target, d *Delivery) error {
 	a := strings.TrimSpace(d.Answer)
 	if a == "" || a == "success" {
 		return nil
+	}
+	if t.mp && t.mode != ModeSafe && !strings.Contains(a, "<Encrypt>") {
+		// Plain and compatible mode take a plain reply.
+		d.Reply = a
+		r, err := wecom.ParseInbound([]byte(a))
+		if err == nil {
+			d.ReplyContent = r.Content
+		}
+		return s.passiveReply(t, d, r, err)
 	}
 	var env struct {
 		MsgSignature string `xml:"MsgSignature"`
