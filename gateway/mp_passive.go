@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -43,14 +44,61 @@ func passiveEligible(d schemas.EventData) bool {
 
 // passiveWait is one callback waiting for its reply.
 type passiveWait struct {
-	sub    *nats.Subscription
-	msgs   chan *nats.Msg
-	kv     jetstream.KeyValue
-	key    string
-	rev    uint64
-	until  time.Time     // in the gateway's clock (the record's)
-	budget time.Duration // real time left to wait, from the callback's start
-	replay []byte        // a retry of a callback already answered passively
+	replies chan schemas.Outbound // from the account's dispatcher
+	done    func()                // stops the dispatch to replies
+	kv      jetstream.KeyValue
+	key     string
+	rev     uint64
+	until   time.Time     // in the gateway's clock (the record's)
+	budget  time.Duration // real time left to wait, from the callback's start
+	replay  []byte        // a retry of a callback already answered passively
+}
+
+// replyHub hands the replies on wxhub.out.<account> to the callbacks waiting
+// for them: one subscription per account, each message decoded once.
+type replyHub struct {
+	mu      sync.Mutex
+	subs    map[string]*nats.Subscription // by account
+	waiters map[string]chan schemas.Outbound
+}
+
+// wait registers eventID's waiter, subscribing to the account's subject on first use.
+func (h *replyHub) wait(nc *nats.Conn, account, eventID string) (chan schemas.Outbound, func(), error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.subs == nil {
+		h.subs, h.waiters = map[string]*nats.Subscription{}, map[string]chan schemas.Outbound{}
+	}
+	if h.subs[account] == nil {
+		sub, err := nc.Subscribe(bus.OutSubject(account), h.dispatch)
+		if err != nil {
+			return nil, nil, err
+		}
+		h.subs[account] = sub
+	}
+	c := make(chan schemas.Outbound, 4)
+	h.waiters[eventID] = c
+	return c, func() {
+		h.mu.Lock()
+		delete(h.waiters, eventID)
+		h.mu.Unlock()
+	}, nil
+}
+
+func (h *replyHub) dispatch(m *nats.Msg) {
+	var out schemas.Outbound
+	if json.Unmarshal(m.Data, &out) != nil || out.Data.InReplyTo == "" {
+		return
+	}
+	h.mu.Lock()
+	c := h.waiters[out.Data.InReplyTo]
+	h.mu.Unlock()
+	if c != nil {
+		select {
+		case c <- out:
+		default: // the waiter has its first replies; later ones are custom-sent
+		}
+	}
 }
 
 // startPassive prepares the wait for ev's reply before ev is published: it
@@ -85,8 +133,7 @@ func (g *Gateway) startPassive(ctx context.Context, ch *channel, d schemas.Event
 		g.log.Warn("mp: passive reply record not created", zap.Error(err))
 		return nil
 	}
-	pw.msgs = make(chan *nats.Msg, 64)
-	if pw.sub, err = g.bus.Conn().ChanSubscribe(bus.OutSubject(ch.name), pw.msgs); err != nil {
+	if pw.replies, pw.done, err = g.replies.wait(g.bus.Conn(), ch.name, eventID); err != nil {
 		g.log.Warn("mp: passive reply subscription failed", zap.Error(err))
 		pw.release(ctx)
 		return nil
@@ -101,7 +148,7 @@ func (pw *passiveWait) await(ctx context.Context, g *Gateway, ch *channel, d sch
 	if pw.replay != nil {
 		return pw.replay
 	}
-	defer pw.sub.Unsubscribe()
+	defer pw.done()
 	timer := time.NewTimer(pw.budget)
 	defer timer.Stop()
 	for {
@@ -112,11 +159,7 @@ func (pw *passiveWait) await(ctx context.Context, g *Gateway, ch *channel, d sch
 		case <-timer.C:
 			pw.release(ctx)
 			return nil
-		case m := <-pw.msgs:
-			var out schemas.Outbound
-			if json.Unmarshal(m.Data, &out) != nil || out.Data.InReplyTo != eventID {
-				continue // another event's reply, or something else on the subject
-			}
+		case out := <-pw.replies:
 			if out.Data.Kind != schemas.KindMessage {
 				continue
 			}
