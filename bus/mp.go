@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -99,4 +100,27 @@ func (b *Bus) MPPassiveKV(ctx context.Context) (jetstream.KeyValue, error) {
 	return b.EnsureKV(ctx, jetstream.KeyValueConfig{Bucket: BucketMPPassive,
 		Description: "wxhub: Official Account passive replies (who delivers an event's first reply)",
 		History:     1, TTL: 10 * time.Minute})
+}
+
+// KVHandle opens a bucket once and keeps the handle: opening asks the server
+// for the bucket's info, a round trip that a hot path should not repeat.
+// The zero value is ready; safe for concurrent use.
+type KVHandle struct {
+	mu sync.Mutex
+	kv jetstream.KeyValue
+}
+
+// Get returns the handle, opening it with open on first use (and again after a failure).
+func (h *KVHandle) Get(ctx context.Context, open func(context.Context) (jetstream.KeyValue, error)) (jetstream.KeyValue, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.kv != nil {
+		return h.kv, nil
+	}
+	kv, err := open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	h.kv = kv
+	return kv, nil
 }

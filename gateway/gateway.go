@@ -39,7 +39,7 @@ type Gateway struct {
 	wecom    *wecom.Client         // auth/getuserinfo and gettoken for OAuth login, the pass-through
 	caps     *apiCaps              // the pass-through's per-API caps
 	dir      Directory             // expands departments and tags; nil: sent as given
-	replies  replyHub              // Official Account replies to callbacks waiting for them (mp_passive.go)
+	mp       mpState               // Official Accounts: passive replies, the 48-hour window (mp_*.go)
 	// noMetrics: /metrics is served elsewhere (WithoutMetrics).
 	noMetrics bool
 }

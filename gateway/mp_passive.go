@@ -54,6 +54,12 @@ type passiveWait struct {
 	replay  []byte        // a retry of a callback already answered passively
 }
 
+// mpState is the gateway's Official Account state.
+type mpState struct {
+	replies         replyHub
+	passive, window bus.KVHandle
+}
+
 // replyHub hands the replies on wxhub.out.<account> to the callbacks waiting
 // for them: one subscription per account, each message decoded once.
 type replyHub struct {
@@ -112,7 +118,7 @@ func (g *Gateway) startPassive(ctx context.Context, ch *channel, d schemas.Event
 	if budget <= 0 {
 		return nil
 	}
-	kv, err := g.bus.MPPassiveKV(ctx)
+	kv, err := g.mp.passive.Get(ctx, g.bus.MPPassiveKV)
 	if err != nil {
 		g.log.Warn("mp: passive replies unavailable", zap.Error(err))
 		return nil
@@ -133,7 +139,7 @@ func (g *Gateway) startPassive(ctx context.Context, ch *channel, d schemas.Event
 		g.log.Warn("mp: passive reply record not created", zap.Error(err))
 		return nil
 	}
-	if pw.replies, pw.done, err = g.replies.wait(g.bus.Conn(), ch.name, eventID); err != nil {
+	if pw.replies, pw.done, err = g.mp.replies.wait(g.bus.Conn(), ch.name, eventID); err != nil {
 		g.log.Warn("mp: passive reply subscription failed", zap.Error(err))
 		pw.release(ctx)
 		return nil

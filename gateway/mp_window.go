@@ -28,7 +28,7 @@ func (g *Gateway) recordInteraction(ctx context.Context, ch *channel, d schemas.
 	if ch.kind != schemas.ChannelMP || d.User == "" || nonInteractions[eventType] {
 		return
 	}
-	kv, err := g.bus.MPWindowKV(ctx)
+	kv, err := g.mp.window.Get(ctx, g.bus.MPWindowKV)
 	if err == nil {
 		rec, _ := json.Marshal(bus.MPInteraction{At: g.now().UTC(), Event: eventType})
 		_, err = kv.Put(ctx, bus.MPWindowKey(ch.name, d.User), rec)
@@ -44,7 +44,7 @@ var errWindowClosed = errors.New("outside WeChat's 48-hour customer-service wind
 // checkWindow refuses a customer-service message to openid when the user has not
 // interacted with the account in the last 48 hours (WeChat would answer 45015).
 func (g *Gateway) checkWindow(ctx context.Context, account, openid string) error {
-	kv, err := g.bus.MPWindowKV(ctx)
+	kv, err := g.mp.window.Get(ctx, g.bus.MPWindowKV)
 	if err != nil {
 		return err
 	}

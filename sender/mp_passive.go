@@ -21,7 +21,7 @@ func (s *Sender) passive(ctx context.Context, t *task, now time.Time) bool {
 	if !j.app.mp() || j.out.Data.InReplyTo == "" || j.out.Data.Kind != schemas.KindMessage {
 		return false
 	}
-	kv, err := s.bus.MPPassiveKV(ctx)
+	kv, err := s.passiveKV.Get(ctx, s.bus.MPPassiveKV)
 	if err != nil {
 		s.passiveRetry(t, now, err)
 		return true

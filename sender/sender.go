@@ -96,6 +96,9 @@ type Sender struct {
 	// freshSeq is the first message delivered for the first time under the
 	// current pin: the previous holder's messages all come before it.
 	freshSeq uint64
+
+	// passiveKV: the Official Account passive-reply records (mp_passive.go).
+	passiveKV bus.KVHandle
 }
 
 // job is one WXHUB_OUT message in the sender's hands.
