@@ -7,8 +7,13 @@ import (
 	"testing"
 	"time"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/wxhub/wxhub/bus"
+	"github.com/wxhub/wxhub/config"
 	"github.com/wxhub/wxhub/connectors/mpreply"
+	"github.com/wxhub/wxhub/hub"
+	"github.com/wxhub/wxhub/hub/hubtest"
 	"github.com/wxhub/wxhub/schemas"
 	"github.com/wxhub/wxhub/sender"
 	"github.com/wxhub/wxhub/wecom/sim"
@@ -40,13 +45,28 @@ func TestE2EOfficialAccountGetsItsOwnReply(t *testing.T) {
 	}
 }
 
-// A new follower gets the account's welcome, not the employees' help.
+// A new follower gets the account's welcome, not the employees' help; a menu
+// click gets the account's answer for its key, configured per account.
 func TestE2EOfficialAccountWelcome(t *testing.T) {
 	e := startE2E(t)
 	ctx := waitCtx(t, 20*time.Second)
 	d, err := e.sim.SendEvent(ctx, "service", "oNewFollower1", schemas.EventData{Event: "subscribe"})
 	if err != nil || d.ReplyContent != mpreply.DefaultWelcome {
 		t.Fatalf("subscribe answered %+v %v, want the account's welcome", d, err)
+	}
+
+	e = startE2E(t, hubtest.WithConfig(func(c *config.Config) {
+		if c.Connectors == nil {
+			c.Connectors = map[string]yaml.Node{}
+		}
+		c.Connectors["mpreply"] = hub.Section(mpreply.Config{Accounts: map[string]mpreply.Account{
+			"service": {Welcome: "欢迎来到示例商城", Menu: map[string]string{"HOURS": "营业时间 9:00-18:00"}}}})
+	}))
+	if d, err = e.sim.SendEvent(ctx, "service", "oNewFollower2", schemas.EventData{Event: "subscribe"}); err != nil || d.ReplyContent != "欢迎来到示例商城" {
+		t.Fatalf("subscribe answered %+v %v, want the configured welcome", d, err)
+	}
+	if d, err = e.sim.SendEvent(ctx, "service", "oNewFollower2", schemas.EventData{Event: "CLICK", EventKey: "HOURS"}); err != nil || d.ReplyContent != "营业时间 9:00-18:00" {
+		t.Fatalf("menu click answered %+v %v", d, err)
 	}
 }
 
