@@ -43,6 +43,11 @@ func TestE2EOfficialAccountGetsItsOwnReply(t *testing.T) {
 	if n := e.sim.GetTokenCalls("service"); n != 0 {
 		t.Errorf("token calls for the account = %d, want 0 (nothing custom-sent)", n)
 	}
+	// Quiet hours are the employees' setting: a customer is not told they were set.
+	d, err = e.sim.Say(ctx, "service", openid, "免打扰 22:00-08:00")
+	if err != nil || d.ReplyContent != mpreply.DefaultReply {
+		t.Fatalf("quiet-hours command from a customer answered %+v %v, want the account's reply", d, err)
+	}
 }
 
 // A new follower gets the account's welcome, not the employees' help; a menu
