@@ -230,8 +230,7 @@ func (g *Gateway) receive(w http.ResponseWriter, r *http.Request, ch *channel) (
 	pw := g.startPassive(ctx, ch, data, ev.ID, started)
 	if err := g.publish(ctx, bus.InSubject(ch.kind, ch.name, eventType), ev.ID, schemas.SchemaEvent, ev); err != nil {
 		if pw != nil && pw.replay == nil {
-			pw.done()
-			pw.release(context.WithoutCancel(ctx))
+			pw.abandon(context.WithoutCancel(ctx)) // WeChat's retry waits afresh
 		}
 		return eventType, err
 	}

@@ -184,6 +184,13 @@ func (pw *passiveWait) await(ctx context.Context, g *Gateway, ch *channel, d sch
 	}
 }
 
+// abandon undoes startPassive for an event that was not stored: no record is
+// left, so that WeChat's retry of the callback can wait for its reply again.
+func (pw *passiveWait) abandon(ctx context.Context) {
+	pw.done()
+	_ = pw.kv.Delete(ctx, pw.key, jetstream.LastRevision(pw.rev))
+}
+
 // release gives the event's replies to the sender.
 func (pw *passiveWait) release(ctx context.Context) {
 	rec, _ := json.Marshal(bus.PassiveRecord{State: bus.PassiveReleased})

@@ -132,3 +132,24 @@ func TestPassiveReply(t *testing.T) {
 		}
 	})
 }
+
+// An event that could not be stored leaves no passive-reply record: WeChat's
+// retry of the callback waits for its reply afresh.
+func TestPassiveReplyEventNotStored(t *testing.T) {
+	cfg := mpConfig()
+	cfg.PassiveReplyWait = 3 * time.Second
+	cfg.PublishTimeout = 500 * time.Millisecond
+	e := startEnv(t, cfg)
+	if err := e.bus.JS().DeleteStream(context.Background(), bus.StreamIn); err != nil {
+		t.Fatal(err)
+	}
+	cr, _ := wecom.NewCrypter(token, aesKey, mpAppID)
+	x, _ := wecom.BuildInbound(schemas.EventData{ToUser: "gh_svc", User: "oLost", CreateTime: fixedNow.Unix(), MsgType: "text", Content: "在吗", MsgID: "9100"})
+	if resp := e.post(t, "/mp/service/callback", cr, x, fixedNow); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("status %d, want 503", resp.StatusCode)
+	}
+	kv, _ := e.bus.MPPassiveKV(context.Background())
+	if en, err := kv.Get(context.Background(), bus.PassiveKey("mp-service-9100")); err == nil {
+		t.Fatalf("record left: %s", en.Value())
+	}
+}
