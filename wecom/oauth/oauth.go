@@ -38,8 +38,8 @@ type Login struct {
 	// WebLoginURL: default DefaultWebLoginURL; the simulator's
 	// /wwlogin/sso/login in the demo and tests.
 	WebLoginURL string
-	CorpID       string
-	AgentID      int64
+	CorpID      string
+	AgentID     int64
 	// App is the app's name (the TokenSource's key).
 	App    string
 	Token  TokenSource
