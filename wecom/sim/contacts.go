@@ -321,7 +321,7 @@ func (s *Server) contactEvent(ctx context.Context, app, change string, fields ma
 func (s *Server) oauthAuthorize(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	switch {
-	case q.Get("appid") != s.cfg.CorpID:
+	case !s.knownCorp(q.Get("appid")):
 		http.Error(w, "sim: oauth2 authorize: appid is not the corp id", http.StatusBadRequest)
 		return
 	case q.Get("response_type") != "code":
@@ -354,13 +354,13 @@ func (s *Server) webLogin(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "sim: wwlogin: login_type must be CorpApp (or ServiceApp, not simulated)", http.StatusBadRequest)
 		return
 	}
-	if q.Get("appid") != s.cfg.CorpID {
-		http.Error(w, "sim: wwlogin: appid is not the corp id", http.StatusBadRequest)
-		return
-	}
 	n, _ := strconv.ParseInt(q.Get("agentid"), 10, 64)
 	if s.appsByAgent[n] == nil {
 		http.Error(w, "sim: wwlogin: agentid is required for CorpApp and must name an app", http.StatusBadRequest)
+		return
+	}
+	if q.Get("appid") != s.corpOf(s.appsByAgent[n]) {
+		http.Error(w, "sim: wwlogin: appid is not the app's corp id", http.StatusBadRequest)
 		return
 	}
 	redirect, err := url.Parse(q.Get("redirect_uri"))
