@@ -264,8 +264,9 @@ func (c *Config) SenderConfig() sender.Config {
 	sc.MPAPIBase = c.MP.APIBase
 	sc.Apps = nil
 	for _, a := range c.WeCom.Apps {
-		sc.Apps = append(sc.Apps, sender.App{Name: a.Name, AgentID: a.AgentID, Secret: a.Secret})
+		sc.Apps = append(sc.Apps, sender.App{Name: a.Name, AgentID: a.AgentID, Secret: a.Secret, CorpID: c.WeCom.CorpOf(a)})
 	}
+	sc.CorpLimits = c.corpLimits()
 	for _, a := range c.MP.Accounts {
 		if a.Secret != "" {
 			sc.Apps = append(sc.Apps, sender.App{Name: a.Name, Kind: sender.AppKindMP, AppID: a.AppID, Secret: a.Secret})

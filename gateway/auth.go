@@ -89,7 +89,7 @@ func (s *signer) sign(c schemas.AssertionClaims) string {
 func (g *Gateway) assertion(ch schemas.AuthChallenge, now time.Time) string {
 	ttl := g.cfg.Auth.AssertionTTL
 	return g.signer.sign(schemas.AssertionClaims{
-		Issuer: g.cfg.Auth.Issuer, Subject: ch.User, Audience: ch.Client, Corp: g.cfg.WeCom.CorpID,
+		Issuer: g.cfg.Auth.Issuer, Subject: ch.User, Audience: ch.Client, Corp: g.corpOf(ch.App),
 		App: ch.App, Challenge: ch.ID, Methods: []string{ch.Method},
 		IssuedAt: now.Unix(), NotBefore: now.Unix(), Expires: now.Add(ttl).Unix(), ID: randomHex(16),
 	})
@@ -226,10 +226,10 @@ func (g *Gateway) oauthURLs(r *http.Request, ch schemas.AuthChallenge) (string, 
 	a, _ := g.cfg.WeCom.App(ch.App)
 	agent := strconv.FormatInt(a.AgentID, 10)
 	// WeCom requires the parameters in this order and the #wechat_redirect fragment.
-	oauth := g.cfg.Auth.OAuthAuthorizeURL + "?appid=" + url.QueryEscape(g.cfg.WeCom.CorpID) +
+	oauth := g.cfg.Auth.OAuthAuthorizeURL + "?appid=" + url.QueryEscape(g.cfg.WeCom.CorpOf(a)) +
 		"&redirect_uri=" + url.QueryEscape(redirect) + "&response_type=code&scope=snsapi_base&state=" + ch.ID +
 		"&agentid=" + agent + "#wechat_redirect"
-	sso := g.cfg.Auth.SSOLoginURL + "?login_type=CorpApp&appid=" + url.QueryEscape(g.cfg.WeCom.CorpID) +
+	sso := g.cfg.Auth.SSOLoginURL + "?login_type=CorpApp&appid=" + url.QueryEscape(g.cfg.WeCom.CorpOf(a)) +
 		"&agentid=" + agent + "&redirect_uri=" + url.QueryEscape(redirect) + "&state=" + ch.ID
 	return oauth, sso
 }
@@ -451,7 +451,7 @@ func (g *Gateway) appToken(ctx context.Context, app wecom.AppConfig, fresh bool)
 	if err != nil {
 		return "", fmt.Errorf("%w: %w", ErrTokenUnavailable, err)
 	}
-	key := bus.TokenKey(g.cfg.WeCom.CorpID, app.AgentID)
+	key := bus.TokenKey(g.cfg.WeCom.CorpOf(app), app.AgentID)
 	now := g.now()
 	var rec bus.TokenRecord
 	var rev uint64
@@ -468,7 +468,7 @@ func (g *Gateway) appToken(ctx context.Context, app wecom.AppConfig, fresh bool)
 		// The sender saw the secret refused: asking again gets the IP blocked.
 		return "", fmt.Errorf("%w: %s: %s", ErrTokenUnavailable, app.Name, rec.Error)
 	}
-	tok, expiresIn, err := g.wecom.GetToken(ctx, g.cfg.WeCom.CorpID, app.Secret)
+	tok, expiresIn, err := g.wecom.GetToken(ctx, g.cfg.WeCom.CorpOf(app), app.Secret)
 	if err != nil {
 		return "", fmt.Errorf("%w: %s: %w", ErrTokenUnavailable, app.Name, err)
 	}

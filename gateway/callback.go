@@ -214,6 +214,7 @@ func (g *Gateway) receive(w http.ResponseWriter, r *http.Request, ch *channel) (
 	}
 	data.Channel = ch.kind
 	data.App = ch.name
+	data.Corp = ch.corp
 	eventType = wecom.EventType(data)
 	tp := bus.TraceParentFrom(ctx)
 	ev := schemas.Event{

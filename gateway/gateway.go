@@ -48,6 +48,7 @@ type Gateway struct {
 type channel struct {
 	kind      string // schemas.ChannelWeCom or schemas.ChannelMP
 	name      string
+	corp      string         // WeCom: the app's corp id (EventData.Corp)
 	crypter   *wecom.Crypter // nil for a plain-text-only Official Account
 	token     string
 	plainText bool
@@ -91,11 +92,11 @@ func New(cfg Config, b *bus.Bus, log *zap.Logger, opts ...Option) (*Gateway, err
 		caps:     &apiCaps{perMinute: cfg.PassThroughPerMinute, lim: map[string]*rate.Limiter{}},
 	}
 	for _, a := range cfg.WeCom.Apps {
-		c, err := wecom.NewCrypter(a.Token, a.EncodingAESKey, cfg.WeCom.CorpID)
+		c, err := wecom.NewCrypter(a.Token, a.EncodingAESKey, cfg.WeCom.CorpOf(a))
 		if err != nil {
 			return nil, fmt.Errorf("gateway: wecom app %s: %w", a.Name, err)
 		}
-		g.channels["wecom/"+a.Name] = &channel{kind: "wecom", name: a.Name, crypter: c, token: a.Token}
+		g.channels["wecom/"+a.Name] = &channel{kind: "wecom", name: a.Name, corp: cfg.WeCom.CorpOf(a), crypter: c, token: a.Token}
 	}
 	for _, a := range cfg.MP.Accounts {
 		ch := &channel{kind: "mp", name: a.Name, token: a.Token, plainText: a.PlainText}

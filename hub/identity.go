@@ -29,7 +29,7 @@ func startIdentity(ctx context.Context, r *run, gw *gateway.Gateway, store *dire
 	tokens := oauth.TokenSource(gw.AppToken)
 	login := func(app string) oauth.Login {
 		a, _ := cfg.WeCom.App(app) // checked by config validation
-		return oauth.Login{AuthorizeURL: cfg.GatewayConfig().Auth.OAuthAuthorizeURL, CorpID: cfg.WeCom.CorpID,
+		return oauth.Login{AuthorizeURL: cfg.GatewayConfig().Auth.OAuthAuthorizeURL, WebLoginURL: cfg.GatewayConfig().Auth.SSOLoginURL, CorpID: cfg.WeCom.CorpOf(a),
 			AgentID: a.AgentID, App: app, Token: tokens, Client: client}
 	}
 

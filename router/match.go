@@ -121,6 +121,8 @@ func (cr *compiledRule) matches(ev *schemas.Event) bool {
 		return false
 	case len(m.App) > 0 && !slices.Contains(m.App, d.App):
 		return false
+	case len(m.Corp) > 0 && !slices.Contains(m.Corp, d.Corp):
+		return false
 	case len(m.MsgType) > 0 && !containsFold(m.MsgType, d.MsgType):
 		return false
 	case len(m.Event) > 0 && (d.Event == "" || !containsFold(m.Event, d.Event)):

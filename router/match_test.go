@@ -167,3 +167,22 @@ func TestTapRules(t *testing.T) {
 		}
 	}
 }
+
+// TestMatchCorp: match.corp routes a second corp's events (data.corp) apart.
+func TestMatchCorp(t *testing.T) {
+	r, err := router.New(loadRules(t, `
+default: help
+rules:
+  - name: supplier corp
+    match: {corp: wwsupplier}
+    to: suppliers
+`), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for corp, want := range map[string]string{"wwsupplier": "suppliers", "wwown": "help", "": "help"} {
+		if got := r.Match(ev(schemas.EventData{MsgType: "text", Content: "hi", Corp: corp})); !slices.Equal(got, []string{want}) {
+			t.Fatalf("corp %q: got %v, want %s", corp, got, want)
+		}
+	}
+}

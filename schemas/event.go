@@ -47,6 +47,7 @@ type Event struct {
 type EventData struct {
 	Channel    string `json:"channel"`            // "wecom" or "mp"
 	App        string `json:"app"`                // the app's (or account's) name in the config
+	Corp       string `json:"corp,omitempty"`     // WeCom: the app's corp id (wecom.corps[]); ToUserName of its callbacks
 	ToUser     string `json:"to_user"`            // ToUserName: corp id or the account's original id
 	User       string `json:"user"`               // FromUserName: the member's userid or the customer's openid
 	AgentID    int64  `json:"agent_id,omitempty"` // AgentID (WeCom)

@@ -24,6 +24,7 @@ type RouteRule struct {
 type RouteMatch struct {
 	Channel  Strings `yaml:"channel"`   // wecom, mp
 	App      Strings `yaml:"app"`       // app or account name in the config
+	Corp     Strings `yaml:"corp"`      // WeCom corp id (wecom.corp_id or wecom.corps[].corp_id)
 	MsgType  Strings `yaml:"msg_type"`  // text, image, voice, location, link, event, ... (case-insensitive)
 	Event    Strings `yaml:"event"`     // subscribe, click, scancode_waitmsg, template_card_event, ... (case-insensitive)
 	EventKey Strings `yaml:"event_key"` // exact, or a prefix when it ends with '*'

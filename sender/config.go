@@ -27,6 +27,8 @@ type App struct {
 	AgentID int64  `yaml:"agent_id"` // WeCom: added to every body as agentid
 	AppID   string `yaml:"app_id"`   // Official Account: appid for /cgi-bin/token
 	Secret  string `yaml:"secret"`   // corpsecret (WeCom) or AppSecret (Official Account); never logged
+	// CorpID is a WeCom app's corp (wecom.corps[]). Empty: Config.CorpID.
+	CorpID string `yaml:"corp_id"`
 }
 
 func (a App) mp() bool { return a.Kind == AppKindMP }
@@ -81,6 +83,9 @@ type Retry struct {
 type Config struct {
 	// CorpID for gettoken. Required when a WeCom app is configured.
 	CorpID string `yaml:"-"` // from wecom.corp_id
+	// CorpLimits override Limits.CorpAPIMinute/CorpAPIHour for one corp (by
+	// corp id; zero fields keep Limits). Every corp has its own corp-wide ledgers.
+	CorpLimits map[string]CorpLimits `yaml:"-"` // from wecom.corps[]
 	// Apps the sender may send as: WeCom apps and Official Accounts. At least one.
 	Apps []App `yaml:"-"` // from wecom.apps and mp.accounts
 	// MPAPIBase is the Official Account API's base URL. Default
@@ -218,7 +223,7 @@ func (c Config) Validate() error {
 			return bad(k+".app_id", "empty")
 		case !a.mp() && a.AgentID <= 0:
 			return bad(k+".agent_id", "must be a positive number, got %d", a.AgentID)
-		case !a.mp() && c.CorpID == "":
+		case !a.mp() && c.CorpID == "" && a.CorpID == "":
 			return bad("corp_id", "empty")
 		case a.Secret == "":
 			return bad(k+".secret", "empty")

@@ -80,7 +80,8 @@ type Sender struct {
 	media  *media // media objects -> WeCom media ids; media/get service (media.go)
 
 	memberRules, chatRules, corpRules []rule
-	bulkMemberRules                   []rule // memberRules less the urgent reserve, same logs
+	corpRulesBy                       map[string][]rule // several corps: each corp's corp-wide rules (corps.go)
+	bulkMemberRules                   []rule            // memberRules less the urgent reserve, same logs
 
 	mu       sync.Mutex
 	sched    *scheduler
@@ -176,6 +177,7 @@ func New(cfg Config, b *bus.Bus, client *wecom.Client, log *zap.Logger, opts ...
 		{Name: "m", Limit: l.CorpAPIMinute, Span: time.Minute, Res: time.Second},
 		{Name: "h", Limit: l.CorpAPIHour, Span: time.Hour, Res: time.Minute},
 	}
+	s.initCorps()
 	return s, nil
 }
 
@@ -580,8 +582,8 @@ func (s *Sender) admit(ctx context.Context, t *task) bool {
 		s.m.limiterWait.WithLabelValues(limit).Observe(wait.Seconds())
 		s.m.deferrals.WithLabelValues(j.app.Name, reasonLimit).Inc()
 		s.mu.Lock()
-		if full.global {
-			s.sched.pause(now.Add(wait))
+		if full.global && len(s.corpRulesBy) == 0 {
+			s.sched.pause(now.Add(wait)) // one corp: nothing else can go either; several: only this corp's lanes wait
 		}
 		s.mu.Unlock()
 		s.putBack(t, now.Add(wait))
@@ -609,12 +611,12 @@ func (s *Sender) claims(j *job) []claim {
 	case schemas.KindAppChat:
 		cs = []claim{
 			{key: "chat." + app + "." + dnd.Key(j.chatID), rules: s.chatRules, n: 1},
-			{key: "corp.appchat_send", rules: s.corpRules, n: 1, global: true},
+			{key: s.corpKey(j.app, "appchat_send"), rules: s.corpRulesOf(j.app), n: 1, global: true},
 		}
 	case schemas.KindCardUpdate:
-		cs = []claim{{key: "corp.update_template_card", rules: s.corpRules, n: 1, global: true}}
+		cs = []claim{{key: s.corpKey(j.app, "update_template_card"), rules: s.corpRulesOf(j.app), n: 1, global: true}}
 	case schemas.KindChatCreate:
-		cs = []claim{{key: "corp.appchat_create", rules: s.corpRules, n: 1, global: true}}
+		cs = []claim{{key: s.corpKey(j.app, "appchat_create"), rules: s.corpRulesOf(j.app), n: 1, global: true}}
 	default:
 		cs = make([]claim, 0, len(j.users)+2)
 		rules := s.memberRules
@@ -624,7 +626,7 @@ func (s *Sender) claims(j *job) []claim {
 		for _, u := range j.users {
 			cs = append(cs, claim{key: "member." + app + "." + dnd.Key(u), rules: rules, n: 1})
 		}
-		cs = append(cs, claim{key: "corp.message_send", rules: s.corpRules, n: 1, global: true})
+		cs = append(cs, claim{key: s.corpKey(j.app, "message_send"), rules: s.corpRulesOf(j.app), n: 1, global: true})
 		if q := s.cfg.Limits.AppDailyRecipients; q > 0 && len(j.users) > 0 {
 			cs = append(cs, claim{key: "daily." + app, n: len(j.users), daily: q})
 		}

@@ -53,6 +53,7 @@ type harnessOpts struct {
 	opts    []sender.Option
 	log     *zap.Logger
 	front   func(sim http.Handler) http.Handler // in front of the simulator's API, when set
+	simApps []sim.App                           // more simulated apps (another corp's)
 }
 
 func newHarness(t testing.TB, o harnessOpts) *harness {
@@ -72,7 +73,7 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 		users = append(users, sim.User{UserID: fmt.Sprintf("u%d", i), Name: "U", Department: []int64{1}})
 	}
 	s, err := sim.New(sim.Config{
-		Apps:   []sim.App{{Name: testApp, AgentID: 1000002, Secret: "sekret"}},
+		Apps:   append([]sim.App{{Name: testApp, AgentID: 1000002, Secret: "sekret"}}, o.simApps...),
 		Users:  users,
 		Limits: o.limits,
 	}, sim.WithClock(o.clock))

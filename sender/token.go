@@ -1,6 +1,7 @@
 package sender
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -62,7 +63,7 @@ func (t *tokens) key(app App) string {
 	if app.mp() {
 		return bus.MPTokenKey(app.AppID)
 	}
-	return bus.TokenKey(t.corpID, app.AgentID)
+	return bus.TokenKey(cmp.Or(app.CorpID, t.corpID), app.AgentID)
 }
 
 // Token returns a valid token for app, refreshing it if needed (see tokens).
@@ -134,7 +135,7 @@ func (t *tokens) Token(ctx context.Context, app App) (string, error) {
 }
 
 func (t *tokens) fetch(ctx context.Context, app App, key string, rev uint64) (string, error) {
-	get, id := t.get, t.corpID
+	get, id := t.get, cmp.Or(app.CorpID, t.corpID) // each corp's apps by its own corp id
 	if app.mp() {
 		get, id = t.getMP, app.AppID
 	}

@@ -13,16 +13,24 @@ const (
 )
 
 // Config is the `wecom:` section: the corp and its apps. The gateway serves
-// their callbacks and the sender sends through them.
+// their callbacks and the sender sends through them. A hub may serve several
+// corps (corps[]); corp_id + apps at the top is the first one (see corps.go).
 type Config struct {
 	APIBase string      `yaml:"api_base"` // default https://qyapi.weixin.qq.com
 	CorpID  string      `yaml:"corp_id"`
 	Apps    []AppConfig `yaml:"apps"`
+	// Corps are further enterprise accounts. After WithDefaults, Apps holds
+	// every corp's apps (each with its CorpID) and CorpID is the first corp's.
+	Corps []CorpConfig `yaml:"corps"`
+
+	flat int // WithDefaults ran: the first flat-1 Apps are the top-level ones
 }
 
 // AppConfig is one WeCom self-built app (自建应用).
 type AppConfig struct {
-	Name           string `yaml:"name"` // -> /wecom/{name}/callback
+	Name string `yaml:"name"` // -> /wecom/{name}/callback; unique across corps
+	// CorpID is the app's corp, filled by Config.WithDefaults from its section.
+	CorpID         string `yaml:"-"`
 	AgentID        int64  `yaml:"agent_id"`
 	Secret         string `yaml:"secret"`
 	Token          string `yaml:"token"`
@@ -51,12 +59,12 @@ type AccountConfig struct {
 	PlainText bool `yaml:"plain_text"`
 }
 
-// WithDefaults fills the API base.
+// WithDefaults fills the API base and flattens the corps (see Config.Corps).
 func (c Config) WithDefaults() Config {
 	if c.APIBase == "" {
 		c.APIBase = DefaultAPIBase
 	}
-	return c
+	return c.flatten()
 }
 
 // WithDefaults fills the API base.
@@ -96,12 +104,20 @@ func (c Config) Validate() error {
 	if !isHTTP(c.APIBase) {
 		return fmt.Errorf("wecom.api_base: must be an http(s) URL, got %q", c.APIBase)
 	}
-	if len(c.Apps) > 0 && c.CorpID == "" {
+	top := c.topApps()
+	if len(top) > 0 && c.CorpID == "" {
 		return fmt.Errorf("wecom.corp_id: is required when wecom.apps is set")
 	}
 	seen := map[string]bool{}
-	for i, a := range c.Apps {
-		key := fmt.Sprintf("wecom.apps[%d]", i)
+	if err := checkApps("wecom.apps", top, seen); err != nil {
+		return err
+	}
+	return c.validateCorps(seen)
+}
+
+func checkApps(prefix string, apps []AppConfig, seen map[string]bool) error {
+	for i, a := range apps {
+		key := fmt.Sprintf("%s[%d]", prefix, i)
 		if err := checkName(key, a.Name, seen); err != nil {
 			return err
 		}

@@ -186,8 +186,9 @@ func validHex(s string) bool {
 	return true
 }
 
-// loginPage is the desktop page: a QR code to scan with the WeCom app, and a
-// link to WeCom OAuth for a browser inside WeCom.
+// loginPage is the desktop page: a QR code to scan with the WeCom app, a link
+// to WeCom's web login when configured, and one to WeCom OAuth for a browser
+// inside WeCom.
 func (p *Provider) loginPage(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	lg, rev, err := p.getLogin(r, r.URL.Query().Get("login"))
@@ -212,7 +213,7 @@ func (p *Provider) loginPage(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Frame-Options", "DENY")
 	_ = loginTmpl.Execute(w, map[string]any{
 		"Client": cl.Name, "Login": lg.ID, "QR": template.HTML(svg), "QRText": schemas.AuthQRPrefix + ch.ID,
-		"Expires": ch.ExpiresAt.Format(time.RFC3339),
+		"Expires": ch.ExpiresAt.Format(time.RFC3339), "WebLogin": p.cfg.WeComWebLogin,
 	})
 }
 
@@ -309,7 +310,22 @@ func (p *Provider) loginWeCom(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, p.d.Login.URL(p.url("/oidc/callback"), lg.ID), http.StatusFound)
 }
 
-// wecomCallback is where WeCom OAuth returns: state is the login id.
+// loginWeComWeb sends a desktop browser to WeCom's web login (when
+// Config.WeComWebLogin); it returns to the same callback as OAuth.
+func (p *Provider) loginWeComWeb(w http.ResponseWriter, r *http.Request) {
+	if !p.cfg.WeComWebLogin {
+		http.NotFound(w, r)
+		return
+	}
+	lg, _, err := p.getLogin(r, r.URL.Query().Get("login"))
+	if err != nil {
+		errorPage(w, http.StatusBadRequest, "登录已过期，请回到原系统重新登录。")
+		return
+	}
+	http.Redirect(w, r, p.d.Login.WebURL(p.url("/oidc/callback"), lg.ID), http.StatusFound)
+}
+
+// wecomCallback is where WeCom OAuth (and the web login) returns: state is the login id.
 func (p *Provider) wecomCallback(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	lg, rev, err := p.getLogin(r, r.URL.Query().Get("state"))
@@ -477,7 +493,8 @@ var loginTmpl = template.Must(template.New("login").Parse(`<!doctype html>
 <p>请用企业微信扫一扫（应用菜单中的“扫码登录”），并在手机上确认。</p>
 <div id="qr" data-text="{{.QRText}}">{{.QR}}</div>
 <p id="status">等待扫码…</p>
-<p><a id="wecom" href="/oidc/login/wecom?login={{.Login}}">在企业微信内打开？点此直接登录</a></p>
+{{if .WebLogin}}<p><a id="wecom-web" href="/oidc/login/wecom-web?login={{.Login}}">或使用企业微信扫码登录</a></p>
+{{end}}<p><a id="wecom" href="/oidc/login/wecom?login={{.Login}}">在企业微信内打开？点此直接登录</a></p>
 <script>
 (function poll(){
   fetch("/oidc/login/status?login={{.Login}}",{credentials:"same-origin"}).then(function(r){return r.json()}).then(function(s){

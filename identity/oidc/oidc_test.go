@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"html"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -46,6 +47,7 @@ type env struct {
 
 type opts struct {
 	requirePIN bool
+	webLogin   bool
 	refresh    time.Duration
 	now        func() time.Time
 	b          *bus.Bus
@@ -83,7 +85,7 @@ func newEnv(t *testing.T, o opts) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := oidc.Config{Issuer: e.hub.URL, App: "helpdesk", RefreshTokenTTL: o.refresh, Clients: []oidc.Client{{
+	cfg := oidc.Config{Issuer: e.hub.URL, App: "helpdesk", RefreshTokenTTL: o.refresh, WeComWebLogin: o.webLogin, Clients: []oidc.Client{{
 		ID: "erp", Secret: secret, Name: "ERP 系统", RedirectURIs: []string{e.appURL + "callback"}, RequirePIN: o.requirePIN,
 	}}}
 	e.prov, err = oidc.New(cfg, oidc.Deps{
@@ -162,6 +164,53 @@ func TestWeComOAuthLogin(t *testing.T) {
 	}
 	if !strings.Contains(page, "name-of-zhangsan") {
 		t.Fatalf("userinfo claims missing:\n%s", page)
+	}
+}
+
+// TestWeComWebLogin: with wecom_web_login the desktop login page also links
+// WeCom's web login (wwlogin/sso); the simulator's stand-in asks who scans,
+// returns a code to the callback and the member ends logged in at the client.
+// Without the option there is neither the link nor the route.
+func TestWeComWebLogin(t *testing.T) {
+	linkRe := regexp.MustCompile(`id="wecom-web" href="([^"]+)"`)
+	off := newEnv(t, opts{})
+	br := off.browser("", false)
+	resp, page := get(t, br, off.appURL+"login")
+	if linkRe.MatchString(page) {
+		t.Fatalf("web login offered though not configured:\n%s", page)
+	}
+	loginID := resp.Request.URL.Query().Get("login")
+	if r, _ := get(t, br, off.hub.URL+"/oidc/login/wecom-web?login="+loginID); r.StatusCode != 404 {
+		t.Fatalf("wecom-web without the option: %d", r.StatusCode)
+	}
+
+	e := newEnv(t, opts{webLogin: true})
+	br = e.browser("", false)
+	_, page = get(t, br, e.appURL+"login")
+	m := linkRe.FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("no web login link:\n%s", page)
+	}
+	resp, page = get(t, br, e.hub.URL+html.UnescapeString(m[1]))
+	u := resp.Request.URL
+	if u.Path != "/wwlogin/sso/login" || u.Query().Get("login_type") != "CorpApp" || u.Query().Get("appid") != e.sim.Config().CorpID ||
+		u.Query().Get("agentid") != "1000002" || u.Query().Get("redirect_uri") != e.hub.URL+"/oidc/callback" {
+		t.Fatalf("not on the web login page: %s", u)
+	}
+	as := regexp.MustCompile(`id="as-zhangsan" href="([^"]+)"`).FindStringSubmatch(page)
+	if as == nil {
+		t.Fatalf("web login page offers no member:\n%s", page)
+	}
+	next, _ := u.Parse(html.UnescapeString(as[1]))
+	resp, page = get(t, br, next.String())
+	if resp.StatusCode != 200 || resp.Request.URL.String() != e.appURL {
+		t.Fatalf("ended at %s (%d):\n%s", resp.Request.URL, resp.StatusCode, page)
+	}
+	if m := subRe.FindStringSubmatch(page); m == nil || m[1] != "zhangsan" {
+		t.Fatalf("not logged in as zhangsan:\n%s", page)
+	}
+	if amr := amrRe.FindStringSubmatch(page)[1]; amr != schemas.AuthMethodOAuth {
+		t.Fatalf("amr %q", amr)
 	}
 }
 

@@ -57,6 +57,10 @@ type Config struct {
 	Issuer string `yaml:"issuer"`
 	// App is the WeCom app whose members log in (scan and OAuth). Required.
 	App string `yaml:"app"`
+	// WeComWebLogin offers WeCom's own web login (企业微信扫码登录, the
+	// wwlogin/sso page) on the desktop login page, beside the hub's scan-to-login.
+	// It needs the app's trusted domain (可信域名) set to the issuer's host.
+	WeComWebLogin bool `yaml:"wecom_web_login"`
 	// Clients are the relying parties. At least one.
 	Clients []Client `yaml:"clients"`
 	// LoginTTL bounds a login from authorize to the code. Default 5m.
@@ -237,6 +241,7 @@ func New(cfg Config, d Deps) (*Provider, error) {
 	m.HandleFunc("GET /oidc/login", p.loginPage)
 	m.HandleFunc("GET /oidc/login/status", p.loginStatus)
 	m.HandleFunc("GET /oidc/login/wecom", p.loginWeCom)
+	m.HandleFunc("GET /oidc/login/wecom-web", p.loginWeComWeb)
 	m.HandleFunc("GET /oidc/callback", p.wecomCallback)
 	m.HandleFunc("GET /oidc/pin", p.pinPage)
 	m.HandleFunc("POST /oidc/pin", p.pinSubmit)

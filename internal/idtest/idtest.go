@@ -63,7 +63,7 @@ func Tokens(s *sim.Server) oauth.TokenSource {
 // Login is WeCom OAuth for the demo app "helpdesk" on the simulator.
 func Login(s *sim.Server) oauth.Login {
 	return oauth.Login{
-		AuthorizeURL: s.URL() + "/connect/oauth2/authorize", CorpID: s.Config().CorpID, AgentID: 1000002,
+		AuthorizeURL: s.URL() + "/connect/oauth2/authorize", WebLoginURL: s.URL() + "/wwlogin/sso/login", CorpID: s.Config().CorpID, AgentID: 1000002,
 		App: "helpdesk", Token: Tokens(s), Client: wecom.NewClient(s.URL()),
 	}
 }

@@ -26,14 +26,20 @@ var ErrNotMember = errors.New("wecom/oauth: the OAuth user is not a member of th
 // DefaultAuthorizeURL is WeCom's OAuth2 page for browsers inside WeCom.
 const DefaultAuthorizeURL = "https://open.weixin.qq.com/connect/oauth2/authorize"
 
+// DefaultWebLoginURL is WeCom's web login (企业微信扫码登录) for desktop browsers.
+const DefaultWebLoginURL = "https://login.work.weixin.qq.com/wwlogin/sso/login"
+
 // Login resolves WeCom OAuth2 logins of one app. The zero value is unusable:
 // set every field but AuthorizeURL.
 type Login struct {
 	// AuthorizeURL: default DefaultAuthorizeURL; the simulator's
 	// /connect/oauth2/authorize in the demo and tests.
 	AuthorizeURL string
-	CorpID       string
-	AgentID      int64
+	// WebLoginURL: default DefaultWebLoginURL; the simulator's
+	// /wwlogin/sso/login in the demo and tests.
+	WebLoginURL string
+	CorpID      string
+	AgentID     int64
 	// App is the app's name (the TokenSource's key).
 	App    string
 	Token  TokenSource
@@ -50,6 +56,18 @@ func (l Login) URL(redirectURI, state string) string {
 	return base + "?appid=" + url.QueryEscape(l.CorpID) + "&redirect_uri=" + url.QueryEscape(redirectURI) +
 		"&response_type=code&scope=snsapi_base&state=" + url.QueryEscape(state) +
 		"&agentid=" + strconv.FormatInt(l.AgentID, 10) + "#wechat_redirect"
+}
+
+// WebURL is the web login (scan with the WeCom app on a desktop) that returns
+// to redirectURI with ?code=&state= like OAuth (only ?state= when refused);
+// the code is exchanged by User the same way.
+func (l Login) WebURL(redirectURI, state string) string {
+	base := l.WebLoginURL
+	if base == "" {
+		base = DefaultWebLoginURL
+	}
+	return base + "?login_type=CorpApp&appid=" + url.QueryEscape(l.CorpID) + "&agentid=" + strconv.FormatInt(l.AgentID, 10) +
+		"&redirect_uri=" + url.QueryEscape(redirectURI) + "&state=" + url.QueryEscape(state)
 }
 
 // User exchanges a code for the member's userid; a token WeCom calls expired

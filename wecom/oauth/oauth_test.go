@@ -20,6 +20,15 @@ func TestURL(t *testing.T) {
 	}
 }
 
+func TestWebURL(t *testing.T) {
+	l := oauth.Login{CorpID: "ww01", AgentID: 1000002}
+	got := l.WebURL("https://hub.example.com/oidc/callback", "abc")
+	want := "https://login.work.weixin.qq.com/wwlogin/sso/login?login_type=CorpApp&appid=ww01&agentid=1000002&redirect_uri=https%3A%2F%2Fhub.example.com%2Foidc%2Fcallback&state=abc"
+	if got != want {
+		t.Fatalf("WebURL =\n%s\nwant\n%s", got, want)
+	}
+}
+
 func TestUser(t *testing.T) {
 	s := idtest.Sim(t)
 	l := idtest.Login(s)

@@ -165,13 +165,13 @@ func (s *Server) getToken(r *http.Request, _ *App) (map[string]any, error) {
 	switch {
 	case corpID == "":
 		return nil, apiErr(CodeMissingCorpID, "")
-	case corpID != s.cfg.CorpID:
+	case !s.knownCorp(corpID):
 		return nil, apiErr(CodeInvalidCorpID, "")
 	case secret == "":
 		return nil, apiErr(CodeMissingSecret, "")
 	}
 	app := s.appsBySecret[secret]
-	if app == nil {
+	if app == nil || s.corpOf(app) != corpID { // a secret is good only with its own corp's id
 		return nil, apiErr(CodeInvalidSecret, "")
 	}
 	s.mu.Lock()

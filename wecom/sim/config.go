@@ -52,6 +52,9 @@ type App struct {
 	Token          string `yaml:"token"`            // callback Token
 	EncodingAESKey string `yaml:"encoding_aes_key"` // callback EncodingAESKey, 43 characters
 	CallbackURL    string `yaml:"callback_url"`     // overrides GatewayURL + /wecom/{name}/callback
+	// CorpID is the app's corp when the simulator plays several corps (one API
+	// host, as WeCom's); empty: Config.CorpID. Agent ids stay unique across them.
+	CorpID string `yaml:"corp_id"`
 }
 
 // Account is a WeChat Official Account. Its callbacks use the AppID as receive id and

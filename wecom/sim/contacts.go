@@ -91,6 +91,7 @@ func (s *Server) contactRoutes(m *http.ServeMux) {
 	m.HandleFunc("/cgi-bin/tag/list", s.api("tag/list", true, "", s.tagList))
 	m.HandleFunc("/cgi-bin/tag/get", s.api("tag/get", true, "", s.tagGet))
 	m.HandleFunc("GET /connect/oauth2/authorize", s.oauthAuthorize)
+	m.HandleFunc("GET /wwlogin/sso/login", s.webLogin)
 	m.HandleFunc("POST /sim/contacts/users", func(w http.ResponseWriter, r *http.Request) {
 		var body struct {
 			App  string `json:"app"`
@@ -320,7 +321,7 @@ func (s *Server) contactEvent(ctx context.Context, app, change string, fields ma
 func (s *Server) oauthAuthorize(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	switch {
-	case q.Get("appid") != s.cfg.CorpID:
+	case !s.knownCorp(q.Get("appid")):
 		http.Error(w, "sim: oauth2 authorize: appid is not the corp id", http.StatusBadRequest)
 		return
 	case q.Get("response_type") != "code":
@@ -339,6 +340,41 @@ func (s *Server) oauthAuthorize(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	s.pickAndRedirect(w, r, redirect, "选择成员")
+}
+
+// webLogin is WeCom's web login page (企业微信扫码登录, /wwlogin/sso/login) for
+// a desktop browser: the real page shows a QR code scanned with the WeCom
+// app; here the scanner is the member the sim_user cookie or parameter names,
+// else a page to pick one ("scan as"). It returns to redirect_uri with a
+// one-time code and the state, as WeCom does after the scan is confirmed.
+func (s *Server) webLogin(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if q.Get("login_type") != "CorpApp" {
+		http.Error(w, "sim: wwlogin: login_type must be CorpApp (or ServiceApp, not simulated)", http.StatusBadRequest)
+		return
+	}
+	n, _ := strconv.ParseInt(q.Get("agentid"), 10, 64)
+	if s.appsByAgent[n] == nil {
+		http.Error(w, "sim: wwlogin: agentid is required for CorpApp and must name an app", http.StatusBadRequest)
+		return
+	}
+	if q.Get("appid") != s.corpOf(s.appsByAgent[n]) {
+		http.Error(w, "sim: wwlogin: appid is not the app's corp id", http.StatusBadRequest)
+		return
+	}
+	redirect, err := url.Parse(q.Get("redirect_uri"))
+	if err != nil || (redirect.Scheme != "http" && redirect.Scheme != "https") || redirect.Host == "" {
+		http.Error(w, "sim: wwlogin: redirect_uri must be an absolute URL", http.StatusBadRequest)
+		return
+	}
+	s.pickAndRedirect(w, r, redirect, "企业微信扫码登录：扫码的成员")
+}
+
+// pickAndRedirect names the member (sim_user) or shows the page to pick one,
+// then sends the browser to redirect with a one-time code and the state.
+func (s *Server) pickAndRedirect(w http.ResponseWriter, r *http.Request, redirect *url.URL, title string) {
+	q := r.URL.Query()
 	user := q.Get("sim_user")
 	if user != "" {
 		http.SetCookie(w, &http.Cookie{Name: "sim_user", Value: user, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode})
@@ -347,7 +383,7 @@ func (s *Server) oauthAuthorize(w http.ResponseWriter, r *http.Request) {
 	}
 	if user == "" {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		fmt.Fprint(w, "<!doctype html><meta charset=utf-8><title>企业微信 (模拟)</title><h1>选择成员</h1><ul>")
+		fmt.Fprint(w, "<!doctype html><meta charset=utf-8><title>企业微信 (模拟)</title><h1>"+html.EscapeString(title)+"</h1><ul>")
 		for _, u := range s.book().list {
 			qq := r.URL.Query()
 			qq.Set("sim_user", u.UserID)
@@ -358,7 +394,7 @@ func (s *Server) oauthAuthorize(w http.ResponseWriter, r *http.Request) {
 	}
 	code, err := s.IssueOAuthCode(user)
 	if err != nil {
-		http.Error(w, "sim: oauth2 authorize: "+err.Error(), http.StatusForbidden)
+		http.Error(w, "sim: "+err.Error(), http.StatusForbidden)
 		return
 	}
 	rq := redirect.Query()

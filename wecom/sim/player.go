@@ -66,7 +66,7 @@ func (s *Server) target(name string) (target, error) {
 	}
 	t := target{name: name, crypter: s.crypters[name]}
 	if a := s.appsByName[name]; a != nil {
-		t.toUser, t.agentID, t.token, t.url = s.cfg.CorpID, a.AgentID, a.Token, a.CallbackURL
+		t.toUser, t.agentID, t.token, t.url = s.corpOf(a), a.AgentID, a.Token, a.CallbackURL
 		if t.url == "" && gw != "" {
 			t.url = gw + "/wecom/" + url.PathEscape(name) + "/callback"
 		}

@@ -231,7 +231,7 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 		s.appsByAgent[a.AgentID] = a
 		s.appsBySecret[a.Secret] = a
 		if a.Token != "" && a.EncodingAESKey != "" {
-			c, err := wecom.NewCrypter(a.Token, a.EncodingAESKey, s.cfg.CorpID)
+			c, err := wecom.NewCrypter(a.Token, a.EncodingAESKey, s.corpOf(a))
 			if err != nil {
 				return nil, fmt.Errorf("%w: apps[%d]: %w", ErrConfig, i, err)
 			}
