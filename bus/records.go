@@ -26,6 +26,20 @@ func SafeKey(s string) string {
 // BucketStatus: written "queued" by the gateway, then by the sender.
 func StatusKey(id string) string { return SafeKey(id) }
 
+// CardTaskKey is the key, in BucketStatus, of the CardTask naming the pushed
+// message that carried app's template card taskID. The '.' keeps it apart from
+// every StatusKey (SafeKey never yields one).
+func CardTaskKey(app, taskID string) string {
+	return "cardtask." + SafeKey(app) + "." + SafeKey(taskID)
+}
+
+// CardTask maps a template card's task_id to the outbound id that pushed it,
+// so that a template_card_event finds the message's status. Written by the
+// sender when WeCom accepted the card.
+type CardTask struct {
+	ID string `json:"id"`
+}
+
 // TokenRecord is an app's access token in BucketTokens, shared by every
 // sender and gateway replica: one replica at a time holds the refresh lease
 // (RefreshBy until RefreshUntil) and calls gettoken; a refused secret is kept
@@ -58,3 +72,10 @@ func TokenKey(corpID string, agentID int64) string {
 func MPTokenKey(appID string) string {
 	return "mp_" + tokenKeyUnsafe.ReplaceAllString(appID, "_")
 }
+
+// CancelKey is the key, in BucketStatus, of the mark the gateway creates when
+// a client cancels a pushed message (DELETE /api/v1/messages/{id}). The sender
+// checks it right before sending and never sends a marked message; a mark that
+// lands during the send makes it recall the message at once. A separate key,
+// so that no status write can overwrite it.
+func CancelKey(id string) string { return "cancel." + SafeKey(id) }

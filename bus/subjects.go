@@ -143,3 +143,7 @@ const DirMetaKey = "meta"
 // the identity code reads, and the status (schemas.PINStatus) connectors may read.
 func PINKey(userid string) string       { return "hash." + UserKey(userid) }
 func PINStatusKey(userid string) string { return "status." + UserKey(userid) }
+
+// CardEventFilter is the subject filter of every WeCom app's template card
+// callbacks (template_card_event), which the sender records in the card's status.
+const CardEventFilter = SubjectInPrefix + ".wecom.*.event.template_card_event"

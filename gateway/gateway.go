@@ -146,6 +146,10 @@ func (g *Gateway) routes() {
 	g.mux.HandleFunc("GET /cgi-bin/gettoken", g.dropInToken)
 	g.mux.HandleFunc("POST /cgi-bin/message/send", g.dropInSend)
 	g.mpDropInRoutes() // Official Accounts: /cgi-bin/token, message/custom/send, message/template/send
+	g.mux.HandleFunc("POST /api/v1/messages/{id}/card", g.updateCardHandler) // cards.go
+	g.mux.HandleFunc("DELETE /api/v1/messages/{id}", g.recallHandler)
+	g.mux.HandleFunc("POST /cgi-bin/message/recall", g.dropInRecall)
+	g.mux.HandleFunc("POST /cgi-bin/message/update_template_card", g.dropInUpdateCard)
 	g.mux.HandleFunc("GET /cgi-bin/{api...}", g.passThrough)
 	g.mux.HandleFunc("POST /cgi-bin/{api...}", g.passThrough)
 	g.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {

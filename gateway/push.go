@@ -457,7 +457,7 @@ func (g *Gateway) dropInSend(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"errcode": 0, "errmsg": "ok", "invaliduser": "", "invalidparty": "", "invalidtag": "",
-		"unlicenseduser": "", "msgid": acc.ID, "response_code": "",
+		"unlicenseduser": "", "msgid": acc.ID, "response_code": dropInResponseCode(body, acc.ID), // cards.go
 	})
 }
 

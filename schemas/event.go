@@ -102,6 +102,7 @@ const (
 	KindAppChat    = "appchat"     // appchat/send
 	KindCardUpdate = "card_update" // message/update_template_card
 	KindChatCreate = "chat_create" // appchat/create (the body carries the chatid the hub chose)
+	KindRecall     = "recall"      // message/recall (body {"msgid": WeCom's msgid}; data.target names the message)
 	// KindMPTemplate is an Official Account template message (message/template/send:
 	// touser, template_id, data, url). Official Accounts send KindMessage bodies
 	// through message/custom/send (客服消息).
@@ -137,6 +138,9 @@ type OutboundData struct {
 	Priority  string `json:"priority,omitempty"`    // urgent, normal (default), bulk
 	DedupKey  string `json:"dedup_key,omitempty"`   // caller's idempotency key
 	InReplyTo string `json:"in_reply_to,omitempty"` // the event id this answers, if any
+	// Target is the outbound id a recall (or card update) acts on: the sender
+	// records the outcome in that message's status.
+	Target string `json:"target,omitempty"`
 	// EventTime is the Time of the event this answers (when the gateway received
 	// it), copied by the connector runner; the sender measures end-to-end latency
 	// (wxhub_e2e_latency_seconds) from it. Absent on messages that answer no event.

@@ -21,6 +21,7 @@ type sendResult struct {
 	InvalidUser  string
 	InvalidParty string
 	InvalidTag   string
+	ResponseCode string // template_card: the code that updates it once (72 h)
 }
 
 // wecomAPI is the part of the WeCom client the sender needs; wecomClient adapts

@@ -199,6 +199,11 @@ func (s *Sender) Run(ctx context.Context) error {
 		return err
 	}
 	defer stopFetch()
+	stopClicks, err := s.watchClicks(ctx) // cards.go
+	if err != nil {
+		return err
+	}
+	defer stopClicks()
 	if err := s.declare(ctx, 0); err != nil {
 		return err
 	}
@@ -405,6 +410,10 @@ func (s *Sender) decode(msg jetstream.Msg) (*job, error) {
 	case schemas.KindCardUpdate:
 		if str("response_code") == "" {
 			return j, fmt.Errorf("%w: data.body.response_code: empty", ErrBadMessage)
+		}
+	case schemas.KindRecall:
+		if str("msgid") == "" {
+			return j, fmt.Errorf("%w: data.body.msgid: empty", ErrBadMessage)
 		}
 	case schemas.KindChatCreate:
 		if j.chatID = str("chatid"); j.chatID == "" {
@@ -615,6 +624,8 @@ func (s *Sender) claims(j *job) []claim {
 		}
 	case schemas.KindCardUpdate:
 		cs = []claim{{key: s.corpKey(j.app, "update_template_card"), rules: s.corpRulesOf(j.app), n: 1, global: true}}
+	case schemas.KindRecall:
+		cs = []claim{{key: s.corpKey(j.app, "message_recall"), rules: s.corpRulesOf(j.app), n: 1, global: true}}
 	case schemas.KindChatCreate:
 		cs = []claim{{key: s.corpKey(j.app, "appchat_create"), rules: s.corpRulesOf(j.app), n: 1, global: true}}
 	default:
@@ -788,6 +799,10 @@ func (s *Sender) send(ctx context.Context, t *task) {
 		tracing.String("wxhub.kind", j.out.Data.Kind), tracing.Int("wxhub.attempt", j.attempts+1))
 	var err error
 	defer func() { end(err) }()
+	if s.cancelled(ctx, j) { // recall.go
+		s.dropCancelled(ctx, t)
+		return
+	}
 	tok, err := s.tokens.Token(ctx, j.app)
 	if err != nil {
 		j.attempts++
@@ -913,7 +928,9 @@ func (s *Sender) sent(ctx context.Context, t *task, res sendResult) {
 	if res.InvalidParty != "" || res.InvalidTag != "" {
 		st.Reason = strings.TrimSpace("invalid party: " + res.InvalidParty + " invalid tag: " + res.InvalidTag)
 	}
+	s.cardSent(ctx, j, &st, res) // cards.go
 	s.record(j, st)
+	s.afterSend(ctx, j, st) // recall.go
 	if err := s.ackSent(ctx, j); err != nil {
 		s.log.Warn("ack after send failed", zap.String("id", j.out.ID), zap.Error(err))
 	}

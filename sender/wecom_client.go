@@ -26,10 +26,12 @@ func (w wecomClient) send(ctx context.Context, kind, token string, body any) (se
 		r, err = w.c.UpdateTemplateCard(ctx, token, body)
 	case schemas.KindChatCreate:
 		_, err = w.c.CreateAppChat(ctx, token, body)
+	case schemas.KindRecall:
+		err = w.c.RecallMessage(ctx, token, body)
 	default:
 		r, err = w.c.SendMessage(ctx, token, body)
 	}
-	return sendResult{MsgID: r.MsgID, InvalidUser: r.InvalidUser, InvalidParty: r.InvalidParty, InvalidTag: r.InvalidTag}, err
+	return sendResult{MsgID: r.MsgID, InvalidUser: r.InvalidUser, InvalidParty: r.InvalidParty, InvalidTag: r.InvalidTag, ResponseCode: r.ResponseCode}, err
 }
 
 // classify maps the client's error classes to the sender's actions; 45009 and

@@ -22,6 +22,7 @@ func (s *Server) routes() {
 	m.HandleFunc("/cgi-bin/gettoken", s.api("gettoken", false, "", s.getToken))
 	m.HandleFunc("/cgi-bin/message/send", s.api("message/send", true, http.MethodPost, s.messageSend))
 	m.HandleFunc("/cgi-bin/message/update_template_card", s.api("message/update_template_card", true, http.MethodPost, s.updateTemplateCard))
+	m.HandleFunc("/cgi-bin/message/recall", s.api("message/recall", true, http.MethodPost, s.messageRecall))
 	m.HandleFunc("/cgi-bin/appchat/create", s.api("appchat/create", true, http.MethodPost, s.appchatCreate))
 	m.HandleFunc("/cgi-bin/appchat/get", s.api("appchat/get", true, "", s.appchatGet))
 	m.HandleFunc("/cgi-bin/appchat/send", s.api("appchat/send", true, http.MethodPost, s.appchatSend))

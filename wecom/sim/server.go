@@ -187,6 +187,7 @@ type Server struct {
 	chats    map[string]*chat
 	media    map[string]*Media
 	meetings map[string]*Meeting
+	recalled map[string]time.Time // msgid -> when message/recall took it back (recall.go)
 	oauth    map[string]oauthCode
 	faults   []fault
 	httpSrv  *http.Server
