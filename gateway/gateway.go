@@ -145,7 +145,7 @@ func (g *Gateway) routes() {
 	g.authRoutes()
 	g.mux.HandleFunc("GET /cgi-bin/gettoken", g.dropInToken)
 	g.mux.HandleFunc("POST /cgi-bin/message/send", g.dropInSend)
-	g.mpDropInRoutes() // Official Accounts: /cgi-bin/token, message/custom/send, message/template/send
+	g.mpDropInRoutes()                                                       // Official Accounts: /cgi-bin/token, message/custom/send, message/template/send
 	g.mux.HandleFunc("POST /api/v1/messages/{id}/card", g.updateCardHandler) // cards.go
 	g.mux.HandleFunc("DELETE /api/v1/messages/{id}", g.recallHandler)
 	g.mux.HandleFunc("POST /cgi-bin/message/recall", g.dropInRecall)

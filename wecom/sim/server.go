@@ -401,15 +401,15 @@ func cloneMap(m map[string]int) map[string]int {
 // ones count) and returns it, or returns ctx's error.
 func (s *Server) WaitSent(ctx context.Context, pred func(SentMessage) bool) (SentMessage, error) {
 	for {
+		// The predicate runs without the lock, so it may read the server itself.
 		s.mu.Lock()
-		for _, m := range s.sent {
+		sent, ch := s.sent, s.changed
+		s.mu.Unlock()
+		for _, m := range sent {
 			if pred(m) {
-				s.mu.Unlock()
 				return m, nil
 			}
 		}
-		ch := s.changed
-		s.mu.Unlock()
 		select {
 		case <-ctx.Done():
 			return SentMessage{}, fmt.Errorf("sim: wait sent: %w", ctx.Err())
