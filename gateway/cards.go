@@ -29,13 +29,7 @@ const recallWindow = 24 * time.Hour
 const dropInCardCode = "wxhubcard."
 
 // cardUpdateRequest is POST /api/v1/messages/{id}/card (schemas/card_update.v1.json).
-type cardUpdateRequest struct {
-	UserIDs      []string        `json:"userids,omitempty"`
-	TemplateCard json.RawMessage `json:"template_card,omitempty"`
-	Button       *struct {
-		ReplaceName string `json:"replace_name"`
-	} `json:"button,omitempty"`
-}
+type cardUpdateRequest = schemas.CardUpdate
 
 // cardAccepted answers a card update or a recall: the message's status and the
 // id of the queued call (its own status is readable too).
@@ -53,6 +47,10 @@ func (g *Gateway) updateCardHandler(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.cfg.MaxBodyBytes))
 	if err != nil {
 		writePushError(w, badField("", "body too large"))
+		return
+	}
+	if err := validateBody("card_update.v1", body); err != nil {
+		writePushError(w, err)
 		return
 	}
 	var req cardUpdateRequest

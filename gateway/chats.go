@@ -57,11 +57,7 @@ func (g *Gateway) createChat(w http.ResponseWriter, r *http.Request) {
 }
 
 func (g *Gateway) openChat(ctx context.Context, key *APIKey, body []byte) (chatAccepted, error) {
-	if err := schemas.Validate("chat.v1", body); err != nil {
-		var fe *schemas.FieldError
-		if errors.As(err, &fe) {
-			return chatAccepted{}, badField(fe.Field, "%s", fe.Reason)
-		}
+	if err := validateBody("chat.v1", body); err != nil {
 		return chatAccepted{}, err
 	}
 	var req chatRequest
@@ -110,4 +106,15 @@ func chatIDFor(client, dedupKey string) string {
 	var b [10]byte
 	rand.Read(b[:])
 	return "wxh" + hex.EncodeToString(b[:])
+}
+
+// validateBody checks body against a JSON Schema of package schemas; a broken
+// rule is a 400 naming the field.
+func validateBody(schema string, body []byte) error {
+	err := schemas.Validate(schema, body)
+	var fe *schemas.FieldError
+	if errors.As(err, &fe) {
+		return badField(fe.Field, "%s", fe.Reason)
+	}
+	return err
 }

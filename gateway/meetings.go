@@ -17,17 +17,7 @@ import (
 
 // meetingRequest is POST /api/v1/meetings: a WeCom meeting and its join card
 // in one call (the seed's one-click video call).
-type meetingRequest struct {
-	App         string   `json:"app"`
-	Title       string   `json:"title"`
-	Admin       string   `json:"admin_userid"`
-	Invitees    []string `json:"invitees"`
-	Start       string   `json:"start"`    // RFC 3339; default now
-	Duration    string   `json:"duration"` // Go duration, 5m to 24h; default 1h
-	Description string   `json:"description"`
-	ChatID      string   `json:"chatid"` // post the card to this group chat instead of to the invitees
-	Priority    string   `json:"priority"`
-}
+type meetingRequest = schemas.MeetingRequest
 
 type meetingCreated struct {
 	MeetingID string `json:"meetingid"`
@@ -57,6 +47,9 @@ func (g *Gateway) createMeeting(w http.ResponseWriter, r *http.Request) {
 }
 
 func (g *Gateway) meeting(r *http.Request, key *APIKey, body []byte) (meetingCreated, error) {
+	if err := validateBody("meeting.v1", body); err != nil {
+		return meetingCreated{}, err
+	}
 	var req meetingRequest
 	dec := json.NewDecoder(strings.NewReader(string(body)))
 	dec.DisallowUnknownFields()

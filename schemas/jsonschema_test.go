@@ -41,6 +41,13 @@ func full() map[string]any {
 			URL: "https://shop.example/o/1", MiniProgram: &schemas.MPMiniProgram{AppID: "wxmini", PagePath: "pages/o?id=1"},
 			Data: map[string]schemas.TemplateValue{"first": {Value: "订单已发货", Color: "#173177"}}, ClientMsgID: "m1",
 		},
+		"card_update.v1": schemas.CardUpdate{UserIDs: []string{"lisi"}, Button: &schemas.CardButton{ReplaceName: "已处理"}},
+		"meeting.v1": schemas.MeetingRequest{App: "helpdesk", Title: "故障复盘", Admin: "zhangsan", Invitees: []string{"lisi", "wangwu"},
+			Start: "2024-05-01T09:00:00+08:00", Duration: "45m", Description: "d", ChatID: "incident1", Priority: schemas.PriorityUrgent},
+		"status.v1": schemas.MessageStatus{ID: "m1", App: "helpdesk", Client: "erp", Status: schemas.StatusSent, Reason: "r", Attempts: 1,
+			DeferredUntil: &t0, WeComMsgID: "w1", InvalidUsers: "x", UpdatedAt: t0, SentAt: &t0, ToUser: "lisi|wangwu", MsgType: "template_card",
+			TaskID: "task", ResponseCode: "rc", Clicks: []schemas.CardClick{{User: "lisi", Key: "approve", ResponseCode: "rc2", Time: t0}},
+			ClickCount: 1, UsedCodes: []string{"rc0"}},
 		"deadletter.v1": schemas.DeadLetter{
 			SpecVersion: schemas.SpecVersion, ID: "dlq/connector:erp/WXHUB_ROUTE/7", Source: "wxhub/connector:erp", Type: "wxhub.dlq.connector:erp",
 			Time: t0, DataContentType: "application/json",
@@ -153,6 +160,11 @@ func TestSchemasRejectBadMessages(t *testing.T) {
 		{"template without data", "push.v1", func(m map[string]any) { delete(m, "data") }, "data"},
 		{"template data without value", "push.v1", func(m map[string]any) { m["data"] = map[string]any{"first": map[string]any{"color": "#000"}} }, "data.first"},
 		{"push without app or account", "push.v1", func(m map[string]any) { delete(m, "account") }, ""},
+		{"card update with card and button", "card_update.v1", func(m map[string]any) { m["template_card"] = map[string]any{"card_type": "text_notice"} }, ""},
+		{"card update with neither", "card_update.v1", func(m map[string]any) { delete(m, "button") }, ""},
+		{"meeting without invitees", "meeting.v1", func(m map[string]any) { delete(m, "invitees") }, ""},
+		{"meeting with a bad duration", "meeting.v1", func(m map[string]any) { m["duration"] = "an hour" }, "duration"},
+		{"status with unknown state", "status.v1", func(m map[string]any) { m["status"] = "lost" }, "status"},
 		{"deadletter without stage", "deadletter.v1", func(m map[string]any) { delete(m["data"].(map[string]any), "stage") }, "data.stage"},
 	}
 	for _, tt := range tests {
@@ -192,7 +204,7 @@ func TestOutboundKindsDeclared(t *testing.T) {
 		t.Fatal(err)
 	}
 	enum := strings.Join(root.Properties.Data.Properties.Kind.Enum, ",")
-	for _, k := range []string{schemas.KindMessage, schemas.KindAppChat, schemas.KindCardUpdate, schemas.KindChatCreate, schemas.KindMPTemplate} {
+	for _, k := range []string{schemas.KindMessage, schemas.KindAppChat, schemas.KindCardUpdate, schemas.KindChatCreate, schemas.KindMPTemplate, schemas.KindRecall} {
 		if !strings.Contains(","+enum+",", ","+k+",") {
 			t.Errorf("kind %q missing from outbound.v1.json data.kind enum %q", k, enum)
 		}
