@@ -162,7 +162,7 @@ func TestSchemasRejectBadMessages(t *testing.T) {
 		{"push without app or account", "push.v1", func(m map[string]any) { delete(m, "account") }, ""},
 		{"card update with card and button", "card_update.v1", func(m map[string]any) { m["template_card"] = map[string]any{"card_type": "text_notice"} }, ""},
 		{"card update with neither", "card_update.v1", func(m map[string]any) { delete(m, "button") }, ""},
-		{"meeting without invitees", "meeting.v1", func(m map[string]any) { delete(m, "invitees") }, ""},
+		{"meeting without invitees or chat", "meeting.v1", func(m map[string]any) { delete(m, "invitees"); delete(m, "chatid") }, ""},
 		{"meeting with a bad duration", "meeting.v1", func(m map[string]any) { m["duration"] = "an hour" }, "duration"},
 		{"status with unknown state", "status.v1", func(m map[string]any) { m["status"] = "lost" }, "status"},
 		{"deadletter without stage", "deadletter.v1", func(m map[string]any) { delete(m["data"].(map[string]any), "stage") }, "data.stage"},
