@@ -48,4 +48,10 @@ func TestCallbackOfSecondCorp(t *testing.T) {
 	if ev.Data.Corp != corpB || ev.Data.App != "supplier" || ev.Data.Content != "到货了" {
 		t.Fatalf("event data %+v", ev.Data)
 	}
+	for corp, want := range map[string]float64{corpID: 0, corpB: 0, "wwnotours": 40013} {
+		status, out := doJSON(t, mustReq(t, "GET", e.srv.URL+"/cgi-bin/gettoken?corpid="+corp+"&corpsecret="+apiKey))
+		if status != 200 || out["errcode"] != want {
+			t.Fatalf("drop-in gettoken for corp %s: %d %v, want errcode %v", corp, status, out, want)
+		}
+	}
 }

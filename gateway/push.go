@@ -369,7 +369,8 @@ func (g *Gateway) dropInToken(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, wecomError(41002, "corpid or corpsecret missing"))
 		return
 	}
-	if q.Get("corpid") != g.cfg.WeCom.CorpID {
+	// Any corp of the hub: the token names the API key, the body's agentid the app (and so the corp).
+	if !slices.Contains(g.cfg.WeCom.CorpIDs(), q.Get("corpid")) {
 		writeJSON(w, http.StatusOK, wecomError(40013, "invalid corpid"))
 		return
 	}
