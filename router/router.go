@@ -36,15 +36,23 @@ type Options struct {
 	// the time after which a standby takes over from a router that stopped
 	// pulling (the consumer's PinnedTTL). Default 5s.
 	AckWait time.Duration
-	// MaxAttempts to publish an event to WXHUB_ROUTE before it goes to the DLQ. Default 5.
+	// MaxAttempts to publish an event that NATS refuses for good (too large,
+	// bad subject) before it goes to the DLQ. Default 5. Any other failure
+	// (no stream, timeouts, storage faults) is retried for as long as it lasts:
+	// the event was acknowledged to WeChat, so a fault must delay it, not
+	// dead-letter it.
 	MaxAttempts int
-	// RetryDelay between publish attempts (doubled each time). Default 500ms.
+	// RetryDelay between publish attempts (doubled each time, up to MaxRetryDelay). Default 500ms.
 	RetryDelay time.Duration
+	// MaxRetryDelay caps the doubling of RetryDelay. Default 30s.
+	MaxRetryDelay time.Duration
 	// PollWait of one pull; shutdown takes at most this long. Default 2s; at
 	// most AckWait/2, so that a live router's pin never lapses between pulls.
 	PollWait time.Duration
 	// OnRouted, if set, is called after each event was routed and acked (metrics, tests).
 	OnRouted func(ev *schemas.Event, to []string)
+	// OnRetry, if set, is called each time publishing an event failed and will be tried again.
+	OnRetry func(ev *schemas.Event, tries int, err error)
 	// Registerer receives the router's metrics (docs/metrics.md). Default: a
 	// private registry, i.e. nowhere anyone scrapes.
 	Registerer prometheus.Registerer
@@ -80,6 +88,10 @@ func (o Options) withDefaults() Options {
 	if o.RetryDelay <= 0 {
 		o.RetryDelay = 500 * time.Millisecond
 	}
+	if o.MaxRetryDelay <= 0 {
+		o.MaxRetryDelay = 30 * time.Second
+	}
+	o.MaxRetryDelay = max(o.MaxRetryDelay, o.RetryDelay)
 	if o.PollWait <= 0 {
 		o.PollWait = 2 * time.Second
 	}
@@ -281,8 +293,8 @@ type pending struct {
 // ("router.route"), whose traceparent its route messages carry. A publish
 // error makes the failed event and every event after it in the group
 // publish again (in order, after RetryDelay, doubled each time; JetStream
-// drops the copies already stored by their Nats-Msg-Id); an event that failed
-// MaxAttempts times goes to the DLQ and the rest carry on.
+// drops the copies already stored by their Nats-Msg-Id); an event NATS refused
+// for good MaxAttempts times goes to the DLQ, and the rest carry on.
 func (r *Router) routeGroup(ctx context.Context, msgs []jetstream.Msg) {
 	start := time.Now()
 	// Retries of a group can outlast AckWait.
@@ -309,20 +321,28 @@ func (r *Router) routeGroup(ctx context.Context, msgs []jetstream.Msg) {
 		head.tries++
 		r.log.Warn("publishing to connectors failed", zap.String("event", head.ev.ID), zap.Int("try", head.tries),
 			zap.Int("behind", len(evs)-1), zap.Error(head.err))
-		if head.tries >= r.opts.MaxAttempts {
+		if head.tries >= r.opts.MaxAttempts && refusedForGood(head.err) {
 			r.deadLetter(head.ctx, head.msg, head.err.Error(), head.tries)
 			r.finish(head, head.err)
 			evs = evs[1:]
 			delay = r.opts.RetryDelay
 			continue
 		}
+		if r.opts.OnRetry != nil {
+			r.opts.OnRetry(&head.ev, head.tries, head.err)
+		}
 		select {
 		case <-time.After(delay):
 		case <-ctx.Done():
 			return // left unacked: redelivered to the next router
 		}
-		delay *= 2
+		delay = min(delay*2, r.opts.MaxRetryDelay)
 	}
+}
+
+// refusedForGood reports a publish error that no retry can cure.
+func refusedForGood(err error) bool {
+	return errors.Is(err, nats.ErrMaxPayload) || errors.Is(err, nats.ErrBadSubject) || errors.Is(err, nats.ErrInvalidMsg)
 }
 
 // prepare decodes and matches one event and builds its route messages; a
