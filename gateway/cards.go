@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -39,14 +38,8 @@ type cardAccepted struct {
 }
 
 func (g *Gateway) updateCardHandler(w http.ResponseWriter, r *http.Request) {
-	key, ok := g.authenticate(r)
+	key, body, ok := g.readAPIRequest(w, r)
 	if !ok {
-		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "missing or unknown API key"})
-		return
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.cfg.MaxBodyBytes))
-	if err != nil {
-		writePushError(w, badField("", "body too large"))
 		return
 	}
 	if err := validateBody("card_update.v1", body); err != nil {

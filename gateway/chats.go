@@ -38,14 +38,8 @@ type chatAccepted struct {
 // one), so the caller can send to the chat at once: the sender creates the
 // chat first (urgent) and retries a send that arrives before the chat exists.
 func (g *Gateway) createChat(w http.ResponseWriter, r *http.Request) {
-	key, ok := g.authenticate(r)
+	key, body, ok := g.readAPIRequest(w, r)
 	if !ok {
-		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "missing or unknown API key"})
-		return
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.cfg.MaxBodyBytes))
-	if err != nil {
-		writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{"error": "body too large"})
 		return
 	}
 	acc, err := g.openChat(callerTrace(r), key, body)
@@ -117,4 +111,21 @@ func validateBody(schema string, body []byte) error {
 		return badField(fe.Field, "%s", fe.Reason)
 	}
 	return err
+}
+
+// readAPIRequest authenticates an API call and reads its body: 401 without a
+// known key, 413 over gateway.max_body_bytes; ok is false when it answered.
+func (g *Gateway) readAPIRequest(w http.ResponseWriter, r *http.Request) (key *APIKey, body []byte, ok bool) {
+	key, ok = g.authenticate(r)
+	if !ok {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="wxhub"`)
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "missing or unknown API key"})
+		return nil, nil, false
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.cfg.MaxBodyBytes))
+	if err != nil {
+		writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{"error": "body too large"})
+		return nil, nil, false
+	}
+	return key, body, true
 }

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -27,14 +26,8 @@ type meetingCreated struct {
 }
 
 func (g *Gateway) createMeeting(w http.ResponseWriter, r *http.Request) {
-	key, ok := g.authenticate(r)
+	key, body, ok := g.readAPIRequest(w, r)
 	if !ok {
-		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "missing or unknown API key"})
-		return
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.cfg.MaxBodyBytes))
-	if err != nil {
-		writePushError(w, badField("", "body too large"))
 		return
 	}
 	out, err := g.meeting(r, key, body)
