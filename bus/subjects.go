@@ -128,16 +128,96 @@ func PartitionOf(subject string) (int, bool) {
 // wxhub_directory.
 func UserKey(userid string) string { return base64.RawURLEncoding.EncodeToString([]byte(userid)) }
 
-// Keys of the wxhub_directory bucket (schemas.DirUser, DirDepartment, DirTag, DirRefresh).
-func DirUserKey(userid string) string { return "user." + UserKey(userid) }
-func DirDeptKey(id int64) string      { return "dept." + strconv.FormatInt(id, 10) }
-func DirTagKey(id int64) string       { return "tag." + strconv.FormatInt(id, 10) }
+// Keys of the wxhub_directory bucket (schemas.DirUser, DirDepartment, DirTag,
+// the sync's meta record), under one corp's prefix (DirPrefix).
+func DirUserKey(prefix, userid string) string  { return prefix + "user." + UserKey(userid) }
+func DirDeptKey(prefix string, id int64) string { return prefix + "dept." + strconv.FormatInt(id, 10) }
+func DirTagKey(prefix string, id int64) string  { return prefix + "tag." + strconv.FormatInt(id, 10) }
+func DirMetaKey(prefix string) string           { return prefix + "meta" }
 
-// DirRefreshKey is a refresh request's key; id is encoded like a userid.
-func DirRefreshKey(kind, id string) string { return "refresh." + kind + "." + UserKey(id) }
+// DirPrefix is the key prefix of one corp's directory in wxhub_directory:
+// "" for the hub's first corp (corp "": its keys are those from before
+// several corps), "corp.<corp>." for another (the id as SafeKey gives it).
+func DirPrefix(corp string) string {
+	if corp == "" {
+		return ""
+	}
+	return "corp." + SafeKey(corp) + "."
+}
 
-// DirMetaKey holds the time of the last full sync.
-const DirMetaKey = "meta"
+// DirRefreshKey is a refresh request's key: "refresh.<corp>.<kind>.<id>", or
+// "refresh.<kind>.<id>" without a corp (an event without data.corp: the first
+// corp's). id is encoded like a userid.
+func DirRefreshKey(corp, kind, id string) string {
+	if corp == "" {
+		return "refresh." + kind + "." + UserKey(id)
+	}
+	return "refresh." + SafeKey(corp) + "." + kind + "." + UserKey(id)
+}
+
+// DirRefreshFilters are the key filters of the refresh requests of corp (as
+// DirRefreshKey writes them); first adds those without a corp.
+func DirRefreshFilters(corp string, first bool) []string {
+	var f []string
+	if first {
+		f = append(f, "refresh.*.*")
+	}
+	if corp != "" {
+		f = append(f, "refresh."+SafeKey(corp)+".*.*")
+	}
+	return f
+}
+
+// DirKeyFilters are the key filters of every corp's users, departments and
+// tags (a new slice each time: KV WatchFiltered rewrites the one it gets).
+func DirKeyFilters() []string {
+	return []string{"user.>", "dept.>", "tag.>", "corp.*.user.>", "corp.*.dept.>", "corp.*.tag.>"}
+}
+
+// ParseDirKey splits a wxhub_directory key of a user, department or tag
+// (DirUserKey, DirDeptKey, DirTagKey) into its corp ("" for the first), kind
+// ("user", "dept", "tag") and id (the userid, or the number as written).
+func ParseDirKey(key string) (corp, kind, id string, ok bool) {
+	rest := key
+	if r, found := strings.CutPrefix(key, "corp."); found {
+		c, r, found := strings.Cut(r, ".")
+		if !found {
+			return "", "", "", false
+		}
+		if corp, ok = unSafeKey(c); !ok || corp == "" {
+			return "", "", "", false
+		}
+		rest = r
+	}
+	kind, id, found := strings.Cut(rest, ".")
+	if !found || strings.Contains(id, ".") || id == "" {
+		return "", "", "", false
+	}
+	switch kind {
+	case "user":
+		b, err := base64.RawURLEncoding.DecodeString(id)
+		if err != nil {
+			return "", "", "", false
+		}
+		id = string(b)
+	case "dept", "tag":
+		if _, err := strconv.ParseInt(id, 10, 64); err != nil {
+			return "", "", "", false
+		}
+	default:
+		return "", "", "", false
+	}
+	return corp, kind, id, true
+}
+
+// unSafeKey is the string SafeKey encoded.
+func unSafeKey(k string) (string, bool) {
+	if b, found := strings.CutPrefix(k, "b64_"); found {
+		s, err := base64.RawURLEncoding.DecodeString(b)
+		return string(s), err == nil
+	}
+	return k, plainKey.MatchString(k)
+}
 
 // Keys of the wxhub_pin bucket: the hash record (schemas.PINRecord), which only
 // the identity code reads, and the status (schemas.PINStatus) connectors may read.

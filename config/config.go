@@ -200,6 +200,9 @@ func (c *Config) validateIdentity() error {
 		if err := app("directory", d.App); err != nil {
 			return err
 		}
+		if _, err := d.Corps(c.WeCom); err != nil { // apps: known, one per corp
+			return fmt.Errorf("%w: %v", ErrInvalid, err)
+		}
 	}
 	if p := c.PIN; p != nil {
 		if err := p.Validate(); err != nil {

@@ -39,3 +39,30 @@ api:`
 		t.Fatalf("duplicate name across corps: %v", err)
 	}
 }
+
+// TestDirectoryCorps: directory.apps names another corp's reader; a second
+// app for one corp or an unknown app is refused with its key.
+func TestDirectoryCorps(t *testing.T) {
+	corps := `
+  corps:
+    - corp_id: wwsupplier0000001
+      apps:
+        - {name: supplier, agent_id: 1000002, secret: sb, token: t, encoding_aes_key: jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C}
+directory:
+  app: helpdesk
+  apps: [APPS]
+api:`
+	vars := env(map[string]string{"WXHUB_HELPDESK_SECRET": "s3cret", "WXHUB_ERP_KEY": "erp-key-123"})
+	for _, tc := range []struct{ apps, wantErr string }{
+		{"supplier", ""},
+		{"", ""},
+		{"helpdesk", `directory.apps[0]: "helpdesk" is in corp ww0123456789abcdef`},
+		{"nosuch", `directory.apps[0]: no WeCom app named "nosuch"`},
+	} {
+		src := strings.Replace(string(config.Smallest), "\napi:", strings.Replace(corps, "APPS", tc.apps, 1), 1)
+		_, err := config.Parse([]byte(src), vars)
+		if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+			t.Errorf("apps [%s]: %v, want %q", tc.apps, err, tc.wantErr)
+		}
+	}
+}

@@ -41,7 +41,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	tokens := idtest.Tokens(e.sim)
-	e.sync, err = directory.NewSyncer(directory.Config{App: "helpdesk"}, e.kv, wecom.NewClient(e.sim.URL()),
+	e.sync, err = directory.NewSyncer(directory.Config{App: "helpdesk"}, directory.Corp{ID: e.sim.Config().CorpID, App: "helpdesk", First: true}, e.kv, wecom.NewClient(e.sim.URL()),
 		func(ctx context.Context, app string, fresh bool) (string, error) { return tokens(ctx, app, fresh) }, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -67,7 +67,7 @@ func ids(us []schemas.DirUser) []string {
 func TestFullSync(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	u, err := e.store.User(ctx, "zhangsan")
+	u, err := e.store.User(ctx, "", "zhangsan")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +75,7 @@ func TestFullSync(t *testing.T) {
 		u.Position != "销售经理" || u.EmployeeNo != "A001" || !slices.Equal(u.Tags, []int64{1}) || u.MainDepartment != 1 {
 		t.Fatalf("zhangsan = %+v", u)
 	}
-	d, err := e.store.Department(ctx, 2)
+	d, err := e.store.Department(ctx, "", 2)
 	if err != nil || d.Name != "销售部" || d.ParentID != 1 || !slices.Equal(d.Leaders, []string{"zhangsan"}) {
 		t.Fatalf("department 2 = %+v, %v", d, err)
 	}
@@ -89,18 +89,18 @@ func TestFullSync(t *testing.T) {
 		{"finance", 3, true, []string{"lisi", "sunqi"}},
 		{"root direct", 1, false, []string{"lisi", "sunqi", "wangwu", "zhangsan", "zhaoliu", "zhouba"}},
 	} {
-		got, err := e.store.DepartmentMembers(ctx, tc.dept, tc.recursive)
+		got, err := e.store.DepartmentMembers(ctx, "", tc.dept, tc.recursive)
 		if err != nil || !slices.Equal(ids(got), tc.want) {
 			t.Errorf("%s: DepartmentMembers(%d, %v) = %v, %v; want %v", tc.name, tc.dept, tc.recursive, ids(got), err, tc.want)
 		}
 	}
-	if got, err := e.store.TagMembers(ctx, 1); err != nil || !slices.Equal(ids(got), []string{"wangwu", "zhangsan"}) {
+	if got, err := e.store.TagMembers(ctx, "", 1); err != nil || !slices.Equal(ids(got), []string{"wangwu", "zhangsan"}) {
 		t.Fatalf("TagMembers(1) = %v, %v", ids(got), err)
 	}
-	if _, err := e.store.User(ctx, "nobody"); err == nil {
+	if _, err := e.store.User(ctx, "", "nobody"); err == nil {
 		t.Fatal("unknown user found")
 	}
-	if c, err := e.store.Claims(ctx, "lisi"); err != nil || c["name"] != "李四" || c["employee_no"] != "A002" || c["position"] != "财务" {
+	if c, err := e.store.Claims(ctx, "", "lisi"); err != nil || c["name"] != "李四" || c["employee_no"] != "A002" || c["position"] != "财务" {
 		t.Fatalf("Claims(lisi) = %v, %v", c, err)
 	}
 }
@@ -121,7 +121,7 @@ func TestDepartmentSendExpanded(t *testing.T) {
 		{"unknown ones reported", "2|99", "7|x", []string{"wangwu", "zhangsan"}, []string{"party:99", "tag:7", "tag:x"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, miss, err := e.store.Expand(context.Background(), tc.party, tc.tag)
+			got, miss, err := e.store.Expand(context.Background(), "", tc.party, tc.tag)
 			slices.Sort(got)
 			if err != nil || !slices.Equal(got, tc.want) || !slices.Equal(miss, tc.wantMiss) {
 				t.Fatalf("Expand(%q, %q) = %v, %v, %v; want %v, %v", tc.party, tc.tag, got, miss, err, tc.want, tc.wantMiss)
@@ -168,7 +168,7 @@ func TestChangeContactUpdate(t *testing.T) {
 	e := newEnv(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	meta, err := e.kv.Get(ctx, bus.DirMetaKey)
+	meta, err := e.kv.Get(ctx, bus.DirMetaKey(""))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,7 +176,7 @@ func TestChangeContactUpdate(t *testing.T) {
 	// Let Run's own first full sync finish, so that what follows is the
 	// refresh path's doing.
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if m, err := e.kv.Get(ctx, bus.DirMetaKey); err == nil && m.Revision() > meta.Revision() {
+		if m, err := e.kv.Get(ctx, bus.DirMetaKey("")); err == nil && m.Revision() > meta.Revision() {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -204,9 +204,9 @@ func TestChangeContactUpdate(t *testing.T) {
 	other := directory.NewStore(e.kv, nil)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		u, err := e.store.User(ctx, "wangwu")
-		sales, _ := e.store.DepartmentMembers(ctx, 2, false)
-		_, goneErr := e.store.User(ctx, "zhouba")
+		u, err := e.store.User(ctx, "", "wangwu")
+		sales, _ := e.store.DepartmentMembers(ctx, "", 2, false)
+		_, goneErr := e.store.User(ctx, "", "zhouba")
 		if err == nil && u.Position == "财务经理" && u.EmployeeNo == "A003" && slices.Equal(u.Tags, []int64{1}) &&
 			slices.Equal(ids(sales), []string{"qianjiu", "zhangsan"}) && goneErr != nil {
 			break
@@ -219,7 +219,7 @@ func TestChangeContactUpdate(t *testing.T) {
 	if err := other.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if fin, _ := other.DepartmentMembers(ctx, 3, false); !slices.Equal(ids(fin), []string{"lisi", "sunqi", "wangwu"}) {
+	if fin, _ := other.DepartmentMembers(ctx, "", 3, false); !slices.Equal(ids(fin), []string{"lisi", "sunqi", "wangwu"}) {
 		t.Fatalf("second replica: finance = %v", ids(fin))
 	}
 	// Served requests are removed from the bucket.
@@ -244,7 +244,9 @@ func TestChangeContactUpdate(t *testing.T) {
 
 func TestHTTPAPI(t *testing.T) {
 	e := newEnv(t)
-	srv := httptest.NewServer(e.store.Handler(func(r *http.Request) bool { return r.Header.Get("Authorization") == "Bearer k" }))
+	srv := httptest.NewServer(e.store.Handler(func(r *http.Request) directory.Access {
+		return directory.Access{OK: r.Header.Get("Authorization") == "Bearer k"}
+	}))
 	defer srv.Close()
 	for _, tc := range []struct {
 		name, path, key string

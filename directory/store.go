@@ -10,7 +10,6 @@ package directory
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,40 +22,73 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
+	"github.com/wxhub/wxhub/bus"
 	"github.com/wxhub/wxhub/schemas"
 )
 
 // ErrNotFound: no such user, department or tag in the directory.
 var ErrNotFound = errors.New("directory: not found")
 
-// Store mirrors the wxhub_directory bucket in memory through a KV watch, so
-// every replica answers from the same data, a change in one replica's sync is
-// seen by all, and reads cost no round trip. Safe for concurrent use.
-type Store struct {
-	kv  jetstream.KeyValue
-	log *zap.Logger
+// ErrUnknownCorp: a corp the hub does not serve.
+var ErrUnknownCorp = errors.New("directory: unknown corp")
 
-	mu    sync.RWMutex
-	ready chan struct{}
+// book is one corp's directory.
+type book struct {
 	users map[string]schemas.DirUser
 	depts map[int64]schemas.DirDepartment
 	tags  map[int64]schemas.DirTag
 }
 
+func newBook() *book {
+	return &book{users: map[string]schemas.DirUser{}, depts: map[int64]schemas.DirDepartment{}, tags: map[int64]schemas.DirTag{}}
+}
+
+// Store mirrors the wxhub_directory bucket in memory through a KV watch, so
+// every replica answers from the same data, a change in one replica's sync is
+// seen by all, and reads cost no round trip. It holds every corp's directory;
+// each read names the corp ("" is the hub's first). Safe for concurrent use.
+type Store struct {
+	kv    jetstream.KeyValue
+	log   *zap.Logger
+	first string   // the first corp's id: its keys carry no corp
+	corps []string // the hub's corps; nil: only the first
+
+	mu    sync.RWMutex
+	ready chan struct{}
+	books map[string]*book // by corp, "" the first
+}
+
+// StoreOption changes NewStore's defaults.
+type StoreOption func(*Store)
+
+// WithCorps names the hub's corps, the first corp first (wecom.Config.CorpIDs):
+// reads may then name any of them by id. Without it only the first corp is
+// read, as "".
+func WithCorps(ids ...string) StoreOption {
+	return func(s *Store) {
+		if len(ids) > 0 {
+			s.first, s.corps = ids[0], slices.Clone(ids)
+		}
+	}
+}
+
 // NewStore returns a store on the wxhub_directory bucket; Start fills it.
-func NewStore(kv jetstream.KeyValue, log *zap.Logger) *Store {
+func NewStore(kv jetstream.KeyValue, log *zap.Logger, opts ...StoreOption) *Store {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &Store{kv: kv, log: log.Named("directory"), ready: make(chan struct{}),
-		users: map[string]schemas.DirUser{}, depts: map[int64]schemas.DirDepartment{}, tags: map[int64]schemas.DirTag{}}
+	s := &Store{kv: kv, log: log.Named("directory"), ready: make(chan struct{}), books: map[string]*book{}}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
 // Start follows the bucket until ctx ends; it returns once the current
 // content is loaded. A watch the server closes (a reconnect) is opened again,
 // and entries deleted meanwhile are dropped when its initial values are in.
 func (s *Store) Start(ctx context.Context) error {
-	w, err := s.kv.WatchFiltered(ctx, []string{"user.>", "dept.>", "tag.>"})
+	w, err := s.kv.WatchFiltered(ctx, bus.DirKeyFilters())
 	if err != nil {
 		return fmt.Errorf("directory: watch: %w", err)
 	}
@@ -110,7 +142,7 @@ func (s *Store) follow(ctx context.Context, w jetstream.KeyWatcher, loaded chan 
 			case <-time.After(time.Second):
 			}
 			var err error
-			if w, err = s.kv.WatchFiltered(ctx, []string{"user.>", "dept.>", "tag.>"}); err == nil {
+			if w, err = s.kv.WatchFiltered(ctx, bus.DirKeyFilters()); err == nil {
 				break
 			}
 			s.log.Warn("directory watch failed", zap.Error(err))
@@ -123,115 +155,129 @@ func (s *Store) follow(ctx context.Context, w jetstream.KeyWatcher, loaded chan 
 func (s *Store) prune(seen map[string]bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for id := range s.users {
-		if !seen["user."+base64.RawURLEncoding.EncodeToString([]byte(id))] {
-			delete(s.users, id)
+	for corp, b := range s.books {
+		p := bus.DirPrefix(corp)
+		for id := range b.users {
+			if !seen[bus.DirUserKey(p, id)] {
+				delete(b.users, id)
+			}
 		}
-	}
-	for id := range s.depts {
-		if !seen["dept."+strconv.FormatInt(id, 10)] {
-			delete(s.depts, id)
+		for id := range b.depts {
+			if !seen[bus.DirDeptKey(p, id)] {
+				delete(b.depts, id)
+			}
 		}
-	}
-	for id := range s.tags {
-		if !seen["tag."+strconv.FormatInt(id, 10)] {
-			delete(s.tags, id)
+		for id := range b.tags {
+			if !seen[bus.DirTagKey(p, id)] {
+				delete(b.tags, id)
+			}
 		}
 	}
 }
 
 func (s *Store) apply(e jetstream.KeyValueEntry) {
+	corp, kind, id, ok := bus.ParseDirKey(e.Key())
+	if !ok {
+		return
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	b := s.books[corp]
+	if b == nil {
+		b = newBook()
+		s.books[corp] = b
+	}
 	del := e.Operation() != jetstream.KeyValuePut
-	key := e.Key()
-	switch {
-	case strings.HasPrefix(key, "user."):
+	n, _ := strconv.ParseInt(id, 10, 64)
+	switch kind {
+	case "user":
 		var u schemas.DirUser
 		if del {
-			if id, err := base64.RawURLEncoding.DecodeString(strings.TrimPrefix(key, "user.")); err == nil {
-				delete(s.users, string(id))
-			}
-			return
+			delete(b.users, id)
+		} else if json.Unmarshal(e.Value(), &u) == nil {
+			b.users[u.UserID] = u
 		}
-		if json.Unmarshal(e.Value(), &u) == nil {
-			s.users[u.UserID] = u
-		}
-	case strings.HasPrefix(key, "dept."):
-		id, _ := strconv.ParseInt(strings.TrimPrefix(key, "dept."), 10, 64)
+	case "dept":
 		var d schemas.DirDepartment
 		if del {
-			delete(s.depts, id)
+			delete(b.depts, n)
 		} else if json.Unmarshal(e.Value(), &d) == nil {
-			s.depts[d.ID] = d
+			b.depts[d.ID] = d
 		}
-	case strings.HasPrefix(key, "tag."):
-		id, _ := strconv.ParseInt(strings.TrimPrefix(key, "tag."), 10, 64)
+	case "tag":
 		var t schemas.DirTag
 		if del {
-			delete(s.tags, id)
+			delete(b.tags, n)
 		} else if json.Unmarshal(e.Value(), &t) == nil {
-			s.tags[t.ID] = t
+			b.tags[t.ID] = t
 		}
 	}
 }
 
-func (s *Store) wait(ctx context.Context) error {
+// read waits for the first load and runs f on corp's directory under the
+// read lock ("" or the first corp's id: the first corp's; ErrUnknownCorp for
+// a corp the hub does not serve).
+func (s *Store) read(ctx context.Context, corp string, f func(b *book) error) error {
 	select {
 	case <-s.ready:
-		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("directory: not loaded yet: %w", ctx.Err())
 	}
-}
-
-// User returns one member (ErrNotFound).
-func (s *Store) User(ctx context.Context, id string) (schemas.DirUser, error) {
-	if err := s.wait(ctx); err != nil {
-		return schemas.DirUser{}, err
+	if corp == s.first {
+		corp = ""
+	} else if !slices.Contains(s.corps, corp) && corp != "" {
+		return fmt.Errorf("%w: %q", ErrUnknownCorp, corp)
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	u, ok := s.users[id]
-	if !ok {
-		return u, fmt.Errorf("%w: user %q", ErrNotFound, id)
+	b := s.books[corp]
+	if b == nil {
+		b = newBook() // nothing synced yet
 	}
-	return u, nil
+	return f(b)
 }
 
-// Department returns one department (ErrNotFound).
-func (s *Store) Department(ctx context.Context, id int64) (schemas.DirDepartment, error) {
-	if err := s.wait(ctx); err != nil {
-		return schemas.DirDepartment{}, err
-	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	d, ok := s.depts[id]
-	if !ok {
-		return d, fmt.Errorf("%w: department %d", ErrNotFound, id)
-	}
-	return d, nil
+// User returns one member of corp (ErrNotFound).
+func (s *Store) User(ctx context.Context, corp, id string) (u schemas.DirUser, err error) {
+	err = s.read(ctx, corp, func(b *book) error {
+		var ok bool
+		if u, ok = b.users[id]; !ok {
+			return fmt.Errorf("%w: user %q", ErrNotFound, id)
+		}
+		return nil
+	})
+	return u, err
 }
 
-// Tag returns one tag (ErrNotFound).
-func (s *Store) Tag(ctx context.Context, id int64) (schemas.DirTag, error) {
-	if err := s.wait(ctx); err != nil {
-		return schemas.DirTag{}, err
-	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	t, ok := s.tags[id]
-	if !ok {
-		return t, fmt.Errorf("%w: tag %d", ErrNotFound, id)
-	}
-	return t, nil
+// Department returns one department of corp (ErrNotFound).
+func (s *Store) Department(ctx context.Context, corp string, id int64) (d schemas.DirDepartment, err error) {
+	err = s.read(ctx, corp, func(b *book) error {
+		var ok bool
+		if d, ok = b.depts[id]; !ok {
+			return fmt.Errorf("%w: department %d", ErrNotFound, id)
+		}
+		return nil
+	})
+	return d, err
 }
 
-// subtreeLocked is dept and, when recursive, every department below it.
-func (s *Store) subtreeLocked(dept int64, recursive bool) []int64 {
+// Tag returns one tag of corp (ErrNotFound).
+func (s *Store) Tag(ctx context.Context, corp string, id int64) (t schemas.DirTag, err error) {
+	err = s.read(ctx, corp, func(b *book) error {
+		var ok bool
+		if t, ok = b.tags[id]; !ok {
+			return fmt.Errorf("%w: tag %d", ErrNotFound, id)
+		}
+		return nil
+	})
+	return t, err
+}
+
+// subtree is dept and, when recursive, every department below it.
+func (b *book) subtree(dept int64, recursive bool) []int64 {
 	out := []int64{dept}
 	for i := 0; recursive && i < len(out); i++ {
-		for _, d := range s.depts {
+		for _, d := range b.depts {
 			if d.ParentID == out[i] && d.ID != out[i] && !slices.Contains(out, d.ID) {
 				out = append(out, d.ID)
 			}
@@ -240,9 +286,9 @@ func (s *Store) subtreeLocked(dept int64, recursive bool) []int64 {
 	return out
 }
 
-func (s *Store) membersLocked(depts []int64) []schemas.DirUser {
+func (b *book) members(depts []int64) []schemas.DirUser {
 	var out []schemas.DirUser
-	for _, u := range s.users {
+	for _, u := range b.users {
 		for _, d := range u.Departments {
 			if slices.Contains(depts, d) {
 				out = append(out, u)
@@ -254,43 +300,43 @@ func (s *Store) membersLocked(depts []int64) []schemas.DirUser {
 	return out
 }
 
-// DepartmentMembers returns the members of dept, and with recursive those of
-// every department below it, sorted by userid (ErrNotFound for an unknown dept).
-func (s *Store) DepartmentMembers(ctx context.Context, dept int64, recursive bool) ([]schemas.DirUser, error) {
-	if err := s.wait(ctx); err != nil {
-		return nil, err
-	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if _, ok := s.depts[dept]; !ok {
-		return nil, fmt.Errorf("%w: department %d", ErrNotFound, dept)
-	}
-	return s.membersLocked(s.subtreeLocked(dept, recursive)), nil
+// DepartmentMembers returns the members of corp's dept, and with recursive
+// those of every department below it, sorted by userid (ErrNotFound for an
+// unknown dept).
+func (s *Store) DepartmentMembers(ctx context.Context, corp string, dept int64, recursive bool) (us []schemas.DirUser, err error) {
+	err = s.read(ctx, corp, func(b *book) error {
+		if _, ok := b.depts[dept]; !ok {
+			return fmt.Errorf("%w: department %d", ErrNotFound, dept)
+		}
+		us = b.members(b.subtree(dept, recursive))
+		return nil
+	})
+	return us, err
 }
 
-// TagMembers returns the tag's members: those tagged directly and every member
-// of its departments (with their subtrees, as WeCom delivers a tag send).
-func (s *Store) TagMembers(ctx context.Context, tag int64) ([]schemas.DirUser, error) {
-	if err := s.wait(ctx); err != nil {
-		return nil, err
-	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.tagMembersLocked(tag)
+// TagMembers returns the members of corp's tag: those tagged directly and
+// every member of its departments (with their subtrees, as WeCom delivers a
+// tag send).
+func (s *Store) TagMembers(ctx context.Context, corp string, tag int64) (us []schemas.DirUser, err error) {
+	err = s.read(ctx, corp, func(b *book) error {
+		us, err = b.tagMembers(tag)
+		return err
+	})
+	return us, err
 }
 
-func (s *Store) tagMembersLocked(tag int64) ([]schemas.DirUser, error) {
-	t, ok := s.tags[tag]
+func (b *book) tagMembers(tag int64) ([]schemas.DirUser, error) {
+	t, ok := b.tags[tag]
 	if !ok {
 		return nil, fmt.Errorf("%w: tag %d", ErrNotFound, tag)
 	}
 	var depts []int64
 	for _, d := range t.Parties {
-		depts = append(depts, s.subtreeLocked(d, true)...)
+		depts = append(depts, b.subtree(d, true)...)
 	}
-	out := s.membersLocked(depts)
+	out := b.members(depts)
 	for _, id := range t.Users {
-		if u, ok := s.users[id]; ok && !slices.ContainsFunc(out, func(x schemas.DirUser) bool { return x.UserID == id }) {
+		if u, ok := b.users[id]; ok && !slices.ContainsFunc(out, func(x schemas.DirUser) bool { return x.UserID == id }) {
 			out = append(out, u)
 		}
 	}
@@ -299,47 +345,45 @@ func (s *Store) tagMembersLocked(tag int64) ([]schemas.DirUser, error) {
 }
 
 // Expand turns a send's toparty and totag ("2|3", "1") into the member
-// userids they reach (departments with their subtrees, as WeCom sends), in a
-// stable order without repeats, so that per-member limits and quiet hours can
-// apply to each. unknown lists the parties ("party:<id>") and tags
-// ("tag:<id>") the directory does not know; the caller decides whether that
-// fails the send.
-func (s *Store) Expand(ctx context.Context, toparty, totag string) (users, unknown []string, err error) {
-	if err := s.wait(ctx); err != nil {
-		return nil, nil, err
-	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	seen := map[string]bool{}
-	add := func(us []schemas.DirUser) {
-		for _, u := range us {
-			if !seen[u.UserID] {
-				seen[u.UserID] = true
-				users = append(users, u.UserID)
+// userids they reach in corp's directory (departments with their subtrees,
+// as WeCom sends), in a stable order without repeats, so that per-member
+// limits and quiet hours can apply to each. unknown lists the parties
+// ("party:<id>") and tags ("tag:<id>") the directory does not know; the
+// caller decides whether that fails the send.
+func (s *Store) Expand(ctx context.Context, corp, toparty, totag string) (users, unknown []string, err error) {
+	err = s.read(ctx, corp, func(b *book) error {
+		seen := map[string]bool{}
+		add := func(us []schemas.DirUser) {
+			for _, u := range us {
+				if !seen[u.UserID] {
+					seen[u.UserID] = true
+					users = append(users, u.UserID)
+				}
 			}
 		}
-	}
-	for _, p := range splitIDs(toparty) {
-		id, err := strconv.ParseInt(p, 10, 64)
-		if _, ok := s.depts[id]; err != nil || !ok {
-			unknown = append(unknown, "party:"+p)
-			continue
+		for _, p := range splitIDs(toparty) {
+			id, err := strconv.ParseInt(p, 10, 64)
+			if _, ok := b.depts[id]; err != nil || !ok {
+				unknown = append(unknown, "party:"+p)
+				continue
+			}
+			add(b.members(b.subtree(id, true)))
 		}
-		add(s.membersLocked(s.subtreeLocked(id, true)))
-	}
-	for _, t := range splitIDs(totag) {
-		id, err := strconv.ParseInt(t, 10, 64)
-		var us []schemas.DirUser
-		if err == nil {
-			us, err = s.tagMembersLocked(id)
+		for _, t := range splitIDs(totag) {
+			id, err := strconv.ParseInt(t, 10, 64)
+			var us []schemas.DirUser
+			if err == nil {
+				us, err = b.tagMembers(id)
+			}
+			if err != nil {
+				unknown = append(unknown, "tag:"+t)
+				continue
+			}
+			add(us)
 		}
-		if err != nil {
-			unknown = append(unknown, "tag:"+t)
-			continue
-		}
-		add(us)
-	}
-	return users, unknown, nil
+		return nil
+	})
+	return users, unknown, err
 }
 
 func splitIDs(s string) []string {
@@ -352,11 +396,11 @@ func splitIDs(s string) []string {
 	return out
 }
 
-// Claims are the OIDC userinfo claims of a member (scope profile): name,
-// department ids, position, employee number. The hub passes it to the OIDC
-// provider as Deps.Claims.
-func (s *Store) Claims(ctx context.Context, user string) (map[string]any, error) {
-	u, err := s.User(ctx, user)
+// Claims are the OIDC userinfo claims of a member of corp (scope profile):
+// name, department ids, position, employee number. The hub passes it, bound
+// to the OIDC app's corp, to the OIDC provider as Deps.Claims.
+func (s *Store) Claims(ctx context.Context, corp, user string) (map[string]any, error) {
+	u, err := s.User(ctx, corp, user)
 	if err != nil {
 		return nil, err
 	}

@@ -24,13 +24,18 @@ var ErrConfig = errors.New("directory: invalid config")
 // Config is the directory: section.
 //
 //	directory:
-//	  app: contacts            # the app whose token reads the address book
+//	  app: contacts            # the app whose token reads its corp's address book
+//	  apps: [supplier-helpdesk] # another corp's (wecom.corps[]); default: its first app
 //	  sync_interval: 6h
 //	  employee_no_attr: 工号
 type Config struct {
-	// App is the WeCom app whose access token reads the contacts APIs (it
-	// needs the address book in its visible range). Required.
+	// App is the WeCom app whose access token reads the contacts APIs of its
+	// corp (it needs the address book in its visible range). Required.
 	App string `yaml:"app"`
+	// Apps name, for the other corps of wecom.corps[], the app that reads
+	// each one's address book (one app per corp). A corp named by neither
+	// App nor Apps is read with its first app.
+	Apps []string `yaml:"apps"`
 	// SyncInterval between full syncs. Default 6h; at least 1m.
 	SyncInterval time.Duration `yaml:"sync_interval"`
 	// EmployeeNoAttr is the custom field (extattr, text) holding the employee
@@ -61,13 +66,65 @@ func (c Config) Validate() error {
 	return nil
 }
 
+// Corp is one corp whose address book a Syncer caches.
+type Corp struct {
+	ID    string // the corp id
+	App   string // the app whose token reads its contacts APIs
+	First bool   // the hub's first corp: its keys carry no corp (bus.DirPrefix)
+}
+
+// Corps are the corps of w (wecom.Config after WithDefaults), the first
+// first, each with the app that reads its address book: App for its corp,
+// else the one of Apps in that corp, else the corp's first app. An app of
+// App or Apps that w does not have, or a second app for one corp, is an
+// error naming the key.
+func (c Config) Corps(w wecom.Config) ([]Corp, error) {
+	ids := w.CorpIDs()
+	byCorp := map[string]string{}
+	for i, name := range append([]string{c.App}, c.Apps...) {
+		key := "directory.app"
+		if i > 0 {
+			key = fmt.Sprintf("directory.apps[%d]", i-1)
+		}
+		a, ok := w.App(name)
+		if !ok {
+			return nil, fmt.Errorf("%w: %s: no WeCom app named %q", ErrConfig, key, name)
+		}
+		corp := w.CorpOf(a)
+		if prev, dup := byCorp[corp]; dup {
+			return nil, fmt.Errorf("%w: %s: %q is in corp %s, whose address book %q reads already", ErrConfig, key, name, corp, prev)
+		}
+		byCorp[corp] = name
+	}
+	var out []Corp
+	for i, id := range ids {
+		app := byCorp[id]
+		if app == "" {
+			for _, a := range w.Apps {
+				if w.CorpOf(a) == id {
+					app = a.Name
+					break
+				}
+			}
+		}
+		if app == "" {
+			continue // a corp without apps: nothing can read it
+		}
+		out = append(out, Corp{ID: id, App: app, First: i == 0})
+	}
+	return out, nil
+}
+
 // TokenSource returns the app's access token; fresh after WeCom called it
 // expired (the gateway's source: the sender's shared token, else gettoken).
 type TokenSource = oauth.TokenSource
 
-// Syncer keeps the wxhub_directory bucket in step with WeCom.
+// Syncer keeps one corp's directory in the wxhub_directory bucket in step
+// with WeCom; the hub runs one per corp.
 type Syncer struct {
 	cfg    Config
+	corp   Corp
+	prefix string // the corp's key prefix (bus.DirPrefix)
 	kv     jetstream.KeyValue
 	client *wecom.Client
 	token  TokenSource
@@ -75,28 +132,36 @@ type Syncer struct {
 	log    *zap.Logger
 }
 
-// NewSyncer returns a syncer; Run starts it.
-func NewSyncer(cfg Config, kv jetstream.KeyValue, client *wecom.Client, token TokenSource, log *zap.Logger) (*Syncer, error) {
+// NewSyncer returns the syncer of corp (one of cfg.Corps); Run starts it.
+func NewSyncer(cfg Config, corp Corp, kv jetstream.KeyValue, client *wecom.Client, token TokenSource, log *zap.Logger) (*Syncer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	if corp.App == "" {
+		return nil, fmt.Errorf("%w: directory.app: no app reads corp %q", ErrConfig, corp.ID)
 	}
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &Syncer{cfg: cfg.WithDefaults(), kv: kv, client: client, token: token, now: time.Now, log: log.Named("directory")}, nil
+	prefix := bus.DirPrefix(corp.ID)
+	if corp.First {
+		prefix = bus.DirPrefix("")
+	}
+	return &Syncer{cfg: cfg.WithDefaults(), corp: corp, prefix: prefix, kv: kv, client: client, token: token, now: time.Now,
+		log: log.Named("directory").With(zap.String("corp", corp.ID))}, nil
 }
 
 // withToken runs call with the app's token, once more with a fresh one if
 // WeCom calls it expired.
 func (s *Syncer) withToken(ctx context.Context, call func(tok string) error) error {
-	tok, err := s.token(ctx, s.cfg.App, false)
+	tok, err := s.token(ctx, s.corp.App, false)
 	if err != nil {
-		return fmt.Errorf("directory: token of %s: %w", s.cfg.App, err)
+		return fmt.Errorf("directory: token of %s: %w", s.corp.App, err)
 	}
 	err = call(tok)
 	if wecom.IsTokenExpired(err) {
-		if tok, err = s.token(ctx, s.cfg.App, true); err != nil {
-			return fmt.Errorf("directory: token of %s: %w", s.cfg.App, err)
+		if tok, err = s.token(ctx, s.corp.App, true); err != nil {
+			return fmt.Errorf("directory: token of %s: %w", s.corp.App, err)
 		}
 		err = call(tok)
 	}
@@ -124,8 +189,9 @@ func (s *Syncer) put(ctx context.Context, key string, v any) error {
 	return nil
 }
 
-// FullSync reads every department, member and tag and replaces the bucket's
-// content with them (entries WeCom no longer has are removed).
+// FullSync reads every department, member and tag of the corp and replaces
+// its directory with them (entries WeCom no longer has are removed; other
+// corps' are left alone).
 func (s *Syncer) FullSync(ctx context.Context) (Stats, error) {
 	var st Stats
 	now := s.now().UTC()
@@ -179,28 +245,28 @@ func (s *Syncer) FullSync(ctx context.Context) (Stats, error) {
 			rec.Users = append(rec.Users, u.UserID)
 			userTags[u.UserID] = append(userTags[u.UserID], t.ID)
 		}
-		if err := s.put(ctx, bus.DirTagKey(t.ID), rec); err != nil {
+		if err := s.put(ctx, bus.DirTagKey(s.prefix, t.ID), rec); err != nil {
 			return st, err
 		}
-		keep[bus.DirTagKey(t.ID)] = true
+		keep[bus.DirTagKey(s.prefix, t.ID)] = true
 		st.Tags++
 	}
 	for _, d := range depts {
 		rec := schemas.DirDepartment{ID: d.ID, Name: d.Name, ParentID: d.ParentID, Order: d.Order, Leaders: d.Leaders, SyncedAt: now}
-		if err := s.put(ctx, bus.DirDeptKey(d.ID), rec); err != nil {
+		if err := s.put(ctx, bus.DirDeptKey(s.prefix, d.ID), rec); err != nil {
 			return st, err
 		}
-		keep[bus.DirDeptKey(d.ID)] = true
+		keep[bus.DirDeptKey(s.prefix, d.ID)] = true
 		st.Departments++
 	}
 	for _, m := range members {
-		if err := s.put(ctx, bus.DirUserKey(m.UserID), s.user(m, userTags[m.UserID], now)); err != nil {
+		if err := s.put(ctx, bus.DirUserKey(s.prefix, m.UserID), s.user(m, userTags[m.UserID], now)); err != nil {
 			return st, err
 		}
-		keep[bus.DirUserKey(m.UserID)] = true
+		keep[bus.DirUserKey(s.prefix, m.UserID)] = true
 		st.Users++
 	}
-	lister, err := s.kv.ListKeysFiltered(ctx, "user.>", "dept.>", "tag.>")
+	lister, err := s.kv.ListKeysFiltered(ctx, s.prefix+"user.>", s.prefix+"dept.>", s.prefix+"tag.>")
 	if err != nil && !errors.Is(err, jetstream.ErrNoKeysFound) {
 		return st, fmt.Errorf("directory: list keys: %w", err)
 	}
@@ -217,7 +283,7 @@ func (s *Syncer) FullSync(ctx context.Context) (Stats, error) {
 			}
 		}
 	}
-	_ = s.put(ctx, bus.DirMetaKey, map[string]any{"synced_at": now, "users": st.Users, "departments": st.Departments, "tags": st.Tags})
+	_ = s.put(ctx, bus.DirMetaKey(s.prefix), map[string]any{"synced_at": now, "users": st.Users, "departments": st.Departments, "tags": st.Tags})
 	s.log.Info("directory synced", zap.Int("users", st.Users), zap.Int("departments", st.Departments),
 		zap.Int("tags", st.Tags), zap.Int("removed", st.Removed))
 	return st, nil
@@ -231,20 +297,20 @@ func (s *Syncer) Refresh(ctx context.Context, req schemas.DirRefresh) error {
 		var m wecom.Member
 		err := s.withToken(ctx, func(tok string) (err error) { m, err = s.client.GetMember(ctx, tok, req.ID); return err })
 		if wecom.APICode(err) == wecom.CodeUserNotFound {
-			return s.kv.Delete(ctx, bus.DirUserKey(req.ID))
+			return s.kv.Delete(ctx, bus.DirUserKey(s.prefix, req.ID))
 		}
 		if err != nil {
 			return err
 		}
 		// user/get carries no tags: keep what the last tag sync said.
 		var tags []int64
-		if e, err := s.kv.Get(ctx, bus.DirUserKey(m.UserID)); err == nil {
+		if e, err := s.kv.Get(ctx, bus.DirUserKey(s.prefix, m.UserID)); err == nil {
 			var old schemas.DirUser
 			if json.Unmarshal(e.Value(), &old) == nil {
 				tags = old.Tags
 			}
 		}
-		return s.put(ctx, bus.DirUserKey(m.UserID), s.user(m, tags, now))
+		return s.put(ctx, bus.DirUserKey(s.prefix, m.UserID), s.user(m, tags, now))
 	case "dept":
 		id, err := strconv.ParseInt(req.ID, 10, 64)
 		if err != nil {
@@ -253,17 +319,17 @@ func (s *Syncer) Refresh(ctx context.Context, req schemas.DirRefresh) error {
 		var ds []wecom.Department
 		err = s.withToken(ctx, func(tok string) (err error) { ds, err = s.client.ListDepartments(ctx, tok, id); return err })
 		if c := wecom.APICode(err); c == wecom.CodeDepartmentNotFound || c == 60123 {
-			return s.kv.Delete(ctx, bus.DirDeptKey(id))
+			return s.kv.Delete(ctx, bus.DirDeptKey(s.prefix, id))
 		}
 		if err != nil {
 			return err
 		}
 		for _, d := range ds {
 			if d.ID == id {
-				return s.put(ctx, bus.DirDeptKey(id), schemas.DirDepartment{ID: d.ID, Name: d.Name, ParentID: d.ParentID, Order: d.Order, Leaders: d.Leaders, SyncedAt: now})
+				return s.put(ctx, bus.DirDeptKey(s.prefix, id), schemas.DirDepartment{ID: d.ID, Name: d.Name, ParentID: d.ParentID, Order: d.Order, Leaders: d.Leaders, SyncedAt: now})
 			}
 		}
-		return s.kv.Delete(ctx, bus.DirDeptKey(id))
+		return s.kv.Delete(ctx, bus.DirDeptKey(s.prefix, id))
 	case "tag":
 		// A tag change moves members in and out: a full sync gets every side right.
 		_, err := s.FullSync(ctx)
@@ -274,13 +340,14 @@ func (s *Syncer) Refresh(ctx context.Context, req schemas.DirRefresh) error {
 	}
 }
 
-// Run syncs everything now and every SyncInterval, and serves the refresh
-// requests the directorysync connector writes, until ctx ends.
+// Run syncs the corp now and every SyncInterval, and serves the corp's
+// refresh requests the directorysync connector writes (the first corp also
+// those without a corp), until ctx ends.
 func (s *Syncer) Run(ctx context.Context) error {
 	if _, err := s.FullSync(ctx); err != nil {
 		s.log.Warn("directory full sync failed; retried at the next interval", zap.Error(err))
 	}
-	w, err := s.kv.Watch(ctx, "refresh.>")
+	w, err := s.kv.WatchFiltered(ctx, bus.DirRefreshFilters(s.corp.ID, s.corp.First))
 	if err != nil {
 		return fmt.Errorf("directory: watch refresh requests: %w", err)
 	}

@@ -8,19 +8,21 @@ import (
 )
 
 // Directory expands a send's departments and tags into the members they
-// reach (directory.Store does): the sender then applies each member's limits
-// and quiet hours, which a send to a department would bypass.
+// reach in one corp's directory (directory.Store does): the sender then
+// applies each member's limits and quiet hours, which a send to a department
+// would bypass.
 type Directory interface {
-	Expand(ctx context.Context, toparty, totag string) (users, unknown []string, err error)
+	Expand(ctx context.Context, corp, toparty, totag string) (users, unknown []string, err error)
 }
 
 // WithDirectory expands toparty and totag of pushed messages through d.
 func WithDirectory(d Directory) Option { return func(g *Gateway) { g.dir = d } }
 
 // expandRecipients replaces toparty and totag in fields by the members they
-// reach, merged into touser. An unknown department or tag is a 400 naming it:
-// sending to it anyway would reach nobody the directory knows.
-func (g *Gateway) expandRecipients(ctx context.Context, fields map[string]json.RawMessage) error {
+// reach in the directory of app's corp, merged into touser. An unknown
+// department or tag is a 400 naming it: sending to it anyway would reach
+// nobody the directory knows.
+func (g *Gateway) expandRecipients(ctx context.Context, app string, fields map[string]json.RawMessage) error {
 	if g.dir == nil {
 		return nil
 	}
@@ -31,7 +33,7 @@ func (g *Gateway) expandRecipients(ctx context.Context, fields map[string]json.R
 	if toparty == "" && totag == "" || touser == "@all" {
 		return nil
 	}
-	users, unknown, err := g.dir.Expand(ctx, toparty, totag)
+	users, unknown, err := g.dir.Expand(ctx, g.corpOf(app), toparty, totag)
 	if err != nil {
 		return fmt.Errorf("gateway: directory: %w", err)
 	}

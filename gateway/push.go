@@ -161,7 +161,7 @@ func (g *Gateway) enqueue(ctx context.Context, key *APIKey, body []byte, strict 
 	if !keyAllows(key, app) {
 		return pushAccepted{}, app, &pushError{status: http.StatusForbidden, field: "app", msg: fmt.Sprintf("API key %q may not send through app %q", key.Name, app)}
 	}
-	if err := g.expandRecipients(ctx, fields); err != nil {
+	if err := g.expandRecipients(ctx, app, fields); err != nil {
 		return pushAccepted{}, app, err
 	}
 	priority := schemas.PriorityNormal

@@ -2,6 +2,7 @@ package hub
 
 import (
 	"path/filepath"
+	"slices"
 
 	"github.com/wxhub/wxhub/bus"
 	"github.com/wxhub/wxhub/config"
@@ -37,8 +38,18 @@ func DemoConfig(s sim.Config, dataDir, listen string) *config.Config {
 	c.Auth.Clients = []gateway.AuthClient{{Name: DemoLoginClient, Title: "ERP 系统", Keys: []string{"erp"},
 		RedirectURLs: []string{"http://" + listen + DemoLoginPath}}}
 	for _, a := range s.Apps {
-		c.WeCom.Apps = append(c.WeCom.Apps, wecom.AppConfig{Name: a.Name, AgentID: a.AgentID, Secret: a.Secret,
-			Token: a.Token, EncodingAESKey: a.EncodingAESKey})
+		app := wecom.AppConfig{Name: a.Name, AgentID: a.AgentID, Secret: a.Secret, Token: a.Token, EncodingAESKey: a.EncodingAESKey}
+		if a.CorpID == "" || a.CorpID == s.CorpID {
+			c.WeCom.Apps = append(c.WeCom.Apps, app)
+			continue
+		}
+		// An app of another simulated corp (sim.AddDemoDealer): wecom.corps[].
+		i := slices.IndexFunc(c.WeCom.Corps, func(cc wecom.CorpConfig) bool { return cc.CorpID == a.CorpID })
+		if i < 0 {
+			c.WeCom.Corps = append(c.WeCom.Corps, wecom.CorpConfig{CorpID: a.CorpID})
+			i = len(c.WeCom.Corps) - 1
+		}
+		c.WeCom.Corps[i].Apps = append(c.WeCom.Corps[i].Apps, app)
 	}
 	for _, a := range s.Accounts {
 		c.MP.Accounts = append(c.MP.Accounts, wecom.AccountConfig{Name: a.Name, AppID: a.AppID, Secret: a.Secret,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -39,13 +40,27 @@ func startIdentity(ctx context.Context, r *run, gw *gateway.Gateway, store *dire
 		if err != nil {
 			return err
 		}
-		syncer, err := directory.NewSyncer(dc.WithDefaults(), dkv, client, directory.TokenSource(tokens), r.log.Named("directory"))
+		corps, err := dc.Corps(cfg.WeCom)
 		if err != nil {
 			return err
 		}
-		r.group.Go(func() error { return syncer.Run(ctx) })
-		gw.Handle("/api/v1/directory/", store.Handler(func(req *http.Request) bool { return gw.Authorize(req) }))
-		claims = store.Claims
+		for _, corp := range corps { // one full sync and change_contact handling per corp
+			syncer, err := directory.NewSyncer(dc.WithDefaults(), corp, dkv, client, directory.TokenSource(tokens), r.log.Named("directory"))
+			if err != nil {
+				return err
+			}
+			r.group.Go(func() error { return syncer.Run(ctx) })
+		}
+		var first string
+		if ids := cfg.WeCom.CorpIDs(); len(ids) > 0 {
+			first = ids[0]
+		}
+		gw.Handle("/api/v1/directory/", store.Handler(func(req *http.Request) directory.Access { return directoryAccess(gw, first, req) }))
+		if oc := cfg.OIDC; oc != nil {
+			a, _ := cfg.WeCom.App(oc.App)
+			corp := cfg.WeCom.CorpOf(a) // the OIDC login app's corp: its members log in
+			claims = func(ctx context.Context, user string) (map[string]any, error) { return store.Claims(ctx, corp, user) }
+		}
 	}
 
 	var pins *pin.Store
@@ -101,6 +116,22 @@ func startIdentity(ctx context.Context, r *run, gw *gateway.Gateway, store *dire
 	return nil
 }
 
+// directoryAccess is what the API key of req may read of the directory: by
+// default the corp of its first WeCom app (the first corp for a key of every
+// app), and only the corps of its apps.
+func directoryAccess(gw *gateway.Gateway, first string, req *http.Request) directory.Access {
+	corps, ok := gw.KeyCorps(req)
+	switch {
+	case !ok:
+		return directory.Access{}
+	case corps == nil:
+		return directory.Access{OK: true}
+	case len(corps) == 0: // Official Accounts only: the first corp, as before several corps
+		return directory.Access{OK: true, May: func(c string) bool { return c == first }}
+	}
+	return directory.Access{OK: true, Default: corps[0], May: func(c string) bool { return slices.Contains(corps, c) }}
+}
+
 // startDirectoryStore opens the company directory's store when the directory
 // is configured: the gateway expands sends to departments and tags with it.
 func startDirectoryStore(ctx context.Context, r *run) (*directory.Store, error) {
@@ -111,7 +142,7 @@ func startDirectoryStore(ctx context.Context, r *run) (*directory.Store, error) 
 	if err != nil {
 		return nil, err
 	}
-	store := directory.NewStore(kv, r.log.Named("directory"))
+	store := directory.NewStore(kv, r.log.Named("directory"), directory.WithCorps(r.setup.Config.WeCom.CorpIDs()...))
 	if err := store.Start(ctx); err != nil {
 		return nil, fmt.Errorf("directory: %w", err)
 	}

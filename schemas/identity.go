@@ -82,8 +82,9 @@ type OIDCKey struct {
 	ActivateAt time.Time       `json:"activate_at"`
 }
 
-// DirUser is one member in the wxhub_directory bucket, under "user." +
-// bus.UserKey(UserID): WeCom's user/get fields the hub uses.
+// DirUser is one member in the wxhub_directory bucket, under
+// bus.DirUserKey (the corp's prefix, "user." + bus.UserKey(UserID)): WeCom's
+// user/get fields the hub uses.
 type DirUser struct {
 	UserID         string  `json:"userid"`
 	Name           string  `json:"name"`
@@ -102,7 +103,7 @@ type DirUser struct {
 	SyncedAt   time.Time `json:"synced_at"`
 }
 
-// DirDepartment is one department, under "dept.<id>".
+// DirDepartment is one department, under bus.DirDeptKey ("dept.<id>" after the corp's prefix).
 type DirDepartment struct {
 	ID       int64     `json:"id"`
 	Name     string    `json:"name"`
@@ -112,7 +113,7 @@ type DirDepartment struct {
 	SyncedAt time.Time `json:"synced_at"`
 }
 
-// DirTag is one tag and its direct members, under "tag.<id>".
+// DirTag is one tag and its direct members, under bus.DirTagKey ("tag.<id>" after the corp's prefix).
 type DirTag struct {
 	ID       int64     `json:"tagid"`
 	Name     string    `json:"tagname"`
@@ -121,11 +122,13 @@ type DirTag struct {
 	SyncedAt time.Time `json:"synced_at"`
 }
 
-// DirRefresh is a request, under "refresh.<kind>.<id>", that the directory
-// syncer re-read one user ("user", id = bus.UserKey), department ("dept") or
-// tag ("tag") from WeCom, or everything ("all"). The directorysync connector
-// writes it on change_contact; the syncer deletes it when done.
+// DirRefresh is a request, under bus.DirRefreshKey
+// ("refresh.<corp>.<kind>.<id>"), that the directory syncer of Corp re-read
+// one user ("user", id = bus.UserKey), department ("dept") or tag ("tag")
+// from WeCom, or everything ("all"). The directorysync connector writes it on
+// change_contact; the syncer deletes it when done.
 type DirRefresh struct {
+	Corp       string    `json:"corp,omitempty"` // the event's data.corp; "": the first corp
 	Kind       string    `json:"kind"`
 	ID         string    `json:"id"` // userid, department id or tag id as WeCom sent it
 	ChangeType string    `json:"change_type,omitempty"`

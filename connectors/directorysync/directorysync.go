@@ -2,8 +2,9 @@
 // directory current between full syncs: WeCom reports each address book
 // change as a change_contact event; this connector turns it into a refresh
 // request in the wxhub_directory bucket (schemas.DirRefresh under
-// bus.DirRefreshKey), which the directory syncer the hub runs (package
-// directory) serves with the WeCom token. The connector itself holds no token
+// bus.DirRefreshKey, keyed by the event's data.corp), which the directory
+// syncer of that corp the hub runs (package directory) serves with the
+// WeCom token of that corp. The connector itself holds no token
 // and calls no WeCom API, so it runs anywhere a connector runs; requests
 // survive restarts (they sit in the bucket until served).
 package directorysync
@@ -39,7 +40,7 @@ func Handler(kv jetstream.KeyValue, now func() time.Time) connectors.Handler {
 		}
 		for _, req := range RefreshFor(ev, now()) {
 			data, _ := json.Marshal(req)
-			if _, err := kv.Put(ctx, bus.DirRefreshKey(req.Kind, req.ID), data); err != nil {
+			if _, err := kv.Put(ctx, bus.DirRefreshKey(req.Corp, req.Kind, req.ID), data); err != nil {
 				return nil, fmt.Errorf("directorysync: write refresh request: %w", err)
 			}
 		}
@@ -85,12 +86,12 @@ var Builtin = connectors.Builtin{
 }
 
 // RefreshFor maps a change_contact event to the refresh requests it needs
-// (a renamed member: the old id and the new one).
+// (a renamed member: the old id and the new one), each for the event's corp.
 func RefreshFor(ev *schemas.Event, now time.Time) []schemas.DirRefresh {
 	d := ev.Data
 	x := func(k string) string { return strings.TrimSpace(d.Extra[k]) }
 	r := func(kind, id string) schemas.DirRefresh {
-		return schemas.DirRefresh{Kind: kind, ID: id, ChangeType: d.ChangeType, EventID: ev.ID, At: now.UTC()}
+		return schemas.DirRefresh{Corp: d.Corp, Kind: kind, ID: id, ChangeType: d.ChangeType, EventID: ev.ID, At: now.UTC()}
 	}
 	switch d.ChangeType {
 	case "create_user", "update_user", "delete_user":

@@ -23,19 +23,21 @@ func TestRefreshRequests(t *testing.T) {
 	h := directorysync.Handler(kv, func() time.Time { return now })
 	for _, tc := range []struct {
 		name   string
+		corp   string // the event's data.corp
 		change string
 		extra  map[string]string
 		want   []string // kind/id
 	}{
-		{"update user", "update_user", map[string]string{"UserID": "zhangsan"}, []string{"user/zhangsan"}},
-		{"renamed user", "update_user", map[string]string{"UserID": "zhangsan", "NewUserID": "zhangsan001"}, []string{"user/zhangsan", "user/zhangsan001"}},
-		{"user with @", "create_user", map[string]string{"UserID": "a@b.c"}, []string{"user/a@b.c"}},
-		{"delete party", "delete_party", map[string]string{"Id": "7"}, []string{"dept/7"}},
-		{"tag", "update_tag", map[string]string{"TagId": "3"}, []string{"tag/3"}},
-		{"unknown change", "batch_job_result", nil, []string{"all/all"}},
+		{"update user", "", "update_user", map[string]string{"UserID": "zhangsan"}, []string{"user/zhangsan"}},
+		{"renamed user", "", "update_user", map[string]string{"UserID": "zhangsan", "NewUserID": "zhangsan001"}, []string{"user/zhangsan", "user/zhangsan001"}},
+		{"user with @", "", "create_user", map[string]string{"UserID": "a@b.c"}, []string{"user/a@b.c"}},
+		{"delete party", "", "delete_party", map[string]string{"Id": "7"}, []string{"dept/7"}},
+		{"tag", "", "update_tag", map[string]string{"TagId": "3"}, []string{"tag/3"}},
+		{"unknown change", "", "batch_job_result", nil, []string{"all/all"}},
+		{"another corp's user", "wwsupplier01", "update_user", map[string]string{"UserID": "zhangsan"}, []string{"user/zhangsan"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ev := &schemas.Event{ID: "ev-" + tc.name, Data: schemas.EventData{MsgType: "event", Event: "change_contact", ChangeType: tc.change, Extra: tc.extra}}
+			ev := &schemas.Event{ID: "ev-" + tc.name, Data: schemas.EventData{Corp: tc.corp, MsgType: "event", Event: "change_contact", ChangeType: tc.change, Extra: tc.extra}}
 			if replies, err := h.Handle(ctx, ev); err != nil || len(replies) != 0 {
 				t.Fatalf("Handle: %v, %d replies", err, len(replies))
 			}
@@ -47,13 +49,13 @@ func TestRefreshRequests(t *testing.T) {
 						break
 					}
 				}
-				e, err := kv.Get(ctx, bus.DirRefreshKey(kind, id))
+				e, err := kv.Get(ctx, bus.DirRefreshKey(tc.corp, kind, id))
 				if err != nil {
 					t.Fatalf("no request %s: %v", w, err)
 				}
 				var r schemas.DirRefresh
 				_ = json.Unmarshal(e.Value(), &r)
-				if r.Kind != kind || r.ID != id || r.ChangeType != tc.change || r.EventID != ev.ID || !r.At.Equal(now) {
+				if r.Corp != tc.corp || r.Kind != kind || r.ID != id || r.ChangeType != tc.change || r.EventID != ev.ID || !r.At.Equal(now) {
 					t.Fatalf("request %s = %+v", w, r)
 				}
 				_ = kv.Delete(ctx, e.Key())

@@ -39,12 +39,13 @@ func (d StaticDirectory) Tags(_ context.Context, user string) ([]int, error) {
 	return d[user].Tags, nil
 }
 
-// hubDirectory is the company directory the hub keeps (package directory):
-// a user's direct departments and tags. An unknown user is in none.
+// hubDirectory is the company directory the hub keeps (package directory),
+// the hub's first corp's: a user's direct departments and tags. An unknown
+// user is in none.
 type hubDirectory struct{ s *directory.Store }
 
 func (d hubDirectory) user(ctx context.Context, id string) (schemas.DirUser, error) {
-	u, err := d.s.User(ctx, id)
+	u, err := d.s.User(ctx, "", id) // the first corp's
 	if errors.Is(err, directory.ErrNotFound) {
 		return schemas.DirUser{}, nil
 	}

@@ -45,13 +45,16 @@ func Tokens(s *sim.Server) oauth.TokenSource {
 		if tok, ok := cache[app]; ok && !fresh {
 			return tok, nil
 		}
-		var secret string
+		secret, corp := "", s.Config().CorpID
 		for _, a := range s.Config().Apps {
 			if a.Name == app {
 				secret = a.Secret
+				if a.CorpID != "" {
+					corp = a.CorpID
+				}
 			}
 		}
-		tok, _, err := c.GetToken(ctx, s.Config().CorpID, secret)
+		tok, _, err := c.GetToken(ctx, corp, secret)
 		if err != nil {
 			return "", err
 		}

@@ -276,8 +276,9 @@ func splitIDs(s string) []string {
 }
 
 // resolveLocked turns touser/toparty/totag into the member list, WeCom style:
-// unknown entries are reported, not fatal.
-func (s *Server) resolveLocked(touser, toparty, totag string) (users, badUsers, badParties, badTags []string, err error) {
+// unknown entries are reported, not fatal. Departments, tags and @all are
+// those of corp (the sending app's); touser may name any simulated member.
+func (s *Server) resolveLocked(corp, touser, toparty, totag string) (users, badUsers, badParties, badTags []string, err error) {
 	us, ps, ts := splitIDs(touser), splitIDs(toparty), splitIDs(totag)
 	switch {
 	case len(us) > 1000:
@@ -294,8 +295,9 @@ func (s *Server) resolveLocked(touser, toparty, totag string) (users, badUsers, 
 			users = append(users, id)
 		}
 	}
+	own := s.bookOf(corp)
 	if len(us) == 1 && us[0] == "@all" {
-		for _, u := range s.book().list {
+		for _, u := range own.list {
 			addUser(u.UserID)
 		}
 		return users, nil, nil, nil, nil
@@ -311,7 +313,7 @@ func (s *Server) resolveLocked(touser, toparty, totag string) (users, badUsers, 
 		for _, p := range ids {
 			n, perr := strconv.ParseInt(p, 10, 64)
 			found := false
-			for _, u := range s.book().list {
+			for _, u := range own.list {
 				if perr == nil && contains(of(u), n) {
 					addUser(u.UserID)
 					found = true

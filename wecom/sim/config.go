@@ -114,6 +114,9 @@ type User struct {
 	DirectLeader []string `yaml:"direct_leader" json:"direct_leader,omitempty"`
 	// ExtAttr are text custom fields (extattr), e.g. {"工号": "A001"}.
 	ExtAttr map[string]string `yaml:"extattr" json:"extattr,omitempty"`
+	// CorpID is the member's corp when the simulator plays several corps
+	// (an App.CorpID); empty: Config.CorpID. Userids stay unique across corps.
+	CorpID string `yaml:"corp_id" json:"corp_id,omitempty"`
 }
 
 // Department is a department of the address book.
@@ -123,6 +126,9 @@ type Department struct {
 	ParentID int64    `yaml:"parentid" json:"parentid"`
 	Order    int64    `yaml:"order" json:"order"`
 	Leaders  []string `yaml:"department_leader" json:"department_leader,omitempty"`
+	// CorpID is the department's corp (an App.CorpID); empty: Config.CorpID.
+	// Department ids are unique within a corp: each corp has its root 1.
+	CorpID string `yaml:"corp_id" json:"corp_id,omitempty"`
 }
 
 // Tag is a tag of the address book; its members are the users naming it in
@@ -131,6 +137,8 @@ type Tag struct {
 	ID      int64   `yaml:"tagid" json:"tagid"`
 	Name    string  `yaml:"tagname" json:"tagname"`
 	Parties []int64 `yaml:"parties" json:"parties,omitempty"`
+	// CorpID is the tag's corp (an App.CorpID); empty: Config.CorpID.
+	CorpID string `yaml:"corp_id" json:"corp_id,omitempty"`
 }
 
 // Limits are the send limits the simulator enforces. Zero means the default, negative
@@ -325,6 +333,25 @@ func (c Config) Validate() error {
 		}
 		names[a.Name] = "account"
 	}
+	corps := map[string]bool{c.CorpID: true}
+	for _, a := range c.Apps {
+		if a.CorpID != "" {
+			corps[a.CorpID] = true
+		}
+	}
+	corpOf := func(field, id string) (string, error) {
+		if id == "" {
+			return c.CorpID, nil
+		}
+		if !corps[id] {
+			return "", bad(field+".corp_id", "%q is no app's corp", id)
+		}
+		return id, nil
+	}
+	type deptKey struct {
+		corp string
+		id   int64
+	}
 	users := map[string]bool{}
 	for i, u := range c.Users {
 		f := fmt.Sprintf("users[%d].userid", i)
@@ -336,46 +363,60 @@ func (c Config) Validate() error {
 			return bad(f, "%q used twice (userids are case-insensitive)", u.UserID)
 		}
 		users[k] = true
+		if _, err := corpOf(fmt.Sprintf("users[%d]", i), u.CorpID); err != nil {
+			return err
+		}
 	}
-	depts := map[int64]bool{}
+	depts := map[deptKey]bool{}
+	hasDepts := map[string]bool{} // corps with configured departments
 	for i, d := range c.Departments {
 		f := fmt.Sprintf("departments[%d]", i)
+		corp, err := corpOf(f, d.CorpID)
 		switch {
+		case err != nil:
+			return err
 		case d.ID <= 0:
 			return bad(f+".id", "must be a positive number")
-		case depts[d.ID]:
-			return bad(f+".id", "%d used twice", d.ID)
+		case depts[deptKey{corp, d.ID}]:
+			return bad(f+".id", "%d used twice in corp %s", d.ID, corp)
 		case d.Name == "":
 			return bad(f+".name", "empty")
 		}
-		depts[d.ID] = true
+		depts[deptKey{corp, d.ID}] = true
+		hasDepts[corp] = true
 	}
 	for i, d := range c.Departments {
-		if d.ParentID != 0 && !depts[d.ParentID] {
-			return bad(fmt.Sprintf("departments[%d].parentid", i), "no department %d", d.ParentID)
+		corp, _ := corpOf("", d.CorpID)
+		if d.ParentID != 0 && !depts[deptKey{corp, d.ParentID}] {
+			return bad(fmt.Sprintf("departments[%d].parentid", i), "no department %d in corp %s", d.ParentID, corp)
 		}
 	}
-	if len(c.Departments) > 0 {
-		for i, u := range c.Users {
-			for _, d := range u.Department {
-				if !depts[d] {
-					return bad(fmt.Sprintf("users[%d].department", i), "no department %d", d)
-				}
+	for i, u := range c.Users {
+		corp, _ := corpOf("", u.CorpID)
+		if !hasDepts[corp] {
+			continue
+		}
+		for _, d := range u.Department {
+			if !depts[deptKey{corp, d}] {
+				return bad(fmt.Sprintf("users[%d].department", i), "no department %d in corp %s", d, corp)
 			}
 		}
 	}
-	tags := map[int64]bool{}
+	tags := map[deptKey]bool{}
 	for i, t := range c.Tags {
 		f := fmt.Sprintf("tags[%d]", i)
+		corp, err := corpOf(f, t.CorpID)
 		switch {
+		case err != nil:
+			return err
 		case t.ID <= 0:
 			return bad(f+".tagid", "must be a positive number")
-		case tags[t.ID]:
-			return bad(f+".tagid", "%d used twice", t.ID)
+		case tags[deptKey{corp, t.ID}]:
+			return bad(f+".tagid", "%d used twice in corp %s", t.ID, corp)
 		case t.Name == "":
 			return bad(f+".tagname", "empty")
 		}
-		tags[t.ID] = true
+		tags[deptKey{corp, t.ID}] = true
 	}
 	return nil
 }

@@ -32,36 +32,85 @@ func init() {
 	errmsgs[CodeInvalidPartyID] = "invalid party id"
 }
 
-// addressBook is an immutable snapshot of the contacts.
+// addressBook is an immutable snapshot of the contacts. The whole book holds
+// every corp's members (userids are unique across the simulated corps) and
+// the configured departments and tags; corps holds each corp's own book,
+// which the contacts APIs of that corp's apps answer from.
 type addressBook struct {
 	list  []User
 	users map[string]User // by lower-case userid
 	depts []Department
 	tags  []Tag
+	corps map[string]*addressBook // the whole book only: by corp id
 }
 
-func newAddressBook(users []User, depts []Department, tags []Tag) *addressBook {
-	b := &addressBook{list: slices.Clone(users), users: map[string]User{}, depts: slices.Clone(depts), tags: slices.Clone(tags)}
+// newAddressBook builds the whole book; main is the corp of entries without
+// a corp id (Config.CorpID).
+func newAddressBook(main string, users []User, depts []Department, tags []Tag) *addressBook {
+	b := &addressBook{list: slices.Clone(users), users: map[string]User{}, depts: slices.Clone(depts), tags: slices.Clone(tags),
+		corps: map[string]*addressBook{}}
+	byCorp := map[string]*addressBook{}
+	of := func(corp string) *addressBook {
+		if corp == "" {
+			corp = main
+		}
+		if byCorp[corp] == nil {
+			byCorp[corp] = &addressBook{users: map[string]User{}}
+		}
+		return byCorp[corp]
+	}
+	of(main)
 	for _, u := range b.list {
 		b.users[lower(u.UserID)] = u
+		c := of(u.CorpID)
+		c.list = append(c.list, u)
+		c.users[lower(u.UserID)] = u
 	}
-	if len(b.depts) == 0 {
-		// No departments configured: root 1 and every department a user names.
-		seen := map[int64]bool{1: true}
-		b.depts = []Department{{ID: 1, Name: "企业", Order: 100000000}}
-		for _, u := range b.list {
-			for _, d := range u.Department {
-				if !seen[d] {
-					seen[d] = true
-					b.depts = append(b.depts, Department{ID: d, Name: "部门" + strconv.FormatInt(d, 10), ParentID: 1})
-				}
-			}
-		}
+	for _, d := range b.depts {
+		c := of(d.CorpID)
+		c.depts = append(c.depts, d)
+	}
+	for _, t := range b.tags {
+		c := of(t.CorpID)
+		c.tags = append(c.tags, t)
+	}
+	for corp, c := range byCorp {
+		c.defaultDepartments()
+		b.corps[corp] = c
 	}
 	return b
 }
 
+// defaultDepartments gives a corp without configured departments root 1 and
+// every department a member names, under it.
+func (b *addressBook) defaultDepartments() {
+	if len(b.depts) > 0 {
+		return
+	}
+	seen := map[int64]bool{1: true}
+	b.depts = []Department{{ID: 1, Name: "企业", Order: 100000000}}
+	for _, u := range b.list {
+		for _, d := range u.Department {
+			if !seen[d] {
+				seen[d] = true
+				b.depts = append(b.depts, Department{ID: d, Name: "部门" + strconv.FormatInt(d, 10), ParentID: 1})
+			}
+		}
+	}
+}
+
 func (s *Server) book() *addressBook { return s.addressBook.Load() }
+
+// bookOf is the address book of corp (an empty one with root 1 for a corp
+// without members).
+func (s *Server) bookOf(corp string) *addressBook {
+	if c := s.book().corps[corp]; c != nil {
+		return c
+	}
+	c := &addressBook{users: map[string]User{}}
+	c.defaultDepartments()
+	return c
+}
 
 func (b *addressBook) dept(id int64) (Department, bool) {
 	for _, d := range b.depts {
@@ -124,8 +173,8 @@ func deptJSON(d Department) map[string]any {
 
 // departmentList is GET department/list?id= : the department and its subtree
 // (every department without id).
-func (s *Server) departmentList(r *http.Request, _ *App) (map[string]any, error) {
-	b := s.book()
+func (s *Server) departmentList(r *http.Request, app *App) (map[string]any, error) {
+	b := s.bookOf(s.corpOf(app))
 	ids := []int64{}
 	if v := r.URL.Query().Get("id"); v != "" {
 		id, err := strconv.ParseInt(v, 10, 64)
@@ -187,8 +236,8 @@ func userJSON(u User) map[string]any {
 
 // userList is GET user/list?department_id=&fetch_child= : the members of a
 // department (and of its subtree with fetch_child=1).
-func (s *Server) userList(r *http.Request, _ *App) (map[string]any, error) {
-	b := s.book()
+func (s *Server) userList(r *http.Request, app *App) (map[string]any, error) {
+	b := s.bookOf(s.corpOf(app))
 	q := r.URL.Query()
 	id, err := strconv.ParseInt(q.Get("department_id"), 10, 64)
 	if err != nil || id <= 0 {
@@ -213,17 +262,17 @@ func (s *Server) userList(r *http.Request, _ *App) (map[string]any, error) {
 	return map[string]any{"userlist": out}, nil
 }
 
-func (s *Server) tagList(_ *http.Request, _ *App) (map[string]any, error) {
+func (s *Server) tagList(_ *http.Request, app *App) (map[string]any, error) {
 	out := []map[string]any{}
-	for _, t := range s.book().tags {
+	for _, t := range s.bookOf(s.corpOf(app)).tags {
 		out = append(out, map[string]any{"tagid": t.ID, "tagname": t.Name})
 	}
 	return map[string]any{"taglist": out}, nil
 }
 
 // tagGet is GET tag/get?tagid= : the tag's direct members and departments.
-func (s *Server) tagGet(r *http.Request, _ *App) (map[string]any, error) {
-	b := s.book()
+func (s *Server) tagGet(r *http.Request, app *App) (map[string]any, error) {
+	b := s.bookOf(s.corpOf(app))
 	v := r.URL.Query().Get("tagid")
 	id, err := strconv.ParseInt(v, 10, 64)
 	if err != nil {
@@ -248,10 +297,22 @@ func (s *Server) tagGet(r *http.Request, _ *App) (map[string]any, error) {
 
 // PutUser adds or replaces a member (matched by userid, case-insensitively)
 // and, when app is not empty, plays the change_contact callback WeCom sends
-// (create_user or update_user) to that app.
+// (create_user or update_user) to that app. A member without a corp id is
+// in app's corp (Config.CorpID without app).
 func (s *Server) PutUser(ctx context.Context, app string, u User) (*Delivery, error) {
 	if !userIDRe.MatchString(u.UserID) {
 		return nil, fmt.Errorf("%w: userid %q", ErrConfig, u.UserID)
+	}
+	if a := s.appsByName[app]; a != nil {
+		switch {
+		case u.CorpID == "":
+			u.CorpID = s.corpOf(a)
+		case u.CorpID != s.corpOf(a):
+			return nil, fmt.Errorf("%w: member %q of corp %s, change_contact to app %q of corp %s", ErrConfig, u.UserID, u.CorpID, app, s.corpOf(a))
+		}
+	}
+	if u.CorpID == s.cfg.CorpID {
+		u.CorpID = "" // stored as configured: the main corp's have none
 	}
 	s.bookMu.Lock()
 	b := s.book()
@@ -263,7 +324,7 @@ func (s *Server) PutUser(ctx context.Context, app string, u User) (*Delivery, er
 	} else {
 		list = append(list, u)
 	}
-	s.addressBook.Store(newAddressBook(list, b.depts, b.tags))
+	s.addressBook.Store(newAddressBook(s.cfg.CorpID, list, b.depts, b.tags))
 	s.bookMu.Unlock()
 	if app == "" {
 		return nil, nil
@@ -287,7 +348,7 @@ func (s *Server) DeleteUser(ctx context.Context, app, userid string) (*Delivery,
 		s.bookMu.Unlock()
 		return nil, fmt.Errorf("%w: %q", ErrUnknownUser, userid)
 	}
-	s.addressBook.Store(newAddressBook(list, b.depts, b.tags))
+	s.addressBook.Store(newAddressBook(s.cfg.CorpID, list, b.depts, b.tags))
 	s.bookMu.Unlock()
 	if app == "" {
 		return nil, nil

@@ -123,3 +123,53 @@ func TestOAuthAuthorizePage(t *testing.T) {
 		}
 	}
 }
+
+// Two corps: each app reads its own corp's address book (department 2 and tag
+// 1 exist in both, with other members); a send to a department reaches the
+// sending app's corp; a member put in the dealer corp shows only there.
+func TestContactsPerCorp(t *testing.T) {
+	e := newEnv(t, sim.AddDemoDealer)
+	out := e.call("GET", "/cgi-bin/gettoken?corpid="+sim.DemoDealerCorpID+"&corpsecret=dealer-demo-secret", nil)
+	dealer, _ := out["access_token"].(string)
+	if dealer == "" {
+		t.Fatalf("gettoken: %v", out)
+	}
+	userids := func(m map[string]any) []string {
+		var ids []string
+		for _, u := range m["userlist"].([]any) {
+			ids = append(ids, u.(map[string]any)["userid"].(string))
+		}
+		return ids
+	}
+	if got := userids(e.call("GET", "/cgi-bin/user/list?department_id=2&access_token="+dealer, nil)); strings.Join(got, ",") != "chenyi,liuer" {
+		t.Fatalf("dealer's department 2: %v", got)
+	}
+	if got := userids(e.call("GET", "/cgi-bin/user/list?department_id=2&access_token="+e.token(), nil)); strings.Join(got, ",") != "zhangsan,wangwu" {
+		t.Fatalf("demo corp's department 2: %v", got)
+	}
+	if ds := e.call("GET", "/cgi-bin/department/list?access_token="+dealer, nil)["department"].([]any); len(ds) != 3 || ds[0].(map[string]any)["name"] != "示例经销商" {
+		t.Fatalf("dealer's departments: %v", ds)
+	}
+	if got := userids(e.call("GET", "/cgi-bin/tag/get?tagid=1&access_token="+dealer, nil)); strings.Join(got, ",") != "chenyi" {
+		t.Fatalf("dealer's tag 1: %v", got)
+	}
+	m := map[string]any{"toparty": "3", "msgtype": "text", "agentid": sim.DemoDealerAgent, "text": map[string]any{"content": "华南周会"}}
+	if out := e.send(dealer, m); code(out) != 0 {
+		t.Fatalf("dealer's send to department 3: %v", out)
+	}
+	if got := e.s.SentTo("zhousan"); len(got) != 1 {
+		t.Fatalf("zhousan got %d messages", len(got))
+	}
+	if got := e.s.SentTo("lisi"); len(got) != 0 { // the demo corp's department 3
+		t.Fatalf("lisi of the other corp got %d", len(got))
+	}
+	if _, err := e.s.PutUser(context.Background(), "", sim.User{UserID: "wuliu", Name: "吴六", Department: []int64{2}, CorpID: sim.DemoDealerCorpID}); err != nil {
+		t.Fatal(err)
+	}
+	if got := userids(e.call("GET", "/cgi-bin/user/list?department_id=2&access_token="+dealer, nil)); strings.Join(got, ",") != "chenyi,liuer,wuliu" {
+		t.Fatalf("dealer's department 2 after PutUser: %v", got)
+	}
+	if got := userids(e.call("GET", "/cgi-bin/user/list?department_id=2&access_token="+e.token(), nil)); strings.Join(got, ",") != "zhangsan,wangwu" {
+		t.Fatalf("demo corp's department 2 after the dealer's PutUser: %v", got)
+	}
+}

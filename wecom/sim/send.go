@@ -227,7 +227,7 @@ func (s *Server) messageSend(r *http.Request, app *App) (map[string]any, error) 
 	if err != nil {
 		return nil, err
 	}
-	users, badU, badP, badT, err := s.resolveLocked(touser, toparty, totag)
+	users, badU, badP, badT, err := s.resolveLocked(s.corpOf(app), touser, toparty, totag)
 	if err != nil {
 		return nil, err
 	}

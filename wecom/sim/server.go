@@ -248,7 +248,7 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 		}
 		s.crypters[a.Name] = c
 	}
-	s.addressBook.Store(newAddressBook(s.cfg.Users, s.cfg.Departments, s.cfg.Tags))
+	s.addressBook.Store(newAddressBook(s.cfg.CorpID, s.cfg.Users, s.cfg.Departments, s.cfg.Tags))
 	s.resetLocked()
 	s.initMP()
 	s.routes()
