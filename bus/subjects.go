@@ -130,7 +130,7 @@ func UserKey(userid string) string { return base64.RawURLEncoding.EncodeToString
 
 // Keys of the wxhub_directory bucket (schemas.DirUser, DirDepartment, DirTag,
 // the sync's meta record), under one corp's prefix (DirPrefix).
-func DirUserKey(prefix, userid string) string  { return prefix + "user." + UserKey(userid) }
+func DirUserKey(prefix, userid string) string   { return prefix + "user." + UserKey(userid) }
 func DirDeptKey(prefix string, id int64) string { return prefix + "dept." + strconv.FormatInt(id, 10) }
 func DirTagKey(prefix string, id int64) string  { return prefix + "tag." + strconv.FormatInt(id, 10) }
 func DirMetaKey(prefix string) string           { return prefix + "meta" }
