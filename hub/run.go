@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -295,8 +296,9 @@ func startGateway(ctx context.Context, r *run) (func(), error) {
 // sendLimits are the per-app limits the dashboard draws the send rate against.
 func sendLimits(wc wecom.Config, sc sender.Config) []dashboard.SendLimit {
 	var out []dashboard.SendLimit
-	for _, a := range wc.Apps {
-		out = append(out, dashboard.SendLimit{App: a.Name, Name: "corp message/send per minute", PerMinute: float64(sc.Limits.CorpAPIMinute)})
+	for _, a := range wc.Apps { // each against its corp's own limit (wecom.corps[].corp_api_minute)
+		perMinute := cmp.Or(sc.CorpLimits[wc.CorpOf(a)].CorpAPIMinute, sc.Limits.CorpAPIMinute)
+		out = append(out, dashboard.SendLimit{App: a.Name, Name: "corp message/send per minute", PerMinute: float64(perMinute)})
 	}
 	return out
 }

@@ -2,6 +2,8 @@ package sender
 
 import (
 	"cmp"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/wxhub/wxhub/bus"
@@ -53,9 +55,55 @@ func (s *Sender) corpKey(app App, api string) string {
 }
 
 // corpRulesOf are the corp-wide rules of app's corp.
-func (s *Sender) corpRulesOf(app App) []rule {
-	if r, ok := s.corpRulesBy[app.CorpID]; ok {
+func (s *Sender) corpRulesOf(app App) []rule { return s.corpRulesFor(app.CorpID) }
+
+// corpRulesFor are the corp-wide rules of corp: its own (CorpLimits) when the
+// apps span several corps or it has an override, else Limits'.
+func (s *Sender) corpRulesFor(corp string) []rule {
+	if r, ok := s.corpRulesBy[corp]; ok {
 		return r
 	}
 	return s.corpRules
+}
+
+// corpIDs are the corps of the WeCom apps, the top-level corp (Config.CorpID)
+// first, then by id.
+func (s *Sender) corpIDs() []string {
+	var ids []string
+	for _, a := range s.cfg.Apps {
+		if !a.mp() && !slices.Contains(ids, a.CorpID) {
+			ids = append(ids, a.CorpID)
+		}
+	}
+	slices.SortFunc(ids, func(a, b string) int {
+		switch {
+		case a == b:
+			return 0
+		case a == s.cfg.CorpID:
+			return -1
+		case b == s.cfg.CorpID:
+			return 1
+		}
+		return strings.Compare(a, b)
+	})
+	return ids
+}
+
+// corpOfKey splits a corp-wide ledger key (corpKey) into its corp and API;
+// false for a corp no app of this sender is in any more.
+func (s *Sender) corpOfKey(key string) (corp, api string, ok bool) {
+	rest, found := strings.CutPrefix(key, "corp.")
+	if !found {
+		return "", "", false
+	}
+	i := strings.LastIndex(rest, ".")
+	if i < 0 {
+		return s.cfg.CorpID, rest, true // the top-level corp's
+	}
+	for _, id := range s.corpIDs() {
+		if id != s.cfg.CorpID && bus.SafeKey(id) == rest[:i] {
+			return id, rest[i+1:], true
+		}
+	}
+	return "", "", false
 }

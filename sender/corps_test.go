@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/wxhub/wxhub/bus"
 	"github.com/wxhub/wxhub/schemas"
 	"github.com/wxhub/wxhub/sender"
@@ -77,5 +79,49 @@ func (h *harness) publishApp(app, id, touser string) {
 	}
 	if _, err := h.bus.PublishJSON(context.Background(), bus.OutSubject(app), id, schemas.SchemaOutbound, out); err != nil {
 		h.t.Fatal(err)
+	}
+}
+
+// TestCorpLimitUsagePerCorp: wxhub_sender_limit_usage shows each corp's
+// corp-wide limits from the start, and each corp's usage against its own
+// limit (corp_api_minute/hour overrides), apart from the other corp's.
+func TestCorpLimitUsagePerCorp(t *testing.T) {
+	const supplier, corpB = "supplier", "wwsupplier0000001"
+	reg := prometheus.NewRegistry()
+	h := newHarness(t, harnessOpts{
+		users:   10,
+		opts:    []sender.Option{sender.WithRegisterer(reg)},
+		simApps: []sim.App{{Name: supplier, AgentID: 1000005, Secret: "sekret-b", CorpID: corpB}},
+		cfg: func(c *sender.Config) {
+			c.Apps = append(c.Apps, sender.App{Name: supplier, AgentID: 1000005, Secret: "sekret-b", CorpID: corpB})
+			c.Limits.CorpAPIMinute = 10
+			c.Limits.CorpAPIHour = 100
+			c.CorpLimits = map[string]sender.CorpLimits{corpB: {CorpAPIMinute: 4, CorpAPIHour: 8}}
+		},
+	})
+	corpA := h.sim.Config().CorpID
+	usage := func(corp, limit string) float64 {
+		return metric(t, reg, "wxhub_sender_limit_usage", L{"app": "*", "corp": corp, "limit": limit})
+	}
+	// Both corps' series exist before any send (metric answers -1 for a missing one).
+	waitMetric(t, reg, "wxhub_sender_limit_usage", L{"app": "*", "corp": corpA, "limit": "message_send_minute"}, 0)
+	for _, corp := range []string{corpA, corpB} {
+		for _, limit := range []string{"message_send_minute", "message_send_hour", "appchat_send_minute", "update_template_card_hour"} {
+			if v := usage(corp, limit); v != 0 {
+				t.Fatalf("%s %s before any send = %v, want 0", corp, limit, v)
+			}
+		}
+	}
+	if v := metric(t, reg, "wxhub_sender_limit_usage", L{"app": supplier, "corp": corpB, "limit": "member_minute"}); v != 0 {
+		t.Fatalf("supplier's member_minute carries its corp: %v", v)
+	}
+	for i := range 2 {
+		h.publishApp(testApp, fmt.Sprintf("a%d", i), fmt.Sprintf("u%d", i))
+		h.publishApp(supplier, fmt.Sprintf("b%d", i), fmt.Sprintf("u%d", i))
+	}
+	waitMetric(t, reg, "wxhub_sender_limit_usage", L{"app": "*", "corp": corpB, "limit": "message_send_minute"}, 2.0/4)
+	waitMetric(t, reg, "wxhub_sender_limit_usage", L{"app": "*", "corp": corpA, "limit": "message_send_minute"}, 2.0/10)
+	if a, b := usage(corpA, "message_send_hour"), usage(corpB, "message_send_hour"); a != 2.0/100 || b != 2.0/8 {
+		t.Fatalf("hour usage: %s %v (want 0.02), %s %v (want 0.25)", corpA, a, corpB, b)
 	}
 }

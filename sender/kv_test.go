@@ -285,7 +285,7 @@ func TestLimitUsageScrapeForgetsIdleLedgers(t *testing.T) {
 		}
 	}
 	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(&limitUsage{s: s, desc: prometheus.NewDesc("wxhub_sender_limit_usage", "h", []string{"app", "limit"}, nil)})
+	reg.MustRegister(&limitUsage{s: s, desc: prometheus.NewDesc("wxhub_sender_limit_usage", "h", []string{"app", "corp", "limit"}, nil)})
 	usage := func() float64 {
 		fams, err := reg.Gather()
 		if err != nil {

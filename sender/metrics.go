@@ -104,9 +104,9 @@ func newMetrics(reg prometheus.Registerer, s *Sender) *metrics {
 			Help: "WeCom answers 60020 (this server's IP is not on the app's trusted IP list), by app.",
 		}, []string{"app"})),
 		limitUsageDsc: prometheus.NewDesc("wxhub_sender_limit_usage",
-			"Use of each send limit as seen by this sender: hits in the current window / the limit (1 = full). "+
-				"member_* and chat_minute: the fullest member or chat of the app; <api>_minute/_hour: corp-wide, app=\"*\"; daily: today's recipients.",
-			[]string{"app", "limit"}, nil),
+			"Use of each send limit as seen by this sender: hits in the current window / the limit (1 = full), by app, corp and limit. "+
+				"member_* and chat_minute: the fullest member or chat of the app; <api>_minute/_hour: corp-wide, app=\"*\", against the corp's own limit; daily: today's recipients.",
+			[]string{"app", "corp", "limit"}, nil),
 	}
 	promreg.MustRegister(reg, prometheus.Collector(&limitUsage{s: s, desc: m.limitUsageDsc}))
 	for _, p := range []string{"urgent", "normal", "bulk"} {
@@ -191,8 +191,8 @@ func limitName(c *claim, ruleName string) string {
 		win = "hour"
 	}
 	scope, rest, _ := strings.Cut(c.key, ".")
-	if scope == "corp" {
-		return rest + "_" + win // message_send_minute, appchat_send_hour, ...
+	if scope == "corp" { // corp.<api> or corp.<corp>.<api>
+		return rest[strings.LastIndex(rest, ".")+1:] + "_" + win // message_send_minute, appchat_send_hour, ...
 	}
 	return scope + "_" + win // member_minute, chat_minute, ...
 }
@@ -221,11 +221,15 @@ func (u *limitUsage) Collect(ch chan<- prometheus.Metric) {
 		return // not running yet
 	}
 	appOf := map[string]string{}
+	corpOf := map[string]string{} // app -> corp ("" for an Official Account)
 	for _, a := range s.cfg.Apps {
 		appOf[dnd.Key(a.Name)] = a.Name
+		if !a.mp() {
+			corpOf[a.Name] = a.CorpID
+		}
 	}
 	now := s.clock.Now()
-	type lk struct{ app, limit string }
+	type lk struct{ app, corp, limit string }
 	fullest := map[lk]float64{}
 	put := func(k lk, v float64) {
 		if cur, ok := fullest[k]; !ok || v > cur {
@@ -234,40 +238,48 @@ func (u *limitUsage) Collect(ch chan<- prometheus.Metric) {
 	}
 	// Every configured limit shows, even before its first send.
 	for _, a := range s.cfg.Apps {
+		corp := corpOf[a.Name]
 		for _, r := range s.memberRules {
 			if r.Limit > 0 {
-				put(lk{a.Name, limitName(&claim{key: "member."}, r.Name)}, 0)
+				put(lk{a.Name, corp, limitName(&claim{key: "member."}, r.Name)}, 0)
 			}
 		}
 		for _, r := range s.chatRules {
 			if r.Limit > 0 {
-				put(lk{a.Name, limitName(&claim{key: "chat."}, r.Name)}, 0)
+				put(lk{a.Name, corp, limitName(&claim{key: "chat."}, r.Name)}, 0)
 			}
 		}
 		if s.cfg.Limits.AppDailyRecipients > 0 {
-			put(lk{a.Name, "daily"}, 0)
+			put(lk{a.Name, corp, "daily"}, 0)
 		}
 	}
-	for _, api := range []string{"message_send", "appchat_send", "update_template_card"} {
-		for _, r := range s.corpRules {
-			if r.Limit > 0 {
-				put(lk{"*", limitName(&claim{key: "corp." + api}, r.Name)}, 0)
+	for _, corp := range s.corpIDs() { // each corp's corp-wide limits
+		for _, api := range []string{"message_send", "appchat_send", "update_template_card"} {
+			for _, r := range s.corpRulesFor(corp) {
+				if r.Limit > 0 {
+					put(lk{"*", corp, limitName(&claim{key: "corp." + api}, r.Name)}, 0)
+				}
 			}
 		}
 	}
 	var idle []idleKey
 	for _, e := range lim.snapshot() {
 		scope, rest, _ := strings.Cut(e.key, ".")
-		app := "*"
+		app, corp := "*", ""
 		var rules []rule
 		switch scope {
 		case "corp":
-			rules = s.corpRules
+			var ok bool
+			if corp, _, ok = s.corpOfKey(e.key); !ok {
+				continue // a corp no longer configured
+			}
+			rules = s.corpRulesFor(corp)
 		case "member", "chat", "daily":
 			ak, _, _ := strings.Cut(rest, ".")
 			if app = appOf[ak]; app == "" {
 				continue // an app no longer configured
 			}
+			corp = corpOf[app]
 			rules = s.memberRules
 			if scope == "chat" {
 				rules = s.chatRules
@@ -279,7 +291,7 @@ func (u *limitUsage) Collect(ch chan<- prometheus.Metric) {
 			var d dailyCount
 			q := s.cfg.Limits.AppDailyRecipients
 			if q > 0 && json.Unmarshal(e.val, &d) == nil && d.Day == now.In(s.loc).Format("20060102") {
-				put(lk{app, "daily"}, float64(d.N)/float64(q))
+				put(lk{app, corp, "daily"}, float64(d.N)/float64(q))
 			}
 			continue
 		}
@@ -294,13 +306,13 @@ func (u *limitUsage) Collect(ch chan<- prometheus.Metric) {
 		c := &claim{key: e.key}
 		for _, r := range rules {
 			if r.Limit > 0 {
-				put(lk{app, limitName(c, r.Name)}, float64(v.used(now, r, lim.margin))/float64(r.Limit))
+				put(lk{app, corp, limitName(c, r.Name)}, float64(v.used(now, r, lim.margin))/float64(r.Limit))
 			}
 		}
 	}
 	lim.forget(idle)
 	for k, v := range fullest {
-		ch <- prometheus.MustNewConstMetric(u.desc, prometheus.GaugeValue, v, k.app, k.limit)
+		ch <- prometheus.MustNewConstMetric(u.desc, prometheus.GaugeValue, v, k.app, k.corp, k.limit)
 	}
 }
 
