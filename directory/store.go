@@ -1,11 +1,13 @@
-// Package directory is the hub's cached copy of the WeCom address book:
-// departments, members (departments, position, leader flags, direct leaders,
-// employee number, tags) and tags, kept in the wxhub_directory bucket. The
-// Syncer fills it by a full sync at start and on a schedule, and refreshes
-// single entries on the requests the directorysync connector writes when WeCom
-// reports a change_contact. The Store is a live in-memory mirror of the bucket
-// for reads (User, DepartmentMembers, TagMembers, Expand); Handler serves the
-// read API. See docs/identity.md.
+// Package directory is the hub's cached copy of the WeCom address book of
+// each corp: departments, members (departments, position, leader flags,
+// direct leaders, employee number, tags) and tags, kept in the
+// wxhub_directory bucket under the corp's key prefix (bus.DirPrefix). One
+// Syncer per corp fills its directory by a full sync at start and on a
+// schedule, and refreshes single entries on the requests the directorysync
+// connector writes when WeCom reports a change_contact in that corp. The
+// Store is a live in-memory mirror of the bucket for reads by corp (User,
+// DepartmentMembers, TagMembers, Expand); Handler serves the read API. See
+// docs/identity.md.
 package directory
 
 import (
