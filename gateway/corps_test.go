@@ -3,9 +3,16 @@ package gateway_test
 import (
 	"context"
 	"encoding/json"
+	"net/http/httptest"
+	"slices"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
 	"github.com/wxhub/wxhub/bus"
+	"github.com/wxhub/wxhub/bus/bustest"
+	"github.com/wxhub/wxhub/gateway"
 	"github.com/wxhub/wxhub/schemas"
 	"github.com/wxhub/wxhub/wecom"
 )
@@ -53,5 +60,41 @@ func TestCallbackOfSecondCorp(t *testing.T) {
 		if status != 200 || out["errcode"] != want {
 			t.Fatalf("drop-in gettoken for corp %s: %d %v, want errcode %v", corp, status, out, want)
 		}
+	}
+}
+
+// TestKeyCorps: an API key's corps are those of its WeCom apps in order
+// (the directory's read API reads the first by default); nil for a key of
+// every app; false without a valid key.
+func TestKeyCorps(t *testing.T) {
+	const corpB = "wwsupplier0000001"
+	cfg := testConfig()
+	cfg.WeCom = wecom.Config{APIBase: cfg.WeCom.APIBase, CorpID: corpID, Apps: cfg.WeCom.Apps[:2], Corps: []wecom.CorpConfig{{CorpID: corpB,
+		Apps: []wecom.AppConfig{{Name: "supplier", AgentID: 1000005, Secret: "sb", Token: token, EncodingAESKey: aesKey}}}}}.WithDefaults()
+	cfg.API.Keys = append(cfg.API.Keys,
+		gateway.APIKey{Name: "b-first", Key: "b-first-key-1", Apps: []string{"supplier", "helpdesk", "hr"}},
+		gateway.APIKey{Name: "mp-only", Key: "mp-only-key-1", Apps: []string{"shop"}})
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	g, err := gateway.New(*cfg, bustest.Open(t, bus.Config{}), zap.NewNop(), gateway.WithRegistry(prometheus.NewRegistry()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for key, want := range map[string][]string{
+		apiKey:           {corpID},
+		"all-apps-key-1": nil,
+		"b-first-key-1":  {corpB, corpID},
+		"mp-only-key-1":  {},
+	} {
+		r := httptest.NewRequest("GET", "/api/v1/directory/users/x", nil)
+		r.Header.Set("Authorization", "Bearer "+key)
+		got, ok := g.KeyCorps(r)
+		if !ok || !slices.Equal(got, want) || (want == nil) != (got == nil) {
+			t.Errorf("KeyCorps(%s) = %v, %v; want %v", key, got, ok, want)
+		}
+	}
+	if _, ok := g.KeyCorps(httptest.NewRequest("GET", "/", nil)); ok {
+		t.Fatal("a request without a key has corps")
 	}
 }
