@@ -28,6 +28,10 @@ const (
 	// BucketMediaIDs is the KV bucket of WeCom media ids: key MediaIDKey(app,
 	// sha256), value a MediaIDRecord.
 	BucketMediaIDs = "wxhub_media_ids"
+	// BucketMediaInbound is the KV bucket of inbound media already fetched
+	// from WeCom: key <app>.<hash of WeCom's media id>, value the stored
+	// object (internal/media.Inbound). Entries live MediaLifetime.
+	BucketMediaInbound = "wxhub_media_inbound"
 	// SubjectMediaFetch is the sender's request/reply service: a
 	// MediaFetchRequest answered by a MediaFetchReply.
 	SubjectMediaFetch = "wxhub.media.fetch"
