@@ -12,7 +12,11 @@ import (
 
 	"github.com/go-resty/resty/v2"
 
+	"github.com/wxhub/wxhub/bus"
+	"github.com/wxhub/wxhub/config"
+	"github.com/wxhub/wxhub/gateway"
 	"github.com/wxhub/wxhub/hub"
+	"github.com/wxhub/wxhub/hub/hubtest"
 	"github.com/wxhub/wxhub/schemas"
 	"github.com/wxhub/wxhub/wecom/sim"
 )
@@ -195,5 +199,71 @@ func TestE2EMediaDropIn(t *testing.T) {
 	c.R().SetContext(ctx).SetResult(&gone).ForceContentType("application/json").Get("/cgi-bin/media/get?media_id=3nosuchmedia&access_token=" + tok.AccessToken)
 	if gone.ErrCode != 40007 {
 		t.Fatalf("unknown media id: errcode %d, want 40007", gone.ErrCode)
+	}
+}
+
+// An inbound image carries the hub URL of its medium (absolute under
+// gateway.public_url); the URL serves the content with an API key for the
+// app, from WeCom the first time and from the hub's store after; a key for
+// another app is refused.
+func TestE2EMediaInboundImageThroughHubURL(t *testing.T) {
+	const hrKey = "hr-only-key-0123"
+	e := startE2E(t,
+		hubtest.WithSim(func(c *sim.Config) {
+			c.Apps = append(c.Apps, sim.App{Name: "hr", AgentID: 1000005, Secret: "hr-demo-secret", Token: "hrToken",
+				EncodingAESKey: "kWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"})
+		}),
+		withConfig(func(c *config.Config) {
+			c.Gateway.PublicURL = "http://" + c.Gateway.Listen
+			c.API.Keys = append(c.API.Keys, gateway.APIKey{Name: "hr-system", Key: hrKey, Apps: []string{"hr"}})
+		}))
+	ctx := waitCtx(t, 60*time.Second)
+	jpeg := append([]byte{0xFF, 0xD8, 0xFF, 0xE0}, []byte("a photo of the broken printer")...)
+	id := e.sim.AddMedia("helpdesk", "image", "printer.jpg", jpeg)
+	if _, err := e.sim.SendMessage(ctx, "helpdesk", "zhangsan", schemas.EventData{MsgType: "image", MediaID: id, PicURL: "http://wework.example/p.jpg"}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := e.bus.JS().Stream(ctx, bus.StreamIn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := s.GetLastMsgForSubject(ctx, bus.InSubject(schemas.ChannelWeCom, "helpdesk", "image"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev schemas.Event
+	_ = json.Unmarshal(raw.Data, &ev)
+	want := "http://" + e.hubAddr + "/api/v1/media/helpdesk/" + id
+	if ev.Data.MediaURL != want {
+		t.Fatalf("media_url %q, want %q", ev.Data.MediaURL, want)
+	}
+	gets := func() int { return e.sim.Stats().Calls["media/get"] }
+	before := gets()
+	get := func(key string) *resty.Response {
+		t.Helper()
+		resp, err := resty.New().R().SetContext(ctx).SetAuthToken(key).Get(ev.Data.MediaURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	for i := range 2 {
+		resp := get(hub.DemoAPIKey)
+		if resp.StatusCode() != http.StatusOK || !bytes.Equal(resp.Body(), jpeg) || resp.Header().Get("Content-Type") != "image/jpeg" {
+			t.Fatalf("read %d: %d %s %q", i, resp.StatusCode(), resp.Header().Get("Content-Type"), resp.Body())
+		}
+		if n := gets() - before; n != 1 {
+			t.Fatalf("after read %d WeCom's media/get was called %d times, want 1", i, n)
+		}
+	}
+	if resp := get(hrKey); resp.StatusCode() != http.StatusForbidden {
+		t.Fatalf("another app's key: %d %s", resp.StatusCode(), resp.Body())
+	}
+	if resp := get(""); resp.StatusCode() != http.StatusUnauthorized {
+		t.Fatalf("no key: %d", resp.StatusCode())
+	}
+	resp, _ := resty.New().R().SetContext(ctx).SetAuthToken(hub.DemoAPIKey).Get("http://" + e.hubAddr + "/api/v1/media/helpdesk/3nosuchmedia")
+	if resp.StatusCode() != http.StatusNotFound {
+		t.Fatalf("unknown media id: %d %s", resp.StatusCode(), resp.Body())
 	}
 }

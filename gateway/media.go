@@ -10,6 +10,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/wxhub/wxhub/bus"
 	"github.com/wxhub/wxhub/internal/media"
+	"github.com/wxhub/wxhub/schemas"
 	"github.com/wxhub/wxhub/wecom"
 )
 
@@ -448,4 +450,19 @@ func (g *Gateway) dropInGetMedia(w http.ResponseWriter, r *http.Request) {
 	}
 	g.log.Warn("drop-in media not fetched", zap.Error(err))
 	writeJSON(w, http.StatusOK, wecomError(-1, "system busy"))
+}
+
+// mediaMsgTypes are the WeCom messages whose MediaId the hub serves.
+var mediaMsgTypes = map[string]bool{"image": true, "voice": true, "video": true, "file": true}
+
+// mediaURL is the hub URL of a WeCom message's medium, or "".
+func (g *Gateway) mediaURL(ch *channel, d schemas.EventData) string {
+	if ch.kind != schemas.ChannelWeCom || d.MediaID == "" || !mediaMsgTypes[d.MsgType] {
+		return ""
+	}
+	base := g.cfg.PublicURL
+	if base == "" {
+		base = g.cfg.Auth.PublicURL
+	}
+	return strings.TrimSuffix(base, "/") + "/api/v1/media/" + url.PathEscape(ch.name) + "/" + url.PathEscape(d.MediaID)
 }

@@ -23,7 +23,7 @@ func full() map[string]any {
 			Data: schemas.EventData{
 				Channel: schemas.ChannelWeCom, App: "helpdesk", ToUser: "ww1", User: "zhangsan", AgentID: 1000002, CreateTime: 1714552200,
 				MsgType: "event", MsgID: "123", Content: "c", PicURL: "http://p", MediaID: "m", Format: "amr", Recognition: "r",
-				ThumbMediaID: "t", LocationX: 1.5, LocationY: 2.5, Scale: 15, Label: "l", Title: "t", Description: "d", URL: "http://u",
+				ThumbMediaID: "t", MediaURL: "https://hub.example.com/api/v1/media/helpdesk/m", LocationX: 1.5, LocationY: 2.5, Scale: 15, Label: "l", Title: "t", Description: "d", URL: "http://u",
 				Event: "template_card_event", EventKey: "k", Latitude: 1, Longitude: 2, Precision: 3, ScanType: "qrcode", ScanResult: "s",
 				TaskID: "task", CardType: "button_interaction", ResponseCode: "rc",
 				SelectedItems: []schemas.SelectedItem{{QuestionKey: "q", OptionIDs: []string{"a"}}},
