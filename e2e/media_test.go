@@ -11,12 +11,14 @@ import (
 	"time"
 
 	"github.com/go-resty/resty/v2"
+	"github.com/nats-io/nats.go"
 
 	"github.com/wxhub/wxhub/bus"
 	"github.com/wxhub/wxhub/config"
 	"github.com/wxhub/wxhub/gateway"
 	"github.com/wxhub/wxhub/hub"
 	"github.com/wxhub/wxhub/hub/hubtest"
+	"github.com/wxhub/wxhub/internal/transcribe"
 	"github.com/wxhub/wxhub/schemas"
 	"github.com/wxhub/wxhub/wecom/sim"
 )
@@ -265,5 +267,57 @@ func TestE2EMediaInboundImageThroughHubURL(t *testing.T) {
 	resp, _ := resty.New().R().SetContext(ctx).SetAuthToken(hub.DemoAPIKey).Get("http://" + e.hubAddr + "/api/v1/media/helpdesk/3nosuchmedia")
 	if resp.StatusCode() != http.StatusNotFound {
 		t.Fatalf("unknown media id: %d %s", resp.StatusCode(), resp.Body())
+	}
+}
+
+// routedVoice waits for the voice event with msg_id published to
+// WXHUB_ROUTE (sub: a plain subscription on its subjects).
+func routedVoice(t *testing.T, ctx context.Context, sub *nats.Subscription, msgID string) schemas.Event {
+	t.Helper()
+	for {
+		m, err := sub.NextMsgWithContext(ctx)
+		if err != nil {
+			t.Fatalf("voice %s never routed: %v", msgID, err)
+		}
+		var ev schemas.Event
+		if json.Unmarshal(m.Data, &ev) == nil && ev.Data.MsgType == "voice" && ev.Data.MsgID == msgID {
+			return ev
+		}
+	}
+}
+
+// With router.transcriber pointing at a stand-in transcription service, a
+// WeCom voice message is routed with data.recognition; audio the service
+// cannot read is routed without it.
+func TestE2EMediaVoiceTranscript(t *testing.T) {
+	e := startE2E(t, withConfig(func(c *config.Config) {
+		c.Router.Transcriber = transcribe.Config{BaseURL: c.WeCom.APIBase, Model: "sim-whisper", Timeout: 5 * time.Second}
+	}))
+	ctx := waitCtx(t, 60*time.Second)
+	sub, err := e.bus.Conn().SubscribeSync("wxhub.route.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	d, err := e.sim.Voice(ctx, "helpdesk", "zhangsan", "", "找 销售周报")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev := routedVoice(t, ctx, sub, d.MsgID); ev.Data.Recognition != "找 销售周报" || ev.Data.MediaURL == "" {
+		t.Fatalf("routed voice: recognition %q, media_url %q", ev.Data.Recognition, ev.Data.MediaURL)
+	}
+	if n := e.sim.Stats().Calls["audio/transcriptions"]; n != 1 {
+		t.Fatalf("transcriptions = %d", n)
+	}
+	noise := e.sim.AddMedia("helpdesk", "voice", "noise.amr", []byte("#!NOT-AMR noise"))
+	d, err = e.sim.Voice(ctx, "helpdesk", "zhangsan", noise, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev := routedVoice(t, ctx, sub, d.MsgID); ev.Data.Recognition != "" {
+		t.Fatalf("unreadable voice routed with recognition %q", ev.Data.Recognition)
+	}
+	if n := e.sim.Stats().Calls["audio/transcriptions"]; n != 2 {
+		t.Fatalf("transcriptions = %d, want 2", n)
 	}
 }
