@@ -73,6 +73,11 @@ func TestE2EMediaUploadOnceSendTwice(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if resp.StatusCode() == http.StatusCreated {
+			if err := schemas.Validate("media.v1", resp.Body()); err != nil {
+				t.Fatalf("the answer %s breaks media.v1.json: %v", resp.Body(), err)
+			}
+		}
 		return resp.StatusCode(), st
 	}
 	report := []byte("PK\x03\x04 销售周报 第48周")
@@ -319,5 +324,17 @@ func TestE2EMediaVoiceTranscript(t *testing.T) {
 	}
 	if n := e.sim.Stats().Calls["audio/transcriptions"]; n != 2 {
 		t.Fatalf("transcriptions = %d, want 2", n)
+	}
+}
+
+// An Official Account push refuses a hub media id with a message saying so.
+func TestE2EMediaHubIDRefusedForAccounts(t *testing.T) {
+	e := startE2E(t, withOnly("gateway"))
+	ctx := waitCtx(t, 30*time.Second)
+	api := resty.New().SetBaseURL("http://" + e.hubAddr).SetAuthToken(hub.DemoAPIKey)
+	resp, err := api.R().SetContext(ctx).SetBody(map[string]any{"account": "service", "touser": sim.DemoOpenIDs[0], "msgtype": "image",
+		"image": map[string]any{"media_id": "wxhm_" + strings.Repeat("0", 64)}}).Post("/api/v1/messages")
+	if err != nil || resp.StatusCode() != http.StatusBadRequest || !strings.Contains(string(resp.Body()), "WeCom apps") {
+		t.Fatalf("%v %d %s", err, resp.StatusCode(), resp.Body())
 	}
 }

@@ -466,3 +466,20 @@ func (g *Gateway) mediaURL(ch *channel, d schemas.EventData) string {
 	}
 	return strings.TrimSuffix(base, "/") + "/api/v1/media/" + url.PathEscape(ch.name) + "/" + url.PathEscape(d.MediaID)
 }
+
+// mpMediaOnly refuses, for an Official Account, what only WeCom apps send: a
+// hub media id or a URL (the sender uploads stored media to WeCom apps only).
+func mpMediaOnly(msgtype string, raw json.RawMessage) error {
+	if _, ok := media.Limits[msgtype]; !ok {
+		return nil
+	}
+	var obj struct {
+		MediaID string `json:"media_id"`
+		URL     string `json:"url"`
+	}
+	_ = json.Unmarshal(raw, &obj)
+	if obj.URL != "" || strings.HasPrefix(obj.MediaID, media.HubIDPrefix) {
+		return badField(msgtype, "an Official Account sends media by its own media_id (WeChat's media/upload); hub media ids and urls are for WeCom apps")
+	}
+	return nil
+}

@@ -22,6 +22,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/wxhub/wxhub/bus"
+	"github.com/wxhub/wxhub/schemas"
 )
 
 // MinSize: WeCom refuses media of MinSize bytes or less.
@@ -96,14 +97,7 @@ func ParseHubID(id string) (sha string, ok bool) {
 }
 
 // Stored describes a medium in the hub's store, as the media API answers it.
-type Stored struct {
-	MediaID   string    `json:"media_id"`
-	Type      string    `json:"type"`
-	Size      int64     `json:"size"`
-	SHA256    string    `json:"sha256"`
-	Filename  string    `json:"filename,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
-}
+type Stored = schemas.MediaStored
 
 // Put checks data against typ's limits and stores it; content already stored
 // keeps its first creation time.
