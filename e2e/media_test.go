@@ -50,9 +50,13 @@ func sentMediaIDs(s *sim.Server, msgtype string) []string {
 		if m.MsgType != msgtype {
 			continue
 		}
-		var b map[string]map[string]string
+		var b map[string]json.RawMessage
+		var obj struct {
+			MediaID string `json:"media_id"`
+		}
 		_ = json.Unmarshal(m.Body, &b)
-		ids = append(ids, b[msgtype]["media_id"])
+		_ = json.Unmarshal(b[msgtype], &obj)
+		ids = append(ids, obj.MediaID)
 	}
 	return ids
 }
@@ -141,7 +145,22 @@ func TestE2EMediaUploadOnceSendTwice(t *testing.T) {
 	if len(ups) != 2 || !bytes.Equal(ups[1].Data, png) || ups[1].Type != "image" || ups[1].Filename != "chart.png" {
 		t.Fatalf("uploads after the inline image: %+v", ups)
 	}
-	resp, err := api.R().SetContext(ctx).SetBody(map[string]any{"app": "helpdesk", "touser": "zhangsan", "msgtype": "image",
+	// The same URL through the media API: the content is stored already, one hub id.
+	var byURL stored
+	resp, err := api.R().SetContext(ctx).SetResult(&byURL).SetBody(map[string]any{"url": files.URL + "/chart.png", "type": "image"}).
+		Post("/api/v1/media?app=helpdesk")
+	if err != nil || resp.StatusCode() != http.StatusCreated || byURL.Size != int64(len(png)) || byURL.Type != "image" {
+		t.Fatalf("upload by URL: %v %d %s", err, resp.StatusCode(), resp.Body())
+	}
+	pushSent(t, ctx, api, map[string]any{"app": "helpdesk", "touser": "lisi", "msgtype": "image", "image": map[string]any{"media_id": byURL.MediaID}})
+	if n := len(e.sim.Uploads()); n != 2 {
+		t.Fatalf("the image sent again by its hub id was uploaded again: %d uploads", n)
+	}
+	resp, _ = api.R().SetContext(ctx).SetBody(map[string]any{"url": "ftp://files.example/a.png", "type": "image"}).Post("/api/v1/media?app=helpdesk")
+	if resp.StatusCode() != http.StatusBadRequest || !strings.Contains(string(resp.Body()), "http and https") {
+		t.Fatalf("an ftp URL: %d %s", resp.StatusCode(), resp.Body())
+	}
+	resp, err = api.R().SetContext(ctx).SetBody(map[string]any{"app": "helpdesk", "touser": "zhangsan", "msgtype": "image",
 		"image": map[string]any{"url": files.URL + "/missing.png"}}).Post("/api/v1/messages")
 	if err != nil || resp.StatusCode() != http.StatusBadRequest || !strings.Contains(string(resp.Body()), "404") {
 		t.Fatalf("a URL that answers 404: %v %d %s", err, resp.StatusCode(), resp.Body())
