@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/wxhub/wxhub/bus"
@@ -25,11 +26,21 @@ type Fetch func(ctx context.Context, app, mediaID string) (bus.MediaObject, erro
 var ErrWeComUnknown = errors.New("media: WeCom does not know the media id (wrong, or older than 3 days)")
 
 // SenderFetch asks the sender (bus.SubjectMediaFetch), which holds the
-// tokens, to download the medium into the store.
+// tokens, to download the medium into the store; while no sender listens it
+// asks again until ctx ends.
 func SenderFetch(b *bus.Bus) Fetch {
 	return func(ctx context.Context, app, mediaID string) (bus.MediaObject, error) {
 		req, _ := json.Marshal(bus.MediaFetchRequest{App: app, MediaID: mediaID})
 		msg, err := b.Conn().RequestWithContext(ctx, bus.SubjectMediaFetch, req)
+		// No sender yet (starting, restarting): ask again until ctx ends.
+		for wait := 50 * time.Millisecond; errors.Is(err, nats.ErrNoResponders); wait = min(2*wait, time.Second) {
+			select {
+			case <-ctx.Done():
+				return bus.MediaObject{}, fmt.Errorf("media: no sender answers %s: %w", bus.SubjectMediaFetch, ctx.Err())
+			case <-time.After(wait):
+			}
+			msg, err = b.Conn().RequestWithContext(ctx, bus.SubjectMediaFetch, req)
+		}
 		if err != nil {
 			return bus.MediaObject{}, fmt.Errorf("media: asking the sender for %s's medium: %w", app, err)
 		}
