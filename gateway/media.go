@@ -31,11 +31,23 @@ import (
 // reuses WeCom's id while it is valid. The drop-in /cgi-bin/media/upload and
 // /cgi-bin/media/get answer in WeCom's shape.
 
-// mediaFetchTimeout bounds the download of a medium a client names by URL.
-const mediaFetchTimeout = 30 * time.Second
+// mediaFetchTimeout bounds the download of a medium a client names by URL:
+// a push naming one answers within the server's 30-s write timeout.
+const mediaFetchTimeout = 20 * time.Second
 
 // multipartSlack: room for a multipart body's boundaries and headers.
 const multipartSlack = 64 << 10
+
+// mediaTransfer replaces the server's read and write timeouts (10 s, 30 s) for
+// a medium's body: 20 MB take longer than that on a slow link.
+const mediaTransfer = 3 * time.Minute
+
+// slowBody lets this request's body (and answer) take mediaTransfer.
+func slowBody(w http.ResponseWriter) {
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(mediaTransfer))
+	_ = rc.SetWriteDeadline(time.Now().Add(mediaTransfer))
+}
 
 func (g *Gateway) mediaRoutes() {
 	g.mux.HandleFunc("POST /api/v1/media", g.uploadMedia)
@@ -60,6 +72,7 @@ func (g *Gateway) uploadMedia(w http.ResponseWriter, r *http.Request) {
 		unauthorized(w)
 		return
 	}
+	slowBody(w)
 	q := r.URL.Query()
 	app, typ := q.Get("app"), q.Get("type")
 	if app == "" {
@@ -268,6 +281,7 @@ func (g *Gateway) dropInUploadMedia(w http.ResponseWriter, r *http.Request) {
 		writeDropInTokenError(w, code)
 		return
 	}
+	slowBody(w)
 	typ := r.URL.Query().Get("type")
 	if _, ok := media.Limits[typ]; !ok {
 		writeJSON(w, http.StatusOK, wecomError(40004, fmt.Sprintf("invalid media type %q: image, voice, video or file", typ)))
@@ -396,6 +410,7 @@ func (g *Gateway) openMedia(ctx context.Context, app, id string) (io.ReadCloser,
 
 // serveMedia streams obj with its type, length and name.
 func serveMedia(w http.ResponseWriter, rc io.Reader, obj bus.MediaObject) {
+	slowBody(w)
 	br := bufio.NewReaderSize(rc, 512)
 	head, _ := br.Peek(512)
 	w.Header().Set("Content-Type", media.ContentType(obj.Filename, head))
