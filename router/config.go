@@ -38,7 +38,7 @@ type Config struct {
 	// Transcriber turns WeCom voice messages into text before they are routed
 	// (data.recognition, WeChat's own field for it): an OpenAI-compatible
 	// /v1/audio/transcriptions service (transcribe.Config). Its timeout (here
-	// default 10s) bounds fetching the audio and transcribing it; on failure
+	// default 4s) bounds fetching the audio and transcribing it; on failure
 	// the event is routed without a transcript. Empty base_url: off.
 	Transcriber transcribe.Config `yaml:"transcriber"`
 }

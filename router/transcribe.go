@@ -14,8 +14,9 @@ import (
 )
 
 // defaultTranscribeTimeout bounds fetching and transcribing one voice message
-// when router.transcriber.timeout is not set: the events behind it wait.
-const defaultTranscribeTimeout = 10 * time.Second
+// when router.transcriber.timeout is not set: the events behind it wait, and
+// past the router's ack wait (5 s) a standby router may take the pin over.
+const defaultTranscribeTimeout = 4 * time.Second
 
 func newTranscriber(c transcribe.Config) (transcribe.Transcriber, error) {
 	if c.Timeout == 0 {
