@@ -30,6 +30,7 @@ type stored struct {
 	Size      int64     `json:"size"`
 	SHA256    string    `json:"sha256"`
 	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at"`
 	Error     string    `json:"error"`
 }
 
@@ -87,7 +88,7 @@ func TestE2EMediaUploadOnceSendTwice(t *testing.T) {
 	report := []byte("PK\x03\x04 销售周报 第48周")
 	status, st := upload("file", "周报.xlsx", report)
 	if status != http.StatusCreated || !strings.HasPrefix(st.MediaID, "wxhm_") || st.Size != int64(len(report)) ||
-		st.Type != "file" || len(st.SHA256) != 64 || st.CreatedAt.IsZero() {
+		st.Type != "file" || len(st.SHA256) != 64 || st.CreatedAt.IsZero() || st.ExpiresAt.Sub(st.CreatedAt) != 7*24*time.Hour {
 		t.Fatalf("upload: %d %+v", status, st)
 	}
 	if _, again := upload("file", "周报-副本.xlsx", report); again.MediaID != st.MediaID {

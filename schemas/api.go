@@ -66,5 +66,6 @@ type MediaStored struct {
 	Size      int64     `json:"size"`
 	SHA256    string    `json:"sha256"`
 	Filename  string    `json:"filename,omitempty"`
-	CreatedAt time.Time `json:"created_at"` // when the hub first stored the content
+	CreatedAt time.Time `json:"created_at"` // when the hub stored the content
+	ExpiresAt time.Time `json:"expires_at"` // when the hub forgets it (created_at + 7 days); upload again after
 }

@@ -45,7 +45,7 @@ func full() map[string]any {
 			File: &schemas.MediaRef{MediaID: "wxhm_" + strings.Repeat("ab", 32)}, Image: &schemas.MediaRef{URL: "https://files.example/a.png", Filename: "a.png"},
 			Voice: &schemas.MediaRef{MediaID: "3voice"}, Video: &schemas.MediaRef{MediaID: "3video", Title: "t", Description: "d"}},
 		"media.v1": schemas.MediaStored{MediaID: "wxhm_" + strings.Repeat("ab", 32), Type: "file", Size: 1024, SHA256: strings.Repeat("ab", 32),
-			Filename: "周报.xlsx", CreatedAt: t0},
+			Filename: "周报.xlsx", CreatedAt: t0, ExpiresAt: t0.Add(7 * 24 * time.Hour)},
 		"card_update.v1": schemas.CardUpdate{UserIDs: []string{"lisi"}, Button: &schemas.CardButton{ReplaceName: "已处理"}},
 		"meeting.v1": schemas.MeetingRequest{App: "helpdesk", Title: "故障复盘", Admin: "zhangsan", Invitees: []string{"lisi", "wangwu"},
 			Start: "2024-05-01T09:00:00+08:00", Duration: "45m", Description: "d", ChatID: "incident1", Priority: schemas.PriorityUrgent},

@@ -140,7 +140,9 @@ func Stat(ctx context.Context, b *bus.Bus, sha string) (Stored, error) {
 	if name == "" {
 		name = info.Description
 	}
-	return Stored{MediaID: HubID(sha), Size: int64(info.Size), SHA256: sha, Filename: name, CreatedAt: info.ModTime.UTC()}, nil
+	created := info.ModTime.UTC()
+	return Stored{MediaID: HubID(sha), Size: int64(info.Size), SHA256: sha, Filename: name, CreatedAt: created,
+		ExpiresAt: created.Add(bus.MediaTTL)}, nil
 }
 
 func extension(typ string, data []byte) string {
