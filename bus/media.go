@@ -28,6 +28,10 @@ const (
 	// BucketMediaIDs is the KV bucket of WeCom media ids: key MediaIDKey(app,
 	// sha256), value a MediaIDRecord.
 	BucketMediaIDs = "wxhub_media_ids"
+	// BucketMediaInbound is the KV bucket of inbound media already fetched
+	// from WeCom: key <app>.<hash of WeCom's media id>, value the stored
+	// object (internal/media.Inbound). Entries live MediaLifetime.
+	BucketMediaInbound = "wxhub_media_inbound"
 	// SubjectMediaFetch is the sender's request/reply service: a
 	// MediaFetchRequest answered by a MediaFetchReply.
 	SubjectMediaFetch = "wxhub.media.fetch"
@@ -123,7 +127,7 @@ func (b *Bus) EnsureKV(ctx context.Context, cfg jetstream.KeyValueConfig) (jetst
 }
 
 // PutMedia stores r's content in BucketMedia under its SHA-256 with filename;
-// content already there is not stored again. r is spooled to a temporary file
+// content already there is not stored again (unless past half its TTL). r is spooled to a temporary file
 // to hash it before the upload (media can be tens of MB).
 func (b *Bus) PutMedia(ctx context.Context, filename string, r io.Reader) (MediaObject, error) {
 	store, err := b.MediaStore(ctx)
@@ -141,7 +145,10 @@ func (b *Bus) PutMedia(ctx context.Context, filename string, r io.Reader) (Media
 		return MediaObject{}, fmt.Errorf("bus: put media: reading %s: %w", filename, err)
 	}
 	obj := MediaObject{SHA256: hex.EncodeToString(h.Sum(nil)), Filename: filename, Size: n}
-	if info, err := store.GetInfo(ctx, obj.SHA256); err == nil && !info.Deleted && info.Size == uint64(n) {
+	// Stored content is kept as it is, unless it is past half its TTL: then it
+	// is stored again, so a reference handed out now lives at least MediaTTL/2.
+	if info, err := store.GetInfo(ctx, obj.SHA256); err == nil && !info.Deleted && info.Size == uint64(n) &&
+		time.Since(info.ModTime) < MediaTTL/2 {
 		return obj, nil
 	}
 	if _, err := tmp.Seek(0, io.SeekStart); err != nil {

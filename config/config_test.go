@@ -57,6 +57,7 @@ func TestParseErrorsNameTheKey(t *testing.T) {
 		{"bad app name", strings.Replace(string(config.Smallest), "name: helpdesk", "name: Help Desk", 1), base, "wecom.apps[0].name: must be"},
 		{"bad env override", string(config.Smallest), map[string]string{"WXHUB_HELPDESK_SECRET": "s", "WXHUB_ERP_KEY": "erp-key-123", "WXHUB_NATS_REPLICAS": "three"}, "WXHUB_NATS_REPLICAS"},
 		{"not yaml", "nats: [", base, "config"},
+		{"gateway public url not http", strings.Replace(string(config.Smallest), "listen: 127.0.0.1:8080", "listen: 127.0.0.1:8080\n  public_url: hub.example.com", 1), base, `gateway.public_url: must be an absolute http(s) URL, got "hub.example.com"`},
 		{"negative gc heap floor", string(config.Smallest) + "runtime:\n  gc_heap_floor_mib: -1\n", base, "runtime.gc_heap_floor_mib: must be 0 (off) to 1048576, got -1"},
 		{"duplicate window shorter than the replay window", string(config.Smallest), map[string]string{"WXHUB_HELPDESK_SECRET": "s", "WXHUB_ERP_KEY": "erp-key-123", "WXHUB_NATS_DUPLICATE_WINDOW": "1m"}, "nats.duplicate_window: must be at least 2 x gateway.timestamp_window + gateway.clock_skew (4m5s), got 1m0s"},
 		// A request stamped now+2m passes the 2m timestamp check until 4m after its first receipt.

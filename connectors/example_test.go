@@ -62,3 +62,28 @@ func ExampleFileObject() {
 	})
 	_ = report
 }
+
+// A connector that receives an image (a photo of a broken printer) reads its
+// content through the hub; a chart it drew goes back as an image.
+func ExampleOpenMedia() {
+	var b *bus.Bus // the connector's bus connection (connectors.Deps.Bus)
+	tickets := connectors.HandlerFunc(func(ctx context.Context, ev *schemas.Event) ([]connectors.Reply, error) {
+		if ev.Data.MsgType != "image" {
+			return nil, nil
+		}
+		photo, ref, err := connectors.OpenMedia(ctx, b, ev)
+		if err != nil {
+			return nil, err // retried
+		}
+		defer photo.Close()
+		_ = ref.Size // attach photo to the ticket in the legacy system here
+		chart, err := connectors.PutMedia(ctx, b, "queue.png", strings.NewReader("\x89PNG\r\n\x1a\n..."))
+		if err != nil {
+			return nil, err
+		}
+		return []connectors.Reply{connectors.Text(ev.Data.User, "已收到照片，工单已创建"), connectors.ImageObject(ev.Data.User, chart)}, nil
+	})
+	replies, _ := tickets.Handle(context.Background(), &schemas.Event{Data: schemas.EventData{MsgType: "text"}})
+	fmt.Println(len(replies))
+	// Output: 0
+}

@@ -215,6 +215,7 @@ func (g *Gateway) receive(w http.ResponseWriter, r *http.Request, ch *channel) (
 	data.Channel = ch.kind
 	data.App = ch.name
 	data.Corp = ch.corp
+	data.MediaURL = g.mediaURL(ch, data) // media.go
 	eventType = wecom.EventType(data)
 	tp := bus.TraceParentFrom(ctx)
 	ev := schemas.Event{

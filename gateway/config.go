@@ -44,6 +44,11 @@ type Config struct {
 	// after 5 s); later replies go out as customer-service messages. Default 4s,
 	// at most 4.5s; negative: never wait (every reply is custom-sent).
 	PassiveReplyWait time.Duration `yaml:"passive_reply_wait"`
+	// PublicURL is the hub's address as connectors and webhooks reach it
+	// (https://hub.example.com): inbound media events carry
+	// <public_url>/api/v1/media/<app>/<media_id>. Default auth.public_url;
+	// empty: the path alone.
+	PublicURL string `yaml:"public_url"`
 
 	WeCom wecom.Config   `yaml:"-"` // the wecom: section
 	MP    wecom.MPConfig `yaml:"-"` // the mp: section
@@ -192,6 +197,9 @@ func (c Config) validate() error {
 	}
 	if c.ClockSkew < 0 {
 		return fmt.Errorf("gateway.clock_skew: must not be negative, got %s", c.ClockSkew)
+	}
+	if c.PublicURL != "" && !isHTTPURL(c.PublicURL) {
+		return fmt.Errorf("gateway.public_url: must be an absolute http(s) URL, got %q", c.PublicURL)
 	}
 	apps := c.WeCom.Names()
 	for _, a := range c.MP.Accounts {

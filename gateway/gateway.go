@@ -19,6 +19,7 @@ import (
 
 	"github.com/wxhub/wxhub/bus"
 	"github.com/wxhub/wxhub/gateway/hooks"
+	"github.com/wxhub/wxhub/internal/media"
 	"github.com/wxhub/wxhub/wecom"
 )
 
@@ -40,6 +41,8 @@ type Gateway struct {
 	caps     *apiCaps              // the pass-through's per-API caps
 	dir      Directory             // expands departments and tags; nil: sent as given
 	mp       mpState               // Official Accounts: passive replies, the 48-hour window (mp_*.go)
+	urls     *media.URLFetcher     // media a push names by URL (media.go)
+	inbound  *media.Inbound        // inbound media fetched from WeCom, cached in the store (media.go)
 	// noMetrics: /metrics is served elsewhere (WithoutMetrics).
 	noMetrics bool
 }
@@ -114,6 +117,8 @@ func New(cfg Config, b *bus.Bus, log *zap.Logger, opts ...Option) (*Gateway, err
 		return nil, err
 	}
 	g.wecom = wecom.NewClient(cfg.WeCom.APIBase)
+	g.urls = media.NewURLFetcher(mediaFetchTimeout)
+	g.inbound = media.NewInbound(b, g.fetchWeComMedia)
 	for _, o := range opts {
 		o(g)
 	}
@@ -143,6 +148,7 @@ func (g *Gateway) routes() {
 	g.mux.HandleFunc("POST /api/v1/chats", g.createChat)
 	g.mux.HandleFunc("POST /api/v1/meetings", g.createMeeting)
 	g.authRoutes()
+	g.mediaRoutes() // media.go
 	g.mux.HandleFunc("GET /cgi-bin/gettoken", g.dropInToken)
 	g.mux.HandleFunc("POST /cgi-bin/message/send", g.dropInSend)
 	g.mpDropInRoutes()                                                       // Official Accounts: /cgi-bin/token, message/custom/send, message/template/send

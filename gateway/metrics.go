@@ -8,6 +8,7 @@ type metrics struct {
 	publishSeconds  prometheus.Histogram
 	pushes          *prometheus.CounterVec
 	passThrough     *prometheus.CounterVec
+	mediaReads      *prometheus.CounterVec
 }
 
 func newMetrics(r prometheus.Registerer) *metrics {
@@ -34,7 +35,11 @@ func newMetrics(r prometheus.Registerer) *metrics {
 			Name: "wxhub_gateway_passthrough_total",
 			Help: "WeCom API calls passed through for legacy systems, by client, API and result (ok or WeCom's errcode).",
 		}, []string{"client", "api", "result"}),
+		mediaReads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wxhub_gateway_media_reads_total",
+			Help: "Media served by GET /api/v1/media/{app}/{media_id}, by app and whether the hub's store had it (cached) or WeCom was asked.",
+		}, []string{"app", "cached"}),
 	}
-	r.MustRegister(m.callbacks, m.callbackSeconds, m.publishSeconds, m.pushes, m.passThrough)
+	r.MustRegister(m.callbacks, m.callbackSeconds, m.publishSeconds, m.pushes, m.passThrough, m.mediaReads)
 	return m
 }

@@ -82,6 +82,9 @@ func (g *Gateway) enqueueMP(ctx context.Context, key *APIKey, fields map[string]
 		if _, ok := fields[mt]; !ok {
 			return pushAccepted{}, name, badField(mt, "is required for msgtype %q", mt)
 		}
+		if err := mpMediaOnly(mt, fields[mt]); err != nil {
+			return pushAccepted{}, name, err
+		}
 		if mt == "news" {
 			var n struct {
 				Articles []json.RawMessage `json:"articles"`

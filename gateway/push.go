@@ -164,6 +164,9 @@ func (g *Gateway) enqueue(ctx context.Context, key *APIKey, body []byte, strict 
 	if err := g.expandRecipients(ctx, app, fields); err != nil {
 		return pushAccepted{}, app, err
 	}
+	if err := g.resolveMedia(ctx, fields); err != nil { // media.go
+		return pushAccepted{}, app, err
+	}
 	priority := schemas.PriorityNormal
 	if raw, ok := fields["priority"]; ok {
 		json.Unmarshal(raw, &priority)

@@ -10,6 +10,7 @@ import (
 	"github.com/wxhub/wxhub/gateway"
 	"github.com/wxhub/wxhub/identity/oidc"
 	"github.com/wxhub/wxhub/identity/pin"
+	"github.com/wxhub/wxhub/internal/transcribe"
 	"github.com/wxhub/wxhub/wecom"
 	"github.com/wxhub/wxhub/wecom/sim"
 )
@@ -34,6 +35,10 @@ func DemoConfig(s sim.Config, dataDir, listen string) *config.Config {
 		Log:     config.Log{Level: "info", Format: "console"},
 	}
 	c.Dashboard.AdminToken = DemoDashboardToken
+	// Inbound media events carry absolute hub URLs; WeCom voice gets a transcript
+	// from the simulator's stand-in speech-to-text service.
+	c.Gateway.PublicURL = "http://" + listen
+	c.Router.Transcriber = transcribe.Config{BaseURL: "http://" + s.Listen, Model: "sim-whisper"}
 	// The sample login page (/demo/login/) logs users in to "erp-login".
 	c.Auth.Clients = []gateway.AuthClient{{Name: DemoLoginClient, Title: "ERP 系统", Keys: []string{"erp"},
 		RedirectURLs: []string{"http://" + listen + DemoLoginPath}}}

@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/wxhub/wxhub/internal/transcribe"
 	"github.com/wxhub/wxhub/schemas"
 )
 
@@ -34,6 +35,12 @@ type Config struct {
 	HelpText string `yaml:"help_text"`
 	// Partitions of each connector's route subjects. 0: the bus's (nats.partitions).
 	Partitions int `yaml:"partitions"`
+	// Transcriber turns WeCom voice messages into text before they are routed
+	// (data.recognition, WeChat's own field for it): an OpenAI-compatible
+	// /v1/audio/transcriptions service (transcribe.Config). Its timeout (here
+	// default 4s) bounds fetching the audio and transcribing it; on failure
+	// the event is routed without a transcript. Empty base_url: off.
+	Transcriber transcribe.Config `yaml:"transcriber"`
 }
 
 // Rule sends matching events to connectors; Match selects them. The types

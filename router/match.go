@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/wxhub/wxhub/internal/transcribe"
 	"github.com/wxhub/wxhub/schemas"
 )
 
@@ -19,6 +20,7 @@ type compiledRule struct {
 type ruleSet struct {
 	cfg   Config
 	rules []compiledRule
+	tr    transcribe.Transcriber // nil: voice is routed as it came (transcribe.go)
 }
 
 func compile(c Config) (*ruleSet, error) {
@@ -32,6 +34,10 @@ func compile(c Config) (*ruleSet, error) {
 		return nil, &FieldError{"router.partitions", fmt.Sprintf("%d, want 0..1024", c.Partitions)}
 	}
 	rs := &ruleSet{cfg: c}
+	var err error
+	if rs.tr, err = newTranscriber(c.Transcriber); err != nil {
+		return nil, err
+	}
 	for i, r := range c.Rules {
 		key := fmt.Sprintf("router.rules[%d]", i)
 		cr := compiledRule{name: r.Name, rule: r}

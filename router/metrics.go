@@ -10,6 +10,9 @@ type metrics struct {
 	events  *prometheus.CounterVec
 	seconds prometheus.Histogram
 	reloads *prometheus.CounterVec
+	// voice messages transcribed (transcribe.go)
+	transcriptions    *prometheus.CounterVec
+	transcribeSeconds prometheus.Histogram
 }
 
 // defaultRule is the rule label of events no rule matched.
@@ -33,6 +36,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "wxhub_router_reloads_total",
 			Help: "Rule reloads (file change or SIGHUP) by result: ok, or error (the old rules stayed).",
 		}, []string{"result"})),
+		transcriptions: promreg.MustRegister(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wxhub_router_transcriptions_total",
+			Help: "WeCom voice messages transcribed before routing (router.transcriber), by result: ok, or failed (routed without data.recognition).",
+		}, []string{"result"})),
+		transcribeSeconds: promreg.MustRegister(reg, prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "wxhub_router_transcribe_seconds",
+			Help:    "Time to fetch and transcribe one voice message, bounded by router.transcriber.timeout.",
+			Buckets: []float64{.05, .1, .25, .5, 1, 2, 5, 10, 30},
+		})),
 	}
 }
 

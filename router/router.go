@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wxhub/wxhub/bus"
+	"github.com/wxhub/wxhub/internal/media"
 	"github.com/wxhub/wxhub/schemas"
 	"github.com/wxhub/wxhub/tracing"
 )
@@ -106,6 +107,8 @@ type Router struct {
 	log   *zap.Logger
 	m     *metrics
 	rules atomic.Pointer[ruleSet]
+	// voices: the audio of voice messages to transcribe (transcribe.go)
+	voices *media.Inbound
 }
 
 // New validates cfg and returns a Router on b; call Run to start it. log may be nil.
@@ -119,6 +122,7 @@ func New(cfg Config, b *bus.Bus, log *zap.Logger, opts ...Option) (*Router, erro
 		log = zap.NewNop()
 	}
 	r := &Router{b: b, opts: o, log: log.Named("router"), m: newMetrics(o.Registerer)}
+	r.voices = voiceCache(r)
 	if err := r.SetRules(cfg); err != nil {
 		return nil, err
 	}
@@ -367,15 +371,18 @@ func (r *Router) prepare(ctx context.Context, msg jetstream.Msg, start time.Time
 		return fail("event has no id")
 	}
 	p.rs = r.rules.Load()
+	// The stored bytes go on as they are: the event was only read here, and
+	// re-encoding would cost a marshal per event and drop fields this version
+	// does not know. A voice message gains its transcript (transcribe.go).
+	data := msg.Data()
+	if p.rs.tr != nil && needsTranscript(&p.ev.Data) {
+		data = r.transcribe(sctx, p.rs, &p.ev, data)
+	}
 	p.to, p.hits = p.rs.matchIdx(&p.ev)
 	tracing.SetAttributes(sctx, tracing.String("wxhub.event", p.ev.ID), tracing.String("wxhub.to", strings.Join(p.to, ",")))
 	if len(p.to) == 0 {
 		return p
 	}
-	// The stored bytes go on as they are: the event was only read here, and
-	// re-encoding would cost a marshal per event and drop fields this version
-	// does not know.
-	data := msg.Data()
 	p.route = make([]*nats.Msg, len(p.to))
 	for i, c := range p.to {
 		var err error

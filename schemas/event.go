@@ -60,15 +60,20 @@ type EventData struct {
 	Format     string `json:"format,omitempty"`   // voice: amr, speex
 	// Recognition is the Official Account's transcript of a voice message (when voice
 	// recognition is on). WeCom voice messages never carry one.
-	Recognition  string  `json:"recognition,omitempty"`
-	ThumbMediaID string  `json:"thumb_media_id,omitempty"` // video
-	LocationX    float64 `json:"location_x,omitempty"`     // location message: latitude
-	LocationY    float64 `json:"location_y,omitempty"`     // location message: longitude
-	Scale        int     `json:"scale,omitempty"`
-	Label        string  `json:"label,omitempty"`
-	Title        string  `json:"title,omitempty"`       // link
-	Description  string  `json:"description,omitempty"` // link
-	URL          string  `json:"url,omitempty"`         // link
+	Recognition  string `json:"recognition,omitempty"`
+	ThumbMediaID string `json:"thumb_media_id,omitempty"` // video
+	// MediaURL is where a connector or webhook reads the medium of a WeCom
+	// image, voice, video or file message through the hub
+	// (GET /api/v1/media/{app}/{media_id}, with an API key for the app):
+	// absolute when gateway.public_url is set.
+	MediaURL    string  `json:"media_url,omitempty"`
+	LocationX   float64 `json:"location_x,omitempty"` // location message: latitude
+	LocationY   float64 `json:"location_y,omitempty"` // location message: longitude
+	Scale       int     `json:"scale,omitempty"`
+	Label       string  `json:"label,omitempty"`
+	Title       string  `json:"title,omitempty"`       // link
+	Description string  `json:"description,omitempty"` // link
+	URL         string  `json:"url,omitempty"`         // link
 
 	Event    string `json:"event,omitempty"`     // event name as WeChat spells it (subscribe, click, LOCATION, ...)
 	EventKey string `json:"event_key,omitempty"` // click/view/scancode key

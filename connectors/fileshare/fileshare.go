@@ -27,6 +27,7 @@ import (
 
 	"github.com/wxhub/wxhub/bus"
 	"github.com/wxhub/wxhub/connectors"
+	"github.com/wxhub/wxhub/internal/media"
 	"github.com/wxhub/wxhub/internal/transcribe"
 	"github.com/wxhub/wxhub/schemas"
 )
@@ -427,8 +428,8 @@ func overlaps(a, b []int) bool {
 }
 
 // voiceText is the text of a voice message: WeChat's Recognition (Official
-// Accounts), else the transcriber's reading of the audio fetched through the
-// sender.
+// Accounts, or the router's transcript when router.transcriber is set), else
+// the transcriber's reading of the audio fetched through the sender.
 func (c *Connector) voiceText(ctx context.Context, ev *schemas.Event) (string, error) {
 	d := ev.Data
 	if r := strings.TrimSpace(d.Recognition); r != "" {
@@ -440,21 +441,10 @@ func (c *Connector) voiceText(ctx context.Context, ev *schemas.Event) (string, e
 	if c.tr == nil {
 		return "", connectors.Tell(nil, "语音查找文件未开启，请发送文字，例如：找 销售周报")
 	}
-	req, _ := json.Marshal(bus.MediaFetchRequest{App: d.App, MediaID: d.MediaID})
-	msg, err := c.bus.Conn().RequestWithContext(ctx, bus.SubjectMediaFetch, req)
+	// The audio through the hub's inbound media cache, fetched by the sender.
+	rc, obj, _, err := media.NewInbound(c.bus, media.SenderFetch(c.bus)).Open(ctx, d.App, d.MediaID)
 	if err != nil {
 		return "", fmt.Errorf("fileshare: fetch voice: %w", err)
-	}
-	var rep bus.MediaFetchReply
-	if err := json.Unmarshal(msg.Data, &rep); err != nil {
-		return "", fmt.Errorf("fileshare: fetch voice: %w", err)
-	}
-	if rep.Error != "" {
-		return "", fmt.Errorf("fileshare: fetch voice: %s", rep.Error)
-	}
-	rc, obj, err := c.bus.GetMedia(ctx, rep.Object)
-	if err != nil {
-		return "", err
 	}
 	defer rc.Close()
 	text, err := c.tr.Transcribe(ctx, rc, obj.Filename, d.Format)
