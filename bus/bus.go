@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -185,6 +186,9 @@ type Bus struct {
 	// user or none): one without ReadsTokens skips wxhub_tokens.
 	login string
 
+	// storageFault is the embedded store's write fault ("" while it writes).
+	storageFault atomic.Value
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -222,7 +226,7 @@ func Open(ctx context.Context, cfg Config, log *zap.Logger) (*Bus, error) {
 		return nil, err
 	}
 	if b.srv != nil {
-		go b.keepJetStream(b.srv.JetStreamConfig().StoreDir)
+		go b.keepJetStream(b.srv.JetStreamConfig())
 	}
 	return b, nil
 }

@@ -51,6 +51,9 @@ func (b *Bus) publish(ctx context.Context, timeout time.Duration, subject, msgID
 	if msgID == "" {
 		return nil, fmt.Errorf("%w: subject %s", ErrMsgID, subject)
 	}
+	if err := b.StorageFault(); err != nil {
+		return nil, fmt.Errorf("bus: publish %s: %w", subject, err) // refused at once, not after the timeout
+	}
 	if h == nil {
 		h = nats.Header{}
 	}

@@ -2,6 +2,7 @@ package sender_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -219,7 +220,17 @@ func TestTwoSendersKeepLimitsAndOrder(t *testing.T) {
 	if calls[0].Load() > 0 && calls[1].Load() > 0 {
 		t.Fatalf("both senders sent (%d and %d calls): one at a time is what keeps the order", calls[0].Load(), calls[1].Load())
 	}
-	// The active sender dies; the standby sends what comes next within 10 s.
+	// The active sender dies once it has acked everything (a kill between a
+	// send and its ack is the at-least-once case, see TestKilledSenderMidBacklog);
+	// the standby sends what comes next within 10 s.
+	waitFor(t, 30*time.Second, "the acks of every sent message", func() bool {
+		c, err := e.hub.JS().Consumer(context.Background(), bus.StreamOut, cmp.Or(cfg.Consumer, sender.DefaultConsumer))
+		if err != nil {
+			return false
+		}
+		info, err := c.Info(context.Background())
+		return err == nil && info.NumAckPending == 0 && info.NumPending == 0
+	})
 	active, standby := 0, 1
 	if calls[1].Load() > 0 {
 		active, standby = 1, 0
