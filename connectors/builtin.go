@@ -67,6 +67,8 @@ type HubFacts struct {
 	HelpText func() string
 	// QuietHours is the hub's default do-not-disturb window ("22:00-08:00"), or "".
 	QuietHours string
+	// Corps are the hub's WeCom corp ids, the first corp first (wecom.corps[]).
+	Corps []string
 }
 
 // DecodeSection decodes a connector section strictly into cfg (a pointer): a

@@ -217,6 +217,7 @@ func startConnectors(ctx context.Context, r *run) (func(), error) {
 	facts := connectors.HubFacts{
 		HelpText:   func() string { return *r.helpText.Load() },
 		QuietHours: r.setup.Config.Sender.QuietHours,
+		Corps:      r.setup.Config.WeCom.CorpIDs(),
 	}
 	for _, c := range r.setup.Connectors {
 		if !r.want("connector:" + c.Name) {

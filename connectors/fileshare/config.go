@@ -84,6 +84,10 @@ type SourceConfig struct {
 	Departments []int    `yaml:"departments"`
 	Tags        []int    `yaml:"tags"`
 	Everyone    bool     `yaml:"everyone"`
+	// Corp is the WeCom corp id whose members these rules name (user ids and
+	// department/tag ids are per corp). Default: the hub's first corp. A
+	// member of another corp sees nothing of the source, "everyone" included.
+	Corp string `yaml:"corp"`
 }
 
 // LinkConfig: signed, expiring download links through the gateway.
@@ -235,13 +239,21 @@ var Builtin = connectors.Builtin{
 			Rules: rules, Fallback: fallback, Options: c.Options(),
 			New: func(ctx context.Context, deps connectors.Deps) (connectors.Handler, error) {
 				d := Deps{Bus: deps.Bus, Logger: deps.Logger}
+				if len(deps.Hub.Corps) > 0 {
+					d.Corp = deps.Hub.Corps[0]
+				}
+				for i, s := range c.Sources {
+					if s.Corp != "" && len(deps.Hub.Corps) > 0 && !slices.Contains(deps.Hub.Corps, s.Corp) {
+						return nil, fmt.Errorf("connectors.%s.sources[%d].corp: %q is not a corp of wecom.corps", name, i, s.Corp)
+					}
+				}
 				if len(c.Directory) == 0 {
 					// No stand-in in the config: the hub's company directory.
 					kv, err := deps.Bus.KV(ctx, bus.BucketDirectory)
 					if err != nil {
 						return nil, err
 					}
-					st := directory.NewStore(kv, deps.Logger.Named("directory"))
+					st := directory.NewStore(kv, deps.Logger.Named("directory"), directory.WithCorps(deps.Hub.Corps...))
 					if err := st.Start(ctx); err != nil {
 						return nil, err
 					}

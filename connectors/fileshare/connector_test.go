@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -48,6 +49,7 @@ type world struct {
 type worldOpts struct {
 	cfg      func(*fileshare.Config)
 	noSender bool
+	hubCorp  string // Deps.Corp: the hub's first corp
 }
 
 func demoConfig(root, simURL string) fileshare.Config {
@@ -113,20 +115,20 @@ func newWorld(t *testing.T, o worldOpts) *world {
 	if o.cfg != nil {
 		o.cfg(&cfg)
 	}
-	w.c = startConnector(t, w.b, cfg, &w.audit)
+	w.c = startConnector(t, w.b, cfg, &w.audit, o.hubCorp)
 	return w
 }
 
 // startConnector runs a connector named fileshare on b until the test ends
 // and waits for its first scan.
-func startConnector(t *testing.T, b *bus.Bus, cfg fileshare.Config, audit **observer.ObservedLogs) *fileshare.Connector {
+func startConnector(t *testing.T, b *bus.Bus, cfg fileshare.Config, audit **observer.ObservedLogs, hubCorp string) *fileshare.Connector {
 	t.Helper()
 	core, logs := observer.New(zap.InfoLevel)
 	if audit != nil {
 		*audit = logs
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	c, err := fileshare.New(ctx, fileshare.Name, cfg, fileshare.Deps{Bus: b, Logger: zap.New(core), Now: func() time.Time { return now }})
+	c, err := fileshare.New(ctx, fileshare.Name, cfg, fileshare.Deps{Bus: b, Logger: zap.New(core), Now: func() time.Time { return now }, Corp: hubCorp})
 	if err != nil {
 		cancel()
 		t.Fatal(err)
@@ -294,6 +296,45 @@ func TestUnauthorisedUserGetsNoHint(t *testing.T) {
 	// The finance member gets it.
 	if got := w.fileName(t, w.text(t, "lisi", "工资汇总")); got != "工资汇总-11月.xlsx" {
 		t.Fatalf("lisi got %q", got)
+	}
+}
+
+// User and department ids are per corp: a source serves the members of its
+// own corp only (default the hub's first), so a dealer corp's "lisi" gets
+// nothing of the first corp's finance share, and the first corp's lisi
+// nothing of a share of the dealer corp.
+func TestSourcesServeTheirOwnCorp(t *testing.T) {
+	const first, dealer = "wwfirst0000000001", "wwdealer00000001"
+	w := newWorld(t, worldOpts{hubCorp: first, cfg: func(c *fileshare.Config) {
+		finance := c.Sources[slices.IndexFunc(c.Sources, func(s fileshare.SourceConfig) bool { return s.Name == "财务部" })]
+		c.Sources = append(c.Sources, fileshare.SourceConfig{Name: "经销商财务", Root: finance.Root, Users: []string{"lisi"}, Corp: dealer})
+	}})
+	deliveredFrom := func(corp string) string {
+		t.Helper()
+		before := w.audit.FilterMessage("fileshare delivery").Len()
+		m := w.say(t, "lisi", schemas.EventData{MsgType: "text", Content: "工资汇总", Corp: corp})
+		if m.MsgType != "file" {
+			t.Fatalf("lisi of %q got %s %q, want the file", corp, m.MsgType, m.Content)
+		}
+		all := w.audit.FilterMessage("fileshare delivery").All()
+		if len(all) != before+1 {
+			t.Fatalf("%d deliveries audited, want %d", len(all), before+1)
+		}
+		return all[len(all)-1].ContextMap()["source"].(string)
+	}
+	if got := deliveredFrom(""); got != "财务部" {
+		t.Fatalf("the first corp's lisi (no data.corp) got the file from %q", got)
+	}
+	if got := deliveredFrom(first); got != "财务部" {
+		t.Fatalf("the first corp's lisi got the file from %q", got)
+	}
+	if got := deliveredFrom(dealer); got != "经销商财务" {
+		t.Fatalf("the dealer's lisi got the file from %q", got)
+	}
+	// The dealer's zhangsan is not the first corp's zhangsan of sales.
+	m := w.say(t, "zhangsan", schemas.EventData{MsgType: "text", Content: "客户名单", Corp: dealer})
+	if m.MsgType != "text" || !strings.HasPrefix(m.Content, "没有找到") {
+		t.Fatalf("the dealer's zhangsan got %s %q", m.MsgType, m.Content)
 	}
 }
 

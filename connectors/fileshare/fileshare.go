@@ -5,6 +5,7 @@
 package fileshare
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -45,6 +46,10 @@ type Deps struct {
 	Transcriber transcribe.Transcriber
 	// Now is the clock (recency words, list expiry, links). Default time.Now.
 	Now func() time.Time
+	// Corp is the hub's first corp: the default of a source's corp and of an
+	// event without data.corp. "" (outside a hub): a source without a corp
+	// rule serves every corp.
+	Corp string
 }
 
 // Connector is the file share handler. Create with New; safe for concurrent use.
@@ -56,6 +61,7 @@ type Connector struct {
 	dir     Directory
 	tr      transcribe.Transcriber
 	now     func() time.Time
+	corp    string // the hub's first corp (Deps.Corp)
 	index   *Index
 	sources map[string]source
 	access  map[string]SourceConfig
@@ -79,7 +85,7 @@ func New(ctx context.Context, name string, cfg Config, deps Deps) (*Connector, e
 		return nil, errors.New("fileshare: a bus is required")
 	}
 	c := &Connector{name: name, cfg: cfg, bus: deps.Bus, log: deps.Logger, dir: deps.Directory, tr: deps.Transcriber,
-		now: deps.Now, sources: map[string]source{}, access: map[string]SourceConfig{}, scanned: make(chan struct{})}
+		now: deps.Now, corp: deps.Corp, sources: map[string]source{}, access: map[string]SourceConfig{}, scanned: make(chan struct{})}
 	if c.log == nil {
 		c.log = zap.NewNop()
 	}
@@ -211,7 +217,7 @@ func (c *Connector) Handle(ctx context.Context, ev *schemas.Event) ([]connectors
 	if len(Terms(q)) == 0 {
 		return nil, connectors.Tell(nil, "请告诉我要找的文件名，例如：找 销售周报")
 	}
-	allowed, err := c.allowed(ctx, user)
+	allowed, err := c.allowed(ctx, ev.Data.Corp, user)
 	if err != nil {
 		return nil, err
 	}
@@ -321,7 +327,7 @@ func (c *Connector) choose(ctx context.Context, ev *schemas.Event, n int) ([]con
 		return nil, connectors.Tell(nil, fmt.Sprintf("请回复 1 到 %d 之间的序号。", len(p.Choices)))
 	}
 	ch := p.Choices[n-1]
-	allowed, err := c.allowed(ctx, ev.Data.User) // rights may have changed since the list
+	allowed, err := c.allowed(ctx, ev.Data.Corp, ev.Data.User) // rights may have changed since the list
 	if err != nil {
 		return nil, err
 	}
@@ -370,7 +376,7 @@ func (c *Connector) link(ev *schemas.Event, e Entry) ([]connectors.Reply, error)
 	if c.cfg.Link.BaseURL == "" {
 		return nil, connectors.Tell(nil, fmt.Sprintf("文件「%s」有 %s，超过企业微信 %s 的限制，无法直接发送；请联系管理员开启下载链接。", e.Name(), humanSize(e.Size), limit))
 	}
-	url := strings.TrimRight(c.cfg.Link.BaseURL, "/") + LinkPath + c.sign(linkClaims{Instance: c.name, Source: e.Source, Path: e.Path, User: ev.Data.User,
+	url := strings.TrimRight(c.cfg.Link.BaseURL, "/") + LinkPath + c.sign(linkClaims{Instance: c.name, Source: e.Source, Path: e.Path, User: ev.Data.User, Corp: ev.Data.Corp,
 		Expires: c.now().Add(c.cfg.Link.TTL).Unix()})
 	c.audit(ev, e, "link", e.Size)
 	text := fmt.Sprintf("文件「%s」有 %s，超过企业微信 %s 的限制。请在 %s 内通过下面的链接下载（仅限您本人）：\n%s",
@@ -388,12 +394,18 @@ func (c *Connector) audit(ev *schemas.Event, e Entry, via string, size int64) {
 		zap.String("via", via), zap.Time("at", c.now()), zap.String("event", ev.ID))
 }
 
-// allowed is the set of sources user may see.
-func (c *Connector) allowed(ctx context.Context, user string) (map[string]bool, error) {
+// allowed is the set of sources user of corp ("": the hub's first) may see:
+// only sources of the user's own corp, whose rules name the user, one of
+// their departments or tags, or everyone.
+func (c *Connector) allowed(ctx context.Context, corp, user string) (map[string]bool, error) {
 	out := map[string]bool{}
 	var depts, tags []int
 	var looked bool
+	corp = cmp.Or(corp, c.corp)
 	for name, s := range c.access {
+		if sc := cmp.Or(s.Corp, c.corp); sc != "" && sc != corp {
+			continue
+		}
 		if s.Everyone || slices.Contains(s.Users, user) {
 			out[name] = true
 			continue
@@ -403,10 +415,10 @@ func (c *Connector) allowed(ctx context.Context, user string) (map[string]bool, 
 		}
 		if !looked {
 			var err error
-			if depts, err = c.dir.Departments(ctx, user); err != nil {
+			if depts, err = c.dir.Departments(ctx, corp, user); err != nil {
 				return nil, fmt.Errorf("fileshare: directory: %w", err)
 			}
-			if tags, err = c.dir.Tags(ctx, user); err != nil {
+			if tags, err = c.dir.Tags(ctx, corp, user); err != nil {
 				return nil, fmt.Errorf("fileshare: directory: %w", err)
 			}
 			looked = true

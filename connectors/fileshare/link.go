@@ -25,6 +25,7 @@ type linkClaims struct {
 	Source   string `json:"s"`
 	Path     string `json:"p"`
 	User     string `json:"u"`
+	Corp     string `json:"c,omitempty"`
 	Expires  int64  `json:"e"` // Unix seconds
 }
 
@@ -105,7 +106,7 @@ func (l *LinkServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		notFound()
 		return
 	}
-	allowed, err := c.allowed(r.Context(), cl.User)
+	allowed, err := c.allowed(r.Context(), cl.Corp, cl.User)
 	if err != nil {
 		http.Error(w, "目录服务暂不可用，请稍后再试", http.StatusServiceUnavailable)
 		return

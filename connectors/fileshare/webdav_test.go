@@ -66,7 +66,7 @@ func TestWebDAVSource(t *testing.T) {
 	}
 	startSender(t, w.b, w.sim)
 	dav := startDAV(t, filepath.Join(w.root, fileshare.SampleSales))
-	w.c = startConnector(t, w.b, davConfig(w.root, dav.URL), &w.audit)
+	w.c = startConnector(t, w.b, davConfig(w.root, dav.URL), &w.audit, "")
 
 	if got := w.fileName(t, w.text(t, "zhangsan", "客户名单")); got != "客户名单.xlsx" {
 		t.Fatalf("got %q", got)
