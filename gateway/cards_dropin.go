@@ -24,15 +24,25 @@ func dropInResponseCode(body []byte, id string) string {
 	return dropInCardCode + id
 }
 
-// dropInAuth checks the drop-in access_token, answering WeCom's error if bad.
-func (g *Gateway) dropInAuth(w http.ResponseWriter, r *http.Request) (*APIKey, []byte, bool) {
+// dropInCaller is the API key of a drop-in request's access_token, or false
+// after answering WeCom's error (40014 not ours, 42001 expired).
+func (g *Gateway) dropInCaller(w http.ResponseWriter, r *http.Request) (*APIKey, bool) {
 	key, code := g.dropInKey(r.URL.Query().Get("access_token"))
 	switch code {
-	case 40014:
-		writeJSON(w, http.StatusOK, wecomError(40014, "invalid access_token"))
-		return nil, nil, false
+	case 0:
+		return key, true
 	case 42001:
 		writeJSON(w, http.StatusOK, wecomError(42001, "access_token expired"))
+	default:
+		writeJSON(w, http.StatusOK, wecomError(40014, "invalid access_token"))
+	}
+	return nil, false
+}
+
+// dropInAuth is dropInCaller and the request's body (44004 when too large).
+func (g *Gateway) dropInAuth(w http.ResponseWriter, r *http.Request) (*APIKey, []byte, bool) {
+	key, ok := g.dropInCaller(w, r)
+	if !ok {
 		return nil, nil, false
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.cfg.MaxBodyBytes))

@@ -276,9 +276,8 @@ func fieldOf(field string, err error) error {
 // answering as WeCom does but with a hub media id (valid while the hub keeps
 // the content, longer than WeCom's 3 days).
 func (g *Gateway) dropInUploadMedia(w http.ResponseWriter, r *http.Request) {
-	key, code := g.dropInKey(r.URL.Query().Get("access_token"))
-	if code != 0 {
-		writeDropInTokenError(w, code)
+	key, ok := g.dropInCaller(w, r)
+	if !ok {
 		return
 	}
 	slowBody(w)
@@ -311,14 +310,6 @@ func (g *Gateway) dropInUploadMedia(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"errcode": 0, "errmsg": "ok", "type": typ, "media_id": st.MediaID,
 			"created_at": strconv.FormatInt(st.CreatedAt.Unix(), 10)})
 	}
-}
-
-func writeDropInTokenError(w http.ResponseWriter, code int) {
-	if code == 42001 {
-		writeJSON(w, http.StatusOK, wecomError(42001, "access_token expired"))
-		return
-	}
-	writeJSON(w, http.StatusOK, wecomError(40014, "invalid access_token"))
 }
 
 // fetchWeComMedia downloads an app's WeCom medium with the shared token (a
@@ -426,9 +417,8 @@ func serveMedia(w http.ResponseWriter, rc io.Reader, obj bus.MediaObject) {
 // medium from the store, or a WeCom medium of one of the key's apps (through
 // the same cache as the media API). Errors are WeCom's JSON.
 func (g *Gateway) dropInGetMedia(w http.ResponseWriter, r *http.Request) {
-	key, code := g.dropInKey(r.URL.Query().Get("access_token"))
-	if code != 0 {
-		writeDropInTokenError(w, code)
+	key, ok := g.dropInCaller(w, r)
+	if !ok {
 		return
 	}
 	id := r.URL.Query().Get("media_id")

@@ -71,13 +71,8 @@ func (c *apiCaps) allow(api string, now time.Time) bool {
 
 func (g *Gateway) passThrough(w http.ResponseWriter, r *http.Request) {
 	api := r.PathValue("api")
-	key, code := g.dropInKey(r.URL.Query().Get("access_token"))
-	switch code {
-	case 40014:
-		writeJSON(w, http.StatusOK, wecomError(40014, "invalid access_token"))
-		return
-	case 42001:
-		writeJSON(w, http.StatusOK, wecomError(42001, "access_token expired"))
+	key, ok := g.dropInCaller(w, r)
+	if !ok {
 		return
 	}
 	if !passThroughPath.MatchString(api) || !allowsAPI(key, api) {

@@ -431,18 +431,8 @@ func wecomError(code int, msg string) map[string]any {
 
 // dropInSend is POST /cgi-bin/message/send?access_token=, answering in WeCom's shape.
 func (g *Gateway) dropInSend(w http.ResponseWriter, r *http.Request) {
-	key, code := g.dropInKey(r.URL.Query().Get("access_token"))
-	switch code {
-	case 40014:
-		writeJSON(w, http.StatusOK, wecomError(40014, "invalid access_token"))
-		return
-	case 42001:
-		writeJSON(w, http.StatusOK, wecomError(42001, "access_token expired"))
-		return
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.cfg.MaxBodyBytes))
-	if err != nil {
-		writeJSON(w, http.StatusOK, wecomError(44004, "request body too large"))
+	key, body, ok := g.dropInAuth(w, r)
+	if !ok {
 		return
 	}
 	acc, app, err := g.enqueue(callerTrace(r), key, body, false)
