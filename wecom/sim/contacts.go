@@ -198,6 +198,18 @@ func (s *Server) departmentList(r *http.Request, app *App) (map[string]any, erro
 	return map[string]any{"department": out}, nil
 }
 
+func (s *Server) userGet(r *http.Request, app *App) (map[string]any, error) {
+	id := r.URL.Query().Get("userid")
+	if id == "" {
+		return nil, apiErr(CodeMissingUserID, "")
+	}
+	u, ok := s.bookOf(s.corpOf(app)).users[lower(id)] // user ids are per corp
+	if !ok {
+		return nil, apiErr(CodeUserNotFound, "%q", id)
+	}
+	return userJSON(u), nil
+}
+
 // userJSON is a member as user/get and user/list answer it.
 func userJSON(u User) map[string]any {
 	dept := u.Department

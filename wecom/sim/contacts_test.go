@@ -153,6 +153,12 @@ func TestContactsPerCorp(t *testing.T) {
 	if got := userids(e.call("GET", "/cgi-bin/tag/get?tagid=1&access_token="+dealer, nil)); strings.Join(got, ",") != "chenyi" {
 		t.Fatalf("dealer's tag 1: %v", got)
 	}
+	if out := e.call("GET", "/cgi-bin/user/get?userid=chenyi&access_token="+dealer, nil); out["name"] == nil {
+		t.Fatalf("dealer's user/get chenyi: %v", out)
+	}
+	if out := e.call("GET", "/cgi-bin/user/get?userid=chenyi&access_token="+e.token(), nil); code(out) != sim.CodeUserNotFound {
+		t.Fatalf("the demo corp's user/get of the dealer's chenyi: %v", out)
+	}
 	m := map[string]any{"toparty": "3", "msgtype": "text", "agentid": sim.DemoDealerAgent, "text": map[string]any{"content": "华南周会"}}
 	if out := e.send(dealer, m); code(out) != 0 {
 		t.Fatalf("dealer's send to department 3: %v", out)

@@ -119,18 +119,6 @@ func (s *Server) getUserInfo(r *http.Request, _ *App) (map[string]any, error) {
 	return map[string]any{"userid": c.user}, nil
 }
 
-func (s *Server) userGet(r *http.Request, _ *App) (map[string]any, error) {
-	id := r.URL.Query().Get("userid")
-	if id == "" {
-		return nil, apiErr(CodeMissingUserID, "")
-	}
-	u, ok := s.book().users[lower(id)]
-	if !ok {
-		return nil, apiErr(CodeUserNotFound, "%q", id)
-	}
-	return userJSON(u), nil
-}
-
 // mediaExpired reports whether media created at t is past WeCom's 3 days.
 func mediaExpired(now, t time.Time) bool { return now.Sub(t) > mediaLifetime }
 
