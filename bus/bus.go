@@ -318,8 +318,18 @@ func (b *Bus) startEmbedded() error {
 func (b *Bus) connect(ctx context.Context, url string) error {
 	return retryUntil(ctx, b.log, "waiting for NATS at "+redactURL(url), func(context.Context) (bool, error) {
 		err := b.dial(url)
+		if isAuthRefusal(err) {
+			// Waiting will not fix a wrong login: say so and stop.
+			return true, fmt.Errorf("%w (check nats.user/nats.password, nats.creds_file, or the generated credentials.json in the data dir)", err)
+		}
 		return err == nil, err
 	})
+}
+
+// isAuthRefusal: the server refused this login (wrong user, password or
+// credentials), not a server that is down or starting.
+func isAuthRefusal(err error) bool {
+	return errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) || errors.Is(err, nats.ErrAuthRevoked)
 }
 
 func (b *Bus) dial(url string) error {

@@ -2,11 +2,13 @@ package bus_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"strconv"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap/zaptest"
 
@@ -140,5 +142,22 @@ func TestJetStreamReenabledAfterStorageFault(t *testing.T) {
 	}
 	if n := s.CachedInfo().State.Msgs; n != 2 {
 		t.Fatalf("WXHUB_IN holds %d messages after the fault, want 2 (before and after)", n)
+	}
+}
+
+// A wrong login is not a server that is down: Open stops with the
+// authorization error instead of waiting for NATS until its context ends.
+func TestOpenWithWrongPasswordFails(t *testing.T) {
+	srv := openBus(t, t.TempDir())
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	b, err := bus.Open(ctx, bus.Config{URL: srv.ClientURL(), User: bus.LoginHub, Password: "not-the-password"}, zaptest.NewLogger(t))
+	if err == nil {
+		b.Close()
+		t.Fatal("Open with a wrong password succeeded")
+	}
+	if !errors.Is(err, nats.ErrAuthorization) || ctx.Err() != nil {
+		t.Fatalf("Open: %v (context: %v), want the authorization error before the context ends", err, ctx.Err())
 	}
 }
