@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"net"
 	"net/http"
@@ -234,7 +235,13 @@ func startConnectors(ctx context.Context, r *run) (func(), error) {
 		if opts.Logger == nil {
 			opts.Logger = log
 		}
-		r.group.Go(func() error { return connectors.Run(ctx, r.bus, opts, h) })
+		r.group.Go(func() error {
+			err := connectors.Run(ctx, r.bus, opts, h)
+			if c, ok := h.(io.Closer); ok { // background work of its own (fileshare's scanners)
+				c.Close()
+			}
+			return err
+		})
 	}
 	return nil, nil
 }

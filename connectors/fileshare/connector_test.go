@@ -149,6 +149,7 @@ func startConnector(t *testing.T, b *bus.Bus, cfg fileshare.Config, audit **obse
 		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
 			t.Errorf("Run: %v", err)
 		}
+		c.Close() // the last index save, before the test's directories go
 	})
 	return c
 }

@@ -68,14 +68,16 @@ type Connector struct {
 	secret  []byte
 	scanned chan struct{}
 	fresh   bool // no saved index: searches wait for the first scan
+	stop    context.CancelFunc
+	stopped chan struct{} // closed when the scanners, watchers and saver ended
 
 	kvMu sync.Mutex
 	kv   jetstream.KeyValue
 }
 
 // New loads the index snapshot, starts scanning and watching the sources in
-// the background until ctx ends (then saves the index), and returns the
-// handler. The snapshot answers searches while the first scan runs.
+// the background until ctx ends or Close (then saves the index), and returns
+// the handler. The snapshot answers searches while the first scan runs.
 func New(ctx context.Context, name string, cfg Config, deps Deps) (*Connector, error) {
 	cfg = cfg.WithDefaults(name)
 	if err := cfg.Validate(); err != nil {
@@ -129,25 +131,35 @@ func New(ctx context.Context, name string, cfg Config, deps Deps) (*Connector, e
 			c.index.RemoveSource(name) // a source taken out of the config
 		}
 	}
+	ctx, c.stop = context.WithCancel(ctx)
 	c.start(ctx)
 	Links.register(name, c)
 	return c, nil
 }
 
+// Close stops scanning and watching, saves the index and returns once every
+// background goroutine has ended. The hub calls it after the runner stopped.
+func (c *Connector) Close() error {
+	c.stop()
+	<-c.stopped
+	return nil
+}
+
 func (c *Connector) start(ctx context.Context) {
-	var wg sync.WaitGroup
+	c.stopped = make(chan struct{})
+	var scans, all sync.WaitGroup
 	for name, s := range c.sources {
-		wg.Add(1)
-		go func() {
+		scans.Add(1)
+		all.Go(func() {
 			if err := s.scan(ctx, c.index); err != nil {
 				c.log.Warn("first scan failed; searching the saved index", zap.String("source", name), zap.Error(err))
 			}
-			wg.Done()
+			scans.Done()
 			s.watch(ctx, c.index, c.log)
-		}()
+		})
 	}
-	go func() {
-		wg.Wait()
+	all.Go(func() {
+		scans.Wait()
 		c.save()
 		close(c.scanned)
 		t := time.NewTicker(10 * time.Second)
@@ -161,6 +173,10 @@ func (c *Connector) start(ctx context.Context) {
 				c.save()
 			}
 		}
+	})
+	go func() {
+		all.Wait()
+		close(c.stopped)
 	}()
 }
 
