@@ -81,6 +81,7 @@ func (s *Sender) watchParked(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("sender: watch %s: %w", BucketLimits, err)
 	}
+	puts := 0
 	apply := func(e jetstream.KeyValueEntry) {
 		seq, err := strconv.ParseUint(strings.TrimPrefix(e.Key(), s.parkPrefix()), 10, 64)
 		if err != nil {
@@ -94,6 +95,9 @@ func (s *Sender) watchParked(ctx context.Context) error {
 			return
 		}
 		s.parked[seq] = e.Created().Add(time.Duration(ms) * time.Millisecond)
+		if puts++; puts%1024 == 0 {
+			s.pruneParked(time.Now())
+		}
 	}
 	for e := range w.Updates() { // initial values, then a nil marker
 		if e == nil {
@@ -188,6 +192,16 @@ func (s *Sender) consume() error {
 	return nil
 }
 
+// pruneParked forgets parks redelivered over an hour before now (their
+// records expire with the bucket's TTL). Called with s.mu held.
+func (s *Sender) pruneParked(now time.Time) {
+	for seq, until := range s.parked {
+		if until.Before(now.Add(-time.Hour)) {
+			delete(s.parked, seq)
+		}
+	}
+}
+
 // takeOver notices a new pin (this process became the active sender) and
 // holds dispatch until the messages the previous holder had are back.
 func (s *Sender) takeOver(msg jetstream.Msg) {
@@ -219,11 +233,9 @@ func (s *Sender) elsewhere(info *jetstream.ConsumerInfo) (elsewhere, held, parke
 			mine[seq] = true
 		}
 	}
+	s.pruneParked(now)
 	for seq, until := range s.parked {
-		switch {
-		case until.Before(now.Add(-time.Hour)):
-			delete(s.parked, seq) // long redelivered; its record expires with the bucket's TTL
-		case until.After(now) && !mine[seq] && seq <= info.Delivered.Stream:
+		if until.After(now) && !mine[seq] && seq <= info.Delivered.Stream {
 			parked++
 		}
 	}
