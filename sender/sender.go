@@ -95,6 +95,7 @@ type Sender struct {
 	pinID      string  // the server's pin of this process on the consumer
 	barrier    barrier // no dispatch while the previous holder's messages come back
 	barrierGen uint64  // counts takeovers: the barrier belongs to the latest
+	unpinned   bool    // this process lost its pin: what it puts back goes back to JetStream
 	limitsKV   jetstream.KeyValue
 	parked     map[uint64]time.Time // park records: stream seq -> redelivery (server time)
 
@@ -769,6 +770,12 @@ func (s *Sender) deferQuiet(ctx context.Context, t *task, until, now time.Time) 
 func (s *Sender) putBack(t *task, at time.Time) {
 	s.mu.Lock()
 	t.job.inFlight = false
+	if s.unpinned { // another process holds the pin: it takes this one too
+		s.mu.Unlock()
+		_ = t.job.msg.Nak()
+		s.finish(t)
+		return
+	}
 	s.sched.defer_(t, at, s.clock.Now())
 	s.mu.Unlock()
 	s.kick()

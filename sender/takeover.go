@@ -1,9 +1,11 @@
 package sender
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -31,7 +33,9 @@ import (
 //     they survive any process, in the consumer's state. A parked message still
 //     counts as ack-pending, so each park is recorded in wxhub_limits
 //     (parked.<consumer>.<stream seq>) where every sender sees it.
-//
+//   - A process that loses its pin while alive (the server refuses its pin)
+//     hands its queued messages back at once.
+
 // PriorityGroup is the sender consumer's priority group.
 const PriorityGroup = "sender"
 
@@ -179,7 +183,10 @@ func (s *Sender) consume() error {
 		// Pull requests renewed well within PinnedTTL, or the pin would lapse.
 		jetstream.PullExpiry(max(s.cfg.AckWait/4, time.Second)),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-			if !errors.Is(err, jetstream.ErrNoHeartbeat) && !errors.Is(err, jetstream.ErrPinIDMismatch) {
+			switch {
+			case errors.Is(err, jetstream.ErrPinIDMismatch):
+				s.lostPin()
+			case !errors.Is(err, jetstream.ErrNoHeartbeat):
 				s.log.Warn("consume", zap.Error(err))
 			}
 		}))
@@ -202,6 +209,33 @@ func (s *Sender) pruneParked(now time.Time) {
 	}
 }
 
+// lostPin: another process is pinned now (the server refused this one's pin).
+// The messages held here and not in flight are handed back at once, in stream
+// order, so that the new holder's barrier does not wait for this process to
+// send them; the ones in flight finish here, and one put back later is handed
+// back then (putBack).
+func (s *Sender) lostPin() {
+	s.mu.Lock()
+	if s.pinID == "" {
+		s.mu.Unlock()
+		return
+	}
+	s.pinID, s.unpinned = "", true
+	s.barrier.on = false
+	s.barrierGen++
+	tasks := s.sched.drain()
+	for _, t := range tasks {
+		delete(s.held, t.job)
+	}
+	s.mu.Unlock()
+	slices.SortFunc(tasks, func(a, b *task) int { return cmp.Compare(a.seq, b.seq) })
+	for _, t := range tasks {
+		_ = t.job.msg.Nak()
+		s.m.backlog.WithLabelValues(classNames[t.job.cls]).Dec()
+	}
+	s.log.Info("sender no longer pinned (another one took over); handed its queued messages back", zap.Int("handed_back", len(tasks)))
+}
+
 // takeOver notices a new pin (this process became the active sender) and
 // holds dispatch until the messages the previous holder had are back.
 func (s *Sender) takeOver(msg jetstream.Msg) {
@@ -211,7 +245,7 @@ func (s *Sender) takeOver(msg jetstream.Msg) {
 	if pin == "" || pin == s.pinID {
 		return
 	}
-	s.pinID = pin
+	s.pinID, s.unpinned = pin, false
 	s.barrier.on = true
 	s.barrierGen++
 	go s.awaitPrevious(s.cons, s.barrierGen)

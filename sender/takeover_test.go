@@ -1,11 +1,15 @@
 package sender_test
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -132,5 +136,61 @@ func TestTakeoverWaitsForHeldMessagesNotParked(t *testing.T) {
 	}
 	if n := metric(t, reg, "wxhub_sender_takeover_barrier_timeouts_total", nil); n != 0 {
 		t.Fatalf("the barrier ran out %v times: the parked message held it up", n)
+	}
+}
+
+// The active sender loses its pin while alive (here the operator unpins it;
+// also a pull that lapsed under load): it hands its queued messages back at
+// once, so the new holder sends them, in order with the later ones, without
+// waiting for the old holder's 30 s backoff.
+func TestLostPinHandsBack(t *testing.T) {
+	var failed atomic.Bool
+	front := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.Contains(r.URL.Path, "/message/send") {
+				body, _ := io.ReadAll(r.Body)
+				r.Body = io.NopCloser(bytes.NewReader(body))
+				if bytes.Contains(body, []byte(`"m0"`)) && failed.CompareAndSwap(false, true) {
+					_, _ = io.WriteString(w, `{"errcode":-1,"errmsg":"system is busy"}`)
+					return
+				}
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+	e := newSimEnv(t, sender.SystemClock{}, sim.Limits{}, 1, front)
+	cfg := e.cfg
+	cfg.Retry = sender.Retry{Base: 30 * time.Second, Max: time.Minute, MaxAttempts: 5}
+	consumer := cmp.Or(cfg.Consumer, sender.DefaultConsumer)
+	startProc(t, e.hub, e.api, sender.SystemClock{}, cfg, zaptest.NewLogger(t).Named("A"))
+	for i := range 5 {
+		e.publish(t, fmt.Sprintf("id%d", i), "u0", fmt.Sprintf("m%d", i))
+	}
+	waitFor(t, 20*time.Second, "A's first attempt refused", failed.Load)
+	startProc(t, e.hub, e.api, sender.SystemClock{}, cfg, zaptest.NewLogger(t).Named("B"))
+	ctx := context.Background()
+	c, err := e.hub.JS().Consumer(ctx, bus.StreamOut, consumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "both pulling", func() bool {
+		info, err := c.Info(ctx)
+		return err == nil && info.NumWaiting >= 2
+	})
+	st, err := e.hub.JS().Stream(ctx, bus.StreamOut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.UnpinConsumer(ctx, consumer, sender.PriorityGroup); err != nil {
+		t.Fatal(err)
+	}
+	unpinned := time.Now()
+	e.publish(t, "id5", "u0", "m5") // the next delivery pins a process
+	waitFor(t, 20*time.Second, "all six", func() bool { return len(e.contents("u0")) >= 6 })
+	if took := time.Since(unpinned); took > 10*time.Second {
+		t.Fatalf("delivered %s after the unpin, want within 10 s", took)
+	}
+	if got, want := strings.Join(e.contents("u0"), ","), "m0,m1,m2,m3,m4,m5"; got != want {
+		t.Fatalf("u0 received %s, want %s", got, want)
 	}
 }
