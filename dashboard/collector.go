@@ -39,6 +39,18 @@ var (
 		"Dead letters in WXHUB_DLQ by stage.", []string{"stage"}, nil)
 )
 
+// BusMetric reports whether name is a series of BusCollector: JetStream
+// state, the same seen from any process.
+func BusMetric(name string) bool {
+	switch name {
+	case "wxhub_bus_up", "wxhub_stream_messages", "wxhub_stream_bytes", "wxhub_stream_last_sequence",
+		"wxhub_consumer_pending", "wxhub_consumer_ack_pending", "wxhub_consumer_redelivered",
+		"wxhub_consumer_waiting", "wxhub_consumer_last_active_timestamp_seconds", "wxhub_dlq_messages":
+		return true
+	}
+	return false
+}
+
 // BusCollector exports stream depths, consumer lag and the DLQ size, read
 // from JetStream at scrape time so the numbers are never stale.
 type BusCollector struct {

@@ -2,6 +2,7 @@ package dashboard_test
 
 import (
 	"fmt"
+	"regexp"
 	"testing"
 	"time"
 
@@ -207,4 +208,24 @@ func TestBusCollectorKeepsAConfiguredConnectorWithoutConsumer(t *testing.T) {
 	wantMetric(t, reg, "wxhub_consumer_pending", erp, 3)
 	wantMetric(t, reg, "wxhub_consumer_last_active_timestamp_seconds", erp, 0)
 	wantMetric(t, reg, "wxhub_consumer_pending", echo, 0)
+}
+
+// BusMetric names exactly BusCollector's series (they are not shared between
+// processes: every process reads the same JetStream state).
+func TestBusMetricNamesTheCollectorsSeries(t *testing.T) {
+	ch := make(chan *prometheus.Desc, 32)
+	dashboard.NewBusCollector(nil).Describe(ch)
+	close(ch)
+	fq := regexp.MustCompile(`fqName: "([^"]+)"`)
+	n := 0
+	for d := range ch {
+		m := fq.FindStringSubmatch(d.String())
+		if m == nil || !dashboard.BusMetric(m[1]) {
+			t.Errorf("%s: not a BusMetric", d)
+		}
+		n++
+	}
+	if n == 0 || dashboard.BusMetric("wxhub_sender_sends_total") {
+		t.Fatal("BusMetric does not tell the collector's series from the others")
+	}
 }

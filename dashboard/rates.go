@@ -65,16 +65,27 @@ func (rt *rateTracker) observe(now time.Time, fams []*dto.MetricFamily) []Rate {
 			}
 			v := m.GetCounter().GetValue()
 			seen[key] = true
-			s := append(rt.series[key], sample{now, v})
+			// A series of another process (sharedmetrics) carries the time of
+			// its snapshot, on that process's clock: rates are computed there.
+			at := now
+			if ts := m.GetTimestampMs(); ts > 0 {
+				at = time.UnixMilli(ts)
+			}
+			s := rt.series[key]
+			if n := len(s); n > 0 && !at.After(s[n-1].t) {
+				s[n-1].v = v // the same snapshot again
+			} else {
+				s = append(s, sample{at, v})
+			}
 			cut := 0
-			for cut < len(s)-1 && now.Sub(s[cut].t) > rt.window {
+			for cut < len(s)-1 && at.Sub(s[cut].t) > rt.window {
 				cut++
 			}
 			s = s[cut:]
 			rt.series[key] = s
 			r := Rate{Metric: name, Labels: labels, Total: v}
-			if first := s[0]; len(s) > 1 && now.After(first.t) && v >= first.v {
-				r.PerMinute = (v - first.v) / now.Sub(first.t).Minutes()
+			if first, last := s[0], s[len(s)-1]; len(s) > 1 && last.t.After(first.t) && v >= first.v {
+				r.PerMinute = (v - first.v) / last.t.Sub(first.t).Minutes()
 			}
 			out = append(out, r)
 		}

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"google.golang.org/protobuf/proto"
 )
 
 func TestRatesAndLimits(t *testing.T) {
@@ -108,5 +110,28 @@ func TestTruncateKeepsRunes(t *testing.T) {
 	got := truncate(s, 4) // mid-rune
 	if !strings.HasPrefix(got, "错") || strings.ContainsRune(got, '\uFFFD') || got != "错…" {
 		t.Fatalf("truncate: %q", got)
+	}
+}
+
+// A series of another process carries its snapshot's time: the rate is
+// computed on that clock, and the same snapshot seen twice adds no sample.
+func TestRatesOnTheSnapshotsClock(t *testing.T) {
+	rt := newRateTracker(time.Minute)
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	fam := func(at time.Time, v float64) []*dto.MetricFamily {
+		return []*dto.MetricFamily{{Name: proto.String("wxhub_sender_sends_total"), Type: dto.MetricType_COUNTER.Enum(),
+			Metric: []*dto.Metric{{
+				Label:       []*dto.LabelPair{{Name: proto.String("process"), Value: proto.String("sender@x")}},
+				Counter:     &dto.Counter{Value: proto.Float64(v)},
+				TimestampMs: proto.Int64(at.UnixMilli()),
+			}}}}
+	}
+	rt.observe(t0.Add(time.Second), fam(t0, 10))
+	if r := rt.observe(t0.Add(3*time.Second), fam(t0, 10)); r[0].PerMinute != 0 {
+		t.Fatalf("the same snapshot twice: %v/min, want 0", r[0].PerMinute)
+	}
+	// Observed 4 s apart here, taken 30 s apart there: 30 in 30 s.
+	if r := rt.observe(t0.Add(7*time.Second), fam(t0.Add(30*time.Second), 40)); math.Abs(r[0].PerMinute-60) > 0.01 {
+		t.Fatalf("rate %v/min, want 60", r[0].PerMinute)
 	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
@@ -24,6 +25,7 @@ import (
 	"github.com/wxhub/wxhub/connectors"
 	"github.com/wxhub/wxhub/dashboard"
 	"github.com/wxhub/wxhub/gateway"
+	"github.com/wxhub/wxhub/internal/sharedmetrics"
 	"github.com/wxhub/wxhub/router"
 	"github.com/wxhub/wxhub/sender"
 	"github.com/wxhub/wxhub/tracing"
@@ -50,6 +52,9 @@ type Options struct {
 	Listener net.Listener
 	// Ready is called once every component started.
 	Ready func(h *Hub)
+	// SharedMetricsEvery is how often this process puts its counters on the
+	// bus for the dashboards (sharedmetrics); zero: every 5 s. Tests shorten it.
+	SharedMetricsEvery time.Duration
 	// PollWait bounds one pull of the router and the connectors, and so how long
 	// shutdown waits for them; zero keeps their defaults (5 s). Tests shorten it.
 	PollWait time.Duration
@@ -92,6 +97,8 @@ type run struct {
 	group    *errgroup.Group
 	helpText atomic.Pointer[string]
 	hub      *Hub
+	// metricsKey is this process's key in wxhub_metrics (sharedmetrics).
+	metricsKey string
 }
 
 func (r *run) want(c string) bool { return len(r.o.Only) == 0 || r.o.Only[c] }
@@ -129,6 +136,13 @@ func Run(ctx context.Context, s *Setup, log *zap.Logger, o Options) error {
 	r.setHelp(s.Rules())
 	g, ctx := errgroup.WithContext(ctx)
 	r.group = g
+	r.metricsKey = sharedmetrics.Key()
+	if !onlyConnectors(o.Only) { // a connector's own NATS login may not write wxhub_metrics
+		g.Go(func() error {
+			sharedmetrics.Publish(ctx, b, busMetricsLeftOut{r.reg}, r.metricsKey, processLabel(o.Only, r.metricsKey), o.SharedMetricsEvery, log.Named("metrics"))
+			return nil
+		})
+	}
 	var stops []func()
 	defer func() {
 		for i := len(stops) - 1; i >= 0; i-- {
@@ -264,7 +278,8 @@ func startGateway(ctx context.Context, r *run) (func(), error) {
 	if cfg.Dashboard.Enabled() {
 		sc := cfg.SenderConfig().WithDefaults()
 		d, err := dashboard.New(cfg.Dashboard, r.bus, r.log.Named("dashboard"),
-			dashboard.WithGatherer(r.reg), dashboard.WithConnectors(names...), dashboard.WithSendLimits(sendLimits(cfg.WeCom, sc)...),
+			// Rates of components in other processes too: their counters come over the bus.
+			dashboard.WithGatherer(sharedmetrics.NewGatherer(r.reg, r.bus, r.metricsKey)), dashboard.WithConnectors(names...), dashboard.WithSendLimits(sendLimits(cfg.WeCom, sc)...),
 			dashboard.WithChallengeTTL(cfg.GatewayConfig().Auth.ChallengeTTL), dashboard.WithSenderConsumer(sc.Consumer))
 		if err != nil {
 			return nil, err
@@ -299,6 +314,30 @@ func startGateway(ctx context.Context, r *run) (func(), error) {
 	r.group.Go(func() error { return gw.Serve(ctx, ln) })
 	r.log.Info("gateway listening", zap.String("addr", r.hub.Addr))
 	return stop, nil
+}
+
+// busMetricsLeftOut gathers g without the dashboard's bus collector: JetStream
+// state is the same seen from any process, so it is not shared.
+type busMetricsLeftOut struct{ g prometheus.Gatherer }
+
+func (b busMetricsLeftOut) Gather() ([]*dto.MetricFamily, error) {
+	fams, err := b.g.Gather()
+	kept := fams[:0]
+	for _, f := range fams {
+		if !dashboard.BusMetric(f.GetName()) {
+			kept = append(kept, f)
+		}
+	}
+	return kept, err
+}
+
+// processLabel names this process on the dashboard: its components and key.
+func processLabel(only map[string]bool, key string) string {
+	what := "hub"
+	if len(only) > 0 {
+		what = strings.Join(slices.Sorted(maps.Keys(only)), "+")
+	}
+	return what + "@" + key
 }
 
 // sendLimits are the per-app limits the dashboard draws the send rate against.

@@ -48,6 +48,8 @@ type metrics struct {
 	ipNotTrusted  *prometheus.CounterVec
 	pauses        *prometheus.CounterVec
 	pauseUntil    *prometheus.GaugeVec
+	takeoverWait  prometheus.Histogram
+	barrierGiveUp prometheus.Counter
 	limitUsageDsc *prometheus.Desc
 }
 
@@ -103,6 +105,15 @@ func newMetrics(reg prometheus.Registerer, s *Sender) *metrics {
 			Name: "wxhub_sender_ip_not_trusted_total",
 			Help: "WeCom answers 60020 (this server's IP is not on the app's trusted IP list), by app.",
 		}, []string{"app"})),
+		takeoverWait: promreg.MustRegister(reg, prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "wxhub_sender_takeover_wait_seconds",
+			Help:    "After this sender was pinned (took over), how long it held dispatch until the previous holder's messages were back.",
+			Buckets: []float64{.01, .1, .5, 1, 2, 5, 10, 20, 30, 60, 120},
+		})),
+		barrierGiveUp: promreg.MustRegister(reg, prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "wxhub_sender_takeover_barrier_timeouts_total",
+			Help: "Takeovers after which this sender stopped waiting for the previous holder's messages at the safety bound (per-member order may break once).",
+		})),
 		limitUsageDsc: prometheus.NewDesc("wxhub_sender_limit_usage",
 			"Use of each send limit as seen by this sender: hits in the current window / the limit (1 = full), by app, corp and limit. "+
 				"member_* and chat_minute: the fullest member or chat of the app; <api>_minute/_hour: corp-wide, app=\"*\", against the corp's own limit; daily: today's recipients.",

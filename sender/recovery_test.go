@@ -11,6 +11,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -35,12 +36,13 @@ func TestMain(m *testing.M) {
 // looks to the server like kill -9 (the connection drops, nothing is handed
 // back).
 type proc struct {
-	b      *bus.Bus
-	cancel func()
-	done   chan error
+	b        *bus.Bus
+	cancel   func()
+	done     chan error
+	stopOnce sync.Once
 }
 
-func startProc(t *testing.T, hub *bus.Bus, api string, clock sender.Clock, cfg sender.Config, log *zap.Logger) *proc {
+func startProc(t *testing.T, hub *bus.Bus, api string, clock sender.Clock, cfg sender.Config, log *zap.Logger, opts ...sender.Option) *proc {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -49,7 +51,8 @@ func startProc(t *testing.T, hub *bus.Bus, api string, clock sender.Clock, cfg s
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := sender.New(cfg, b, wecom.NewClient(api), log, sender.WithClock(clock), sender.WithRand(func() float64 { return 1 }))
+	opts = append([]sender.Option{sender.WithClock(clock), sender.WithRand(func() float64 { return 1 })}, opts...)
+	s, err := sender.New(cfg, b, wecom.NewClient(api), log, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,12 +71,14 @@ func (p *proc) kill() {
 }
 
 func (p *proc) stop() {
-	p.cancel()
-	select {
-	case <-p.done:
-	case <-time.After(30 * time.Second):
-	}
-	_ = p.b.Close()
+	p.stopOnce.Do(func() {
+		p.cancel()
+		select {
+		case <-p.done:
+		case <-time.After(30 * time.Second):
+		}
+		_ = p.b.Close()
+	})
 }
 
 type simEnv struct {

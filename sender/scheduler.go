@@ -139,6 +139,27 @@ func (s *scheduler) defer_(t *task, at, now time.Time) {
 	s.requeue(l, at, now)
 }
 
+// drain removes every task that is not in flight and returns them; a lane
+// with a task in flight keeps that one (done or defer_ settle it).
+func (s *scheduler) drain() []*task {
+	var out []*task
+	for c := range numClasses {
+		s.ready[c], s.sleep[c] = nil, nil
+	}
+	for k, l := range s.lanes {
+		if l.state == laneBusy {
+			out = append(out, l.q[1:]...)
+			s.pending -= len(l.q) - 1
+			l.q = l.q[:1]
+			continue
+		}
+		out = append(out, l.q...)
+		s.pending -= len(l.q)
+		delete(s.lanes, k)
+	}
+	return out
+}
+
 // pause stops all picking until at (a corp-wide limit is full, or WeCom said 45009).
 func (s *scheduler) pause(at time.Time) {
 	if at.After(s.paused) {

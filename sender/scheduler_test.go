@@ -107,3 +107,32 @@ func BenchmarkSchedulerPick(b *testing.B) {
 		s.push(mkTask(tk.lane, classBulk), t0)
 	}
 }
+
+// drain returns every task not in flight and leaves the scheduler
+// consistent: the in-flight one settles as usual, nothing else is picked.
+func TestSchedulerDrainKeepsInFlight(t *testing.T) {
+	s := newScheduler()
+	now := t0
+	for _, l := range []string{"a", "a", "b", "c"} {
+		s.push(mkTask(l, classNormal), now)
+	}
+	inFlight, _ := s.pick(now) // a's head
+	b, _ := s.pick(now)
+	s.defer_(b, now.Add(time.Minute), now) // b sleeps
+	out := s.drain()
+	if len(out) != 3 || s.len() != 1 {
+		t.Fatalf("drained %d, %d left; want 3 and the one in flight", len(out), s.len())
+	}
+	for _, x := range out {
+		if x == inFlight {
+			t.Fatal("the task in flight was drained")
+		}
+	}
+	if x, wake := s.pick(now.Add(time.Hour)); x != nil || !wake.IsZero() {
+		t.Fatalf("picked %v (wake %v) after the drain", x, wake)
+	}
+	s.done(inFlight, now)
+	if s.len() != 0 || len(s.lanes) != 0 {
+		t.Fatalf("%d tasks, %d lanes left", s.len(), len(s.lanes))
+	}
+}

@@ -90,13 +90,14 @@ type Sender struct {
 	pauses   *pauses // per-app pauses after 45009 (pause.go)
 	wake     chan struct{}
 
-	cons    jetstream.Consumer
-	cc      jetstream.ConsumeContext
-	pinID   string  // the server's pin of this process on the consumer
-	barrier barrier // no dispatch while the previous holder's messages come back
-	// freshSeq is the first message delivered for the first time under the
-	// current pin: the previous holder's messages all come before it.
-	freshSeq uint64
+	cons       jetstream.Consumer
+	cc         jetstream.ConsumeContext
+	pinID      string  // the server's pin of this process on the consumer
+	barrier    barrier // no dispatch while the previous holder's messages come back
+	barrierGen uint64  // counts takeovers: the barrier belongs to the latest
+	unpinned   bool    // this process lost its pin: what it puts back goes back to JetStream
+	limitsKV   jetstream.KeyValue
+	parked     map[uint64]time.Time // park records: stream seq -> redelivery (server time)
 
 	// passiveKV: the Official Account passive-reply records (mp_passive.go).
 	passiveKV bus.KVHandle
@@ -141,6 +142,7 @@ func New(cfg Config, b *bus.Bus, client *wecom.Client, log *zap.Logger, opts ...
 		sched:    newScheduler(),
 		held:     map[*job]struct{}{},
 		dndCache: map[string]dnd.Setting{},
+		parked:   map[uint64]time.Time{},
 		wake:     make(chan struct{}, 1),
 	}
 	for _, o := range opts {
@@ -192,6 +194,9 @@ func (s *Sender) Run(ctx context.Context) error {
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	if err := s.watchDND(watchCtx); err != nil {
+		return err
+	}
+	if err := s.watchParked(watchCtx); err != nil { // takeover.go
 		return err
 	}
 	stopFetch, err := s.serveFetch(ctx)
@@ -258,6 +263,7 @@ func (s *Sender) open(ctx context.Context) error {
 		return err
 	}
 	lim := newLimiter(kvL, s.cfg.Limits.Margin, s.loc)
+	s.limitsKV = kvL
 	s.mu.Lock() // the limit-usage collector may be scraping
 	s.lim = lim
 	s.mu.Unlock()
@@ -341,9 +347,6 @@ func (s *Sender) accept(msg jetstream.Msg) {
 	s.mu.Lock()
 	if md, err := msg.Metadata(); err == nil {
 		t.seq = md.Sequence.Stream
-		if md.NumDelivered == 1 && s.freshSeq == 0 {
-			s.freshSeq = t.seq
-		}
 	}
 	s.held[j] = struct{}{}
 	s.sched.push(t, s.clock.Now())
@@ -520,8 +523,8 @@ func (s *Sender) dispatch(ctx context.Context) {
 			var wake time.Time
 			// After a takeover nothing goes out until the previous holder's
 			// messages are back in their lanes (wall clock: NATS time).
-			held := s.barrier.wait(time.Now())
-			if held == 0 {
+			held := s.barrier.on
+			if !held {
 				t, wake = s.sched.pick(now)
 			}
 			if t != nil {
@@ -534,15 +537,10 @@ func (s *Sender) dispatch(ctx context.Context) {
 			if !wake.IsZero() && !wake.Equal(armed) {
 				armed, timer = wake, s.clock.After(wake.Sub(now))
 			}
-			var barrierEnd <-chan time.Time
-			if held > 0 {
-				barrierEnd = time.After(held)
-			}
-			select {
+			select { // the barrier's end kicks s.wake
 			case <-ctx.Done():
 				return
 			case <-s.wake:
-			case <-barrierEnd:
 			case <-timer:
 				armed, timer = time.Time{}, nil
 			}
@@ -759,7 +757,7 @@ func (s *Sender) deferQuiet(ctx context.Context, t *task, until, now time.Time) 
 		s.m.sends.WithLabelValues(j.app.Name, resultDeferred, "").Inc()
 	}
 	if d := until.Sub(now); d > s.cfg.HoldMax {
-		if err := j.msg.NakWithDelay(d); err != nil {
+		if err := s.park(ctx, j, d); err != nil {
 			s.log.Warn("nak with delay failed; holding in memory", zap.String("id", j.out.ID), zap.Error(err))
 		} else {
 			s.finish(t)
@@ -772,6 +770,12 @@ func (s *Sender) deferQuiet(ctx context.Context, t *task, until, now time.Time) 
 func (s *Sender) putBack(t *task, at time.Time) {
 	s.mu.Lock()
 	t.job.inFlight = false
+	if s.unpinned { // another process holds the pin: it takes this one too
+		s.mu.Unlock()
+		_ = t.job.msg.Nak()
+		s.finish(t)
+		return
+	}
 	s.sched.defer_(t, at, s.clock.Now())
 	s.mu.Unlock()
 	s.kick()
@@ -950,7 +954,7 @@ func (s *Sender) deadLetter(ctx context.Context, j *job, reason string, cause er
 	if err := s.bus.DeadLetter(ctx, DLQStage, j.msg, reason, j.attempts); err != nil {
 		// Not in the DLQ: leave it un-acked so JetStream redelivers it.
 		s.log.Error("dead letter failed; message left for redelivery", zap.Error(err))
-		_ = j.msg.NakWithDelay(s.cfg.Retry.Max)
+		_ = s.park(ctx, j, s.cfg.Retry.Max)
 		return
 	}
 	if j.out.ID != "" {

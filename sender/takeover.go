@@ -1,9 +1,13 @@
 package sender
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -22,11 +26,15 @@ import (
 //   - Messages the active process held (queued, deferred by a limit or a
 //     backoff) are kept alive with InProgress; when it dies they are
 //     redelivered within AckWait. A process that gets a new pin dispatches
-//     nothing until the consumer's pending messages are all in its hands (or
-//     AckWait + 1 s passed): lanes are sorted by stream sequence, so the
-//     redelivered ones go before later messages to the same member.
-//   - Quiet-hours deferrals longer than HoldMax are handed to JetStream with
-//     NakWithDelay: they survive any process, in the consumer's state.
+//     nothing until every message pending on the consumer is in its hands or
+//     parked: lanes are sorted by stream sequence, so the redelivered ones go
+//     before later messages to the same member.
+//   - Deferrals longer than HoldMax are parked in JetStream with NakWithDelay:
+//     they survive any process, in the consumer's state. A parked message still
+//     counts as ack-pending, so each park is recorded in wxhub_limits
+//     (parked.<consumer>.<stream seq>) where every sender sees it.
+//   - A process that loses its pin while alive (the server refuses its pin)
+//     hands its queued messages back at once.
 
 // PriorityGroup is the sender consumer's priority group.
 const PriorityGroup = "sender"
@@ -35,18 +43,89 @@ const PriorityGroup = "sender"
 const headerPinID = "Nats-Pin-Id"
 
 // barrier holds dispatch after a takeover until every message pending on
-// the consumer is in this process's hands, or until passes.
+// the consumer is in this process's hands or parked.
 type barrier struct {
-	until time.Time // wall clock; zero: no barrier
+	on bool
 }
 
-// wait is how long dispatch must still wait (0: go).
-func (b *barrier) wait(now time.Time) time.Duration {
-	if b.until.IsZero() || !now.Before(b.until) {
-		b.until = time.Time{}
-		return 0
+// barrierMax is the safety bound of the takeover barrier: it only runs out
+// when a park went unrecorded (a process died between its NakWithDelay and
+// the record) or the previous holder is alive and keeps its messages.
+func (s *Sender) barrierMax() time.Duration { return 5*s.cfg.AckWait + 10*time.Second }
+
+// parkPrefix starts the wxhub_limits keys of the messages this consumer
+// parked: parkPrefix + stream sequence -> the delay in milliseconds.
+func (s *Sender) parkPrefix() string { return "parked." + s.cfg.Consumer + "." }
+
+// park hands j back to JetStream for d (NakWithDelay) and records it, so that
+// a takeover does not wait for a message nobody holds. Recorded after the nak:
+// a record without a park would let a takeover go too early; a park without a
+// record (a crash in between) only makes it wait up to barrierMax.
+func (s *Sender) park(ctx context.Context, j *job, d time.Duration) error {
+	if err := j.msg.NakWithDelay(d); err != nil {
+		return err
 	}
-	return b.until.Sub(now)
+	seq := seqOf(j.msg)
+	if seq == 0 || s.limitsKV == nil {
+		return nil
+	}
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if _, err := s.limitsKV.Put(pctx, s.parkPrefix()+strconv.FormatUint(seq, 10), []byte(strconv.FormatInt(d.Milliseconds(), 10))); err != nil {
+		s.log.Warn("recording a parked message failed; a takeover may wait for it", zap.String("id", j.out.ID), zap.Error(err))
+	}
+	return nil
+}
+
+// watchParked mirrors the park records of this consumer in memory: stream
+// sequence -> when JetStream redelivers it (server time: the record's own
+// timestamp plus the delay).
+func (s *Sender) watchParked(ctx context.Context) error {
+	w, err := s.limitsKV.Watch(ctx, s.parkPrefix()+"*")
+	if err != nil {
+		return fmt.Errorf("sender: watch %s: %w", BucketLimits, err)
+	}
+	puts := 0
+	apply := func(e jetstream.KeyValueEntry) {
+		seq, err := strconv.ParseUint(strings.TrimPrefix(e.Key(), s.parkPrefix()), 10, 64)
+		if err != nil {
+			return
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		ms, err := strconv.ParseInt(string(e.Value()), 10, 64)
+		if e.Operation() != jetstream.KeyValuePut || err != nil {
+			delete(s.parked, seq)
+			return
+		}
+		s.parked[seq] = e.Created().Add(time.Duration(ms) * time.Millisecond)
+		if puts++; puts%1024 == 0 {
+			s.pruneParked(time.Now())
+		}
+	}
+	for e := range w.Updates() { // initial values, then a nil marker
+		if e == nil {
+			break
+		}
+		apply(e)
+	}
+	go func() {
+		defer func() { _ = w.Stop() }()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case e, ok := <-w.Updates():
+				if !ok {
+					return
+				}
+				if e != nil {
+					apply(e)
+				}
+			}
+		}
+	}()
+	return nil
 }
 
 // consumerConfig is the sender's durable consumer on WXHUB_OUT.
@@ -104,7 +183,10 @@ func (s *Sender) consume() error {
 		// Pull requests renewed well within PinnedTTL, or the pin would lapse.
 		jetstream.PullExpiry(max(s.cfg.AckWait/4, time.Second)),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-			if !errors.Is(err, jetstream.ErrNoHeartbeat) && !errors.Is(err, jetstream.ErrPinIDMismatch) {
+			switch {
+			case errors.Is(err, jetstream.ErrPinIDMismatch):
+				s.lostPin()
+			case !errors.Is(err, jetstream.ErrNoHeartbeat):
 				s.log.Warn("consume", zap.Error(err))
 			}
 		}))
@@ -117,16 +199,45 @@ func (s *Sender) consume() error {
 	return nil
 }
 
+// pruneParked forgets parks redelivered over an hour before now (their
+// records expire with the bucket's TTL). Called with s.mu held.
+func (s *Sender) pruneParked(now time.Time) {
+	for seq, until := range s.parked {
+		if until.Before(now.Add(-time.Hour)) {
+			delete(s.parked, seq)
+		}
+	}
+}
+
+// lostPin: another process is pinned now (the server refused this one's pin).
+// The messages held here and not in flight are handed back at once, in stream
+// order, so that the new holder's barrier does not wait for this process to
+// send them; the ones in flight finish here, and one put back later is handed
+// back then (putBack).
+func (s *Sender) lostPin() {
+	s.mu.Lock()
+	if s.pinID == "" {
+		s.mu.Unlock()
+		return
+	}
+	s.pinID, s.unpinned = "", true
+	s.barrier.on = false
+	s.barrierGen++
+	tasks := s.sched.drain()
+	for _, t := range tasks {
+		delete(s.held, t.job)
+	}
+	s.mu.Unlock()
+	slices.SortFunc(tasks, func(a, b *task) int { return cmp.Compare(a.seq, b.seq) })
+	for _, t := range tasks {
+		_ = t.job.msg.Nak()
+		s.m.backlog.WithLabelValues(classNames[t.job.cls]).Dec()
+	}
+	s.log.Info("sender no longer pinned (another one took over); handed its queued messages back", zap.Int("handed_back", len(tasks)))
+}
+
 // takeOver notices a new pin (this process became the active sender) and
-// holds dispatch until the messages the previous holder had are back
-// (checked every 100 ms), at most AckWait + 1 s (a quiet-hours message parked
-// in JetStream with NakWithDelay stays pending and is waited out once).
-//
-// The previous holder's messages are the pending ones before freshSeq, the
-// first message delivered here for the first time: the consumer's pending
-// count less the fresh ones (every sequence from freshSeq to the last
-// delivered; nothing is acked while the barrier holds) must equal the ones
-// this process holds before freshSeq.
+// holds dispatch until the messages the previous holder had are back.
 func (s *Sender) takeOver(msg jetstream.Msg) {
 	pin := msg.Headers().Get(headerPinID)
 	s.mu.Lock()
@@ -134,14 +245,52 @@ func (s *Sender) takeOver(msg jetstream.Msg) {
 	if pin == "" || pin == s.pinID {
 		return
 	}
-	s.pinID = pin
-	s.freshSeq = 0
-	s.barrier.until = time.Now().Add(s.cfg.AckWait + time.Second)
-	c := s.cons
-	go s.awaitPrevious(c, s.barrier.until)
+	s.pinID, s.unpinned = pin, false
+	s.barrier.on = true
+	s.barrierGen++
+	go s.awaitPrevious(s.cons, s.barrierGen)
 }
 
-func (s *Sender) awaitPrevious(c jetstream.Consumer, until time.Time) {
+// elsewhere is how many messages pending on the consumer (info) are neither
+// in this process's hands nor parked. Messages delivered after info was taken
+// are left out: fresh ones come after info.Delivered.Stream, and the previous
+// holder's come back below it and were pending in info either way. Called
+// with s.mu held.
+func (s *Sender) elsewhere(info *jetstream.ConsumerInfo) (elsewhere, held, parked int) {
+	now := info.TimeStamp // server time, as the park records
+	if now.IsZero() {
+		now = time.Now()
+	}
+	mine := make(map[uint64]bool, len(s.held))
+	for j := range s.held {
+		if seq := seqOf(j.msg); seq <= info.Delivered.Stream {
+			mine[seq] = true
+		}
+	}
+	s.pruneParked(now)
+	for seq, until := range s.parked {
+		if until.After(now) && !mine[seq] && seq <= info.Delivered.Stream {
+			parked++
+		}
+	}
+	return info.NumAckPending - len(mine) - parked, len(mine), parked
+}
+
+// awaitPrevious lifts the barrier of takeover gen once elsewhere is 0
+// (checked every 100 ms), or at barrierMax with a warning and
+// wxhub_sender_takeover_barrier_timeouts_total.
+func (s *Sender) awaitPrevious(c jetstream.Consumer, gen uint64) {
+	start := time.Now()
+	until := start.Add(s.barrierMax())
+	lift := func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.barrierGen != gen {
+			return false // a newer takeover owns the barrier
+		}
+		s.barrier.on = false
+		return true
+	}
 	logged := false
 	for time.Now().Before(until) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -149,37 +298,35 @@ func (s *Sender) awaitPrevious(c jetstream.Consumer, until time.Time) {
 		cancel()
 		if err == nil {
 			s.mu.Lock()
-			held := len(s.held)
-			pending := info.NumAckPending
-			if f := s.freshSeq; f > 0 {
-				pending -= int(info.Delivered.Stream - f + 1)
-				held = 0
-				for j := range s.held {
-					if seqOf(j.msg) < f {
-						held++
-					}
-				}
-			}
-			if pending <= held {
-				if s.barrier.until.Equal(until) {
-					s.barrier.until = time.Time{}
-				}
-				s.mu.Unlock()
-				s.kick()
-				s.log.Info("sender active (pinned)", zap.Int("held", held))
+			stale := s.barrierGen != gen
+			n, held, parked := s.elsewhere(info)
+			s.mu.Unlock()
+			if stale {
 				return
 			}
-			s.mu.Unlock()
+			if n <= 0 {
+				if lift() {
+					s.m.takeoverWait.Observe(time.Since(start).Seconds())
+					s.log.Info("sender active (pinned)", zap.Int("held", held), zap.Int("parked", parked))
+					s.kick()
+				}
+				return
+			}
 			if !logged {
 				logged = true
 				s.log.Info("sender active (pinned); waiting for the previous holder's messages before sending",
-					zap.Int("pending_elsewhere", pending-held), zap.Duration("at_most", time.Until(until).Round(time.Millisecond)))
+					zap.Int("pending_elsewhere", n), zap.Int("parked", parked), zap.Duration("at_most", time.Until(until).Round(time.Millisecond)))
 			}
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	s.log.Warn("sender active (pinned); stopped waiting for the previous holder's messages (quiet-hours messages parked in JetStream count as pending)")
-	s.kick()
+	if lift() {
+		s.m.takeoverWait.Observe(time.Since(start).Seconds())
+		s.m.barrierGiveUp.Inc()
+		s.log.Warn("sender active (pinned); stopped waiting for the previous holder's messages at the safety bound: a member's order may break once",
+			zap.Duration("waited", time.Since(start).Round(time.Millisecond)))
+		s.kick()
+	}
 }
 
 // guardEvery is how often the guard checks the consumer.

@@ -113,7 +113,7 @@ func Start(t testing.TB, opts ...Option) *Hub {
 	}
 	s.SetGatewayURL("http://" + ln.Addr().String())
 	h, stop, err := hub.Start(context.Background(), setup, o.log, hub.Options{
-		Only: o.only, Listener: ln, PollWait: 200 * time.Millisecond, Builtins: o.builtins})
+		Only: o.only, Listener: ln, PollWait: 200 * time.Millisecond, Builtins: o.builtins, SharedMetricsEvery: sharedMetricsEvery})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,6 +125,10 @@ func Start(t testing.TB, opts ...Option) *Hub {
 	return &Hub{Config: cfg, Setup: setup, Sim: s, Addr: h.Addr, Bus: h.Bus, builtins: o.builtins}
 }
 
+// sharedMetricsEvery: the processes' counters reach the dashboard within a
+// second (not the default 5 s).
+const sharedMetricsEvery = 500 * time.Millisecond
+
 // Join starts a second process's components on h's NATS server (as
 // `wxhub run --only ...` against a cluster would), stopped when the test ends.
 func Join(t testing.TB, h *Hub, only ...string) {
@@ -135,7 +139,7 @@ func Join(t testing.TB, h *Hub, only ...string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := hub.Options{Only: map[string]bool{}, PollWait: 200 * time.Millisecond}
+	o := hub.Options{Only: map[string]bool{}, PollWait: 200 * time.Millisecond, SharedMetricsEvery: sharedMetricsEvery}
 	for _, c := range only {
 		o.Only[c] = true
 	}
