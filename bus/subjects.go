@@ -35,6 +35,9 @@ const (
 	// BucketSessions holds revoked dashboard sessions until they would have
 	// expired (per-key TTL); see RevokeSession.
 	BucketSessions = "wxhub_sessions"
+	// BucketMetrics holds each process's snapshot of its wxhub_ counters and
+	// gauges (internal/sharedmetrics), for the dashboard's rates.
+	BucketMetrics = "wxhub_metrics"
 )
 
 // OIDCTTL is how long wxhub_oidc keeps a record: the longest refresh token lives 30 days.

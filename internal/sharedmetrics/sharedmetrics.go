@@ -28,7 +28,7 @@ import (
 )
 
 // Bucket is the KV bucket of the snapshots: one key per process.
-const Bucket = "wxhub_metrics"
+const Bucket = bus.BucketMetrics
 
 // DefaultEvery is how often a process puts its snapshot.
 const DefaultEvery = 5 * time.Second
