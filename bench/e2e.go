@@ -143,7 +143,8 @@ func legsSection(steps []e2eStep) Section {
 	}
 	sec.Notes = append(sec.Notes, "Each reply's latency split where its messages were stored: the event in WXHUB_IN "+
 		"(generator, HTTP, gateway), its reply in WXHUB_OUT (router, WXHUB_ROUTE, echo connector), the reply at the "+
-		"simulator (sender, WeCom call), by JetStream's timestamps (the same clock as the generator's). Each leg's "+
+		"simulator (sender, WeCom call), by JetStream's timestamps (the same wall clock as the generator's; a step of that clock during the run, "+
+		"common on VMs, shows as a negative leg). Each leg's "+
 		"percentiles are its own: the legs' p99s need not add up to the end-to-end p99.")
 	return sec
 }
