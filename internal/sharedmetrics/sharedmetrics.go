@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -215,6 +216,9 @@ func (g *Gatherer) Gather() ([]*dto.MetricFamily, error) {
 					}
 				}
 				m.Label = append(m.Label, &dto.LabelPair{Name: proto.String(LabelProcess), Value: proto.String(snap.Process)})
+				// Sorted by name as Prometheus gives them: the labels come from a
+				// map, and a reader keying series by their labels needs one order.
+				slices.SortFunc(m.Label, func(a, b *dto.LabelPair) int { return strings.Compare(a.GetName(), b.GetName()) })
 				if rf.Gauge {
 					m.Gauge = &dto.Gauge{Value: proto.Float64(s.Value)}
 				} else {

@@ -2,6 +2,8 @@ package sharedmetrics_test
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -49,15 +51,15 @@ func label(m *dto.Metric, name string) string {
 func TestPublishedCountersReachOtherProcesses(t *testing.T) {
 	b := bustest.Open(t, bus.Config{})
 	local, remote := prometheus.NewRegistry(), prometheus.NewRegistry()
-	lc := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wxhub_x_total", Help: "x"}, []string{"app"})
-	rc := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wxhub_x_total", Help: "x"}, []string{"app"})
+	lc := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wxhub_x_total", Help: "x"}, []string{"app", "result", "errcode", "zone"})
+	rc := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wxhub_x_total", Help: "x"}, []string{"app", "result", "errcode", "zone"})
 	local.MustRegister(lc)
 	remote.MustRegister(rc,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "wxhub_g", Help: "g"}, func() float64 { return 3 }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "go_foreign_total", Help: "f"}, func() float64 { return 1 }),
 		prometheus.NewHistogram(prometheus.HistogramOpts{Name: "wxhub_h_seconds", Help: "h"}))
-	lc.WithLabelValues("a").Add(1)
-	rc.WithLabelValues("a").Add(7)
+	lc.WithLabelValues("a", "sent", "0", "z").Add(1)
+	rc.WithLabelValues("a", "sent", "0", "z").Add(7)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -84,6 +86,10 @@ func TestPublishedCountersReachOtherProcesses(t *testing.T) {
 		t.Fatalf("wxhub_x_total: %v, want the local series and the remote one", x)
 	}
 	for _, m := range x.GetMetric() {
+		// Labels sorted by name, in every gather: a reader keys series by them.
+		if !slices.IsSortedFunc(m.GetLabel(), func(a, b *dto.LabelPair) int { return strings.Compare(a.GetName(), b.GetName()) }) {
+			t.Errorf("labels out of order: %v", m.GetLabel())
+		}
 		switch p := label(m, sharedmetrics.LabelProcess); p {
 		case "":
 			if m.GetCounter().GetValue() != 1 || m.GetTimestampMs() != 0 {
