@@ -164,12 +164,13 @@ func TestChaos(t *testing.T) {
 				return
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("%s: gateway not listening after %s", what, within)
+				log, _ := os.ReadFile(procs["gateway"].log)
+				t.Fatalf("%s: gateway not listening after %s; its log ends:\n%s", what, within, tail(log, 40))
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
-	waitUp("start", 60*time.Second)
+	waitUp("start", 2*time.Minute) // a fresh 3-node cluster elects and declares R3 streams and buckets first
 
 	type said struct {
 		user, text string
@@ -379,4 +380,10 @@ func TestChaos(t *testing.T) {
 	if long && refusedDuringNode > 0 {
 		t.Errorf("%d callbacks refused during the NATS node's failure", refusedDuringNode)
 	}
+}
+
+// tail is the last n lines of b.
+func tail(b []byte, n int) string {
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
