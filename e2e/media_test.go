@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"mime"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -345,6 +346,11 @@ func TestE2EMediaVoiceTranscript(t *testing.T) {
 	if n := e.sim.Stats().Calls["audio/transcriptions"]; n != 2 {
 		t.Fatalf("transcriptions = %d, want 2", n)
 	}
+	// The event says what the audio is, and the media URL serves it so.
+	ev := routedVoiceAudio(t, ctx, e, "")
+	if a := ev.Data.Audio; a == nil || a.MIMEType != "audio/amr" || a.Codec != "AMR-NB" || a.SampleRate != 8000 || a.Channels != 1 || a.Extension != ".amr" {
+		t.Fatalf("voice audio %+v", ev.Data.Audio)
+	}
 }
 
 // An Official Account push refuses a hub media id with a message saying so.
@@ -357,4 +363,35 @@ func TestE2EMediaHubIDRefusedForAccounts(t *testing.T) {
 	if err != nil || resp.StatusCode() != http.StatusBadRequest || !strings.Contains(string(resp.Body()), "WeCom apps") {
 		t.Fatalf("%v %d %s", err, resp.StatusCode(), resp.Body())
 	}
+}
+
+// routedVoiceAudio plays a voice message of a file named name (no name: the
+// simulator's media/get names none) and checks the hub's media URL serves it
+// as AMR with a .amr filename; it returns the routed event.
+func routedVoiceAudio(t *testing.T, ctx context.Context, e *e2e, name string) schemas.Event {
+	t.Helper()
+	sub, err := e.bus.Conn().SubscribeSync("wxhub.route.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	amr := []byte("#!AMR\n\x3c\x48\xf5\x1f\x96\x66\x79\xe1")
+	id := e.sim.AddMedia("helpdesk", "voice", name, amr)
+	d, err := e.sim.Voice(ctx, "helpdesk", "zhangsan", id, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := routedVoice(t, ctx, sub, d.MsgID)
+	resp, err := resty.New().R().SetContext(ctx).SetAuthToken(hub.DemoAPIKey).Get(ev.Data.MediaURL)
+	if err != nil || resp.StatusCode() != http.StatusOK || !bytes.Equal(resp.Body(), amr) {
+		t.Fatalf("voice through the hub: %v %d %q", err, resp.StatusCode(), resp.Body())
+	}
+	if ct := resp.Header().Get("Content-Type"); ct != "audio/amr" {
+		t.Fatalf("voice served as %q, want audio/amr", ct)
+	}
+	_, params, _ := mime.ParseMediaType(resp.Header().Get("Content-Disposition"))
+	if !strings.HasSuffix(params["filename"], ".amr") {
+		t.Fatalf("voice served as file %q, want a .amr name (%s)", params["filename"], resp.Header().Get("Content-Disposition"))
+	}
+	return ev
 }

@@ -348,19 +348,10 @@ func (g *Gateway) fetchWeComMedia(ctx context.Context, appName, mediaID string) 
 	}
 	name := md.Filename
 	if name == "" {
-		name = mediaID + extensionOf(md.ContentType)
+		name = mediaID
 	}
+	name = media.Filename(name, md.ContentType, md.Data)
 	return g.bus.PutMedia(ctx, name, bytes.NewReader(md.Data))
-}
-
-func extensionOf(contentType string) string {
-	if strings.HasPrefix(contentType, "audio/amr") {
-		return ".amr"
-	}
-	if exts, _ := mime.ExtensionsByType(contentType); len(exts) > 0 {
-		return exts[0]
-	}
-	return ""
 }
 
 // getMedia is GET /api/v1/media/{app}/{media_id}: an inbound medium of app
@@ -415,9 +406,9 @@ func serveMedia(w http.ResponseWriter, rc io.Reader, obj bus.MediaObject) {
 	head, _ := br.Peek(512)
 	w.Header().Set("Content-Type", media.ContentType(obj.Filename, head))
 	w.Header().Set("Content-Length", strconv.FormatInt(obj.Size, 10))
-	if obj.Filename != "" {
-		w.Header().Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": obj.Filename}))
-	}
+	// The name always ends in the content's extension (voice.amr), so a
+	// client saving it knows the format.
+	w.Header().Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": media.Filename(obj.Filename, "", head)}))
 	w.Header().Set("X-Wxhub-Sha256", obj.SHA256)
 	_, _ = io.Copy(w, br)
 }
@@ -469,6 +460,17 @@ func (g *Gateway) dropInGetMedia(w http.ResponseWriter, r *http.Request) {
 
 // mediaMsgTypes are the WeCom messages whose MediaId the hub serves.
 var mediaMsgTypes = map[string]bool{"image": true, "voice": true, "video": true, "file": true}
+
+// voiceAudio is what a voice message's audio is (from its Format), or nil.
+func voiceAudio(d schemas.EventData) *schemas.Audio {
+	if d.MsgType != "voice" {
+		return nil
+	}
+	if a, ok := media.VoiceAudio(d.Format); ok {
+		return &a
+	}
+	return nil
+}
 
 // mediaURL is the hub URL of a WeCom message's medium, or "".
 func (g *Gateway) mediaURL(ch *channel, d schemas.EventData) string {

@@ -480,7 +480,7 @@ func (s *Server) AddMedia(app, mediaType, filename string, data []byte) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	m := &Media{ID: "3" + randomString(40), Type: mediaType, App: app, Filename: filename,
-		ContentType: http.DetectContentType(data), Data: append([]byte(nil), data...), CreatedAt: s.clock.Now()}
+		ContentType: contentType(data), Data: append([]byte(nil), data...), CreatedAt: s.clock.Now()}
 	s.media[m.ID] = m
 	return m.ID
 }
