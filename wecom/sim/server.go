@@ -197,6 +197,9 @@ type Server struct {
 	mpTokens    map[string]*token
 	mpFollowers map[string]*mpFollower
 	mpMsgSeq    int64
+	// mpClientMsgs: template sends by account|openid|client_msg_id, for
+	// WeChat's de-duplication of a repeated client_msg_id.
+	mpClientMsgs map[string]mpClientMsg
 }
 
 // New validates cfg (after WithDefaults) and returns a Server.
