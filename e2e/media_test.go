@@ -395,3 +395,82 @@ func routedVoiceAudio(t *testing.T, ctx context.Context, e *e2e, name string) sc
 	}
 	return ev
 }
+
+// An Official Account customer's image and voice carry data.media_url, read
+// through the account's own media/get (with the account's token) once and
+// then from the store; the voice keeps WeChat's own Recognition (the router's
+// transcriber is not asked) and says it is AMR.
+func TestE2EOfficialAccountInboundMedia(t *testing.T) {
+	e := startE2E(t, withConfig(func(c *config.Config) {
+		c.Gateway.PublicURL = "http://" + c.Gateway.Listen
+		c.Router.Transcriber = transcribe.Config{BaseURL: c.WeCom.APIBase, Model: "sim-whisper", Timeout: 5 * time.Second}
+	}))
+	ctx := waitCtx(t, 60*time.Second)
+	sub, err := e.bus.Conn().SubscribeSync("wxhub.route.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	openid := sim.DemoOpenIDs[0]
+	get := func(url string) *resty.Response {
+		t.Helper()
+		resp, err := resty.New().R().SetContext(ctx).SetAuthToken(hub.DemoAPIKey).Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	gets := func() int { return e.sim.Stats().Calls["media/get"] }
+
+	jpeg := append([]byte{0xFF, 0xD8, 0xFF, 0xE0}, []byte("a photo of the parcel")...)
+	id := e.sim.AddMedia("service", "image", "parcel.jpg", jpeg)
+	d, err := e.sim.SendMessage(ctx, "service", openid, schemas.EventData{MsgType: "image", MediaID: id, PicURL: "http://mmbiz.example/p.jpg"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := routedMsg(t, ctx, sub, "image", d.MsgID)
+	if want := "http://" + e.hubAddr + "/api/v1/media/service/" + id; ev.Data.MediaURL != want {
+		t.Fatalf("media_url %q, want %q", ev.Data.MediaURL, want)
+	}
+	before := gets()
+	for i := range 2 {
+		resp := get(ev.Data.MediaURL)
+		if resp.StatusCode() != http.StatusOK || !bytes.Equal(resp.Body(), jpeg) || resp.Header().Get("Content-Type") != "image/jpeg" {
+			t.Fatalf("read %d: %d %s %q", i, resp.StatusCode(), resp.Header().Get("Content-Type"), resp.Body())
+		}
+		if n := gets() - before; n != 1 {
+			t.Fatalf("after read %d the account's media/get was called %d times, want 1", i, n)
+		}
+	}
+
+	d, err = e.sim.Voice(ctx, "service", openid, "", "查 快递")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev = routedMsg(t, ctx, sub, "voice", d.MsgID)
+	if ev.Data.Recognition != "查 快递" || ev.Data.MediaURL == "" || ev.Data.Audio == nil || ev.Data.Audio.MIMEType != "audio/amr" {
+		t.Fatalf("routed voice: recognition %q, media_url %q, audio %+v", ev.Data.Recognition, ev.Data.MediaURL, ev.Data.Audio)
+	}
+	if n := e.sim.Stats().Calls["audio/transcriptions"]; n != 0 {
+		t.Fatalf("transcriptions = %d, want 0 (WeChat's recognition kept)", n)
+	}
+	resp := get(ev.Data.MediaURL)
+	if resp.StatusCode() != http.StatusOK || resp.Header().Get("Content-Type") != "audio/amr" || !bytes.HasPrefix(resp.Body(), []byte("#!AMR")) {
+		t.Fatalf("voice: %d %s %q", resp.StatusCode(), resp.Header().Get("Content-Type"), resp.Body())
+	}
+}
+
+// routedMsg waits for the message of msgType with msg_id published to WXHUB_ROUTE.
+func routedMsg(t *testing.T, ctx context.Context, sub *nats.Subscription, msgType, msgID string) schemas.Event {
+	t.Helper()
+	for {
+		m, err := sub.NextMsgWithContext(ctx)
+		if err != nil {
+			t.Fatalf("%s %s never routed: %v", msgType, msgID, err)
+		}
+		var ev schemas.Event
+		if json.Unmarshal(m.Data, &ev) == nil && ev.Data.MsgType == msgType && ev.Data.MsgID == msgID {
+			return ev
+		}
+	}
+}

@@ -63,7 +63,8 @@ type EventData struct {
 	Recognition  string `json:"recognition,omitempty"`
 	ThumbMediaID string `json:"thumb_media_id,omitempty"` // video
 	// MediaURL is where a connector or webhook reads the medium of a WeCom
-	// image, voice, video or file message through the hub
+	// image, voice, video or file message, or an Official Account's image,
+	// voice, video or shortvideo message, through the hub
 	// (GET /api/v1/media/{app}/{media_id}, with an API key for the app):
 	// absolute when gateway.public_url is set.
 	MediaURL string `json:"media_url,omitempty"`

@@ -82,9 +82,14 @@ func (s *Server) mediaGet(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.stats.Calls["media/get"]++
 	s.mu.Unlock()
-	if _, err := s.checkToken(r.URL.Query().Get("access_token")); err != nil {
-		s.writeJSON(w, "media/get", nil, err)
-		return
+	// An Official Account's token is good too: the account's own media/get
+	// (api.weixin.qq.com) has the same shape.
+	tok := r.URL.Query().Get("access_token")
+	if _, err := s.checkToken(tok); err != nil {
+		if _, mpErr := s.mpCheckToken(tok); mpErr != nil {
+			s.writeJSON(w, "media/get", nil, err)
+			return
+		}
 	}
 	id := r.URL.Query().Get("media_id")
 	m, ok := s.MediaByID(id)
