@@ -165,6 +165,14 @@ func (s *Server) mpAPI(name string, needToken bool, method string, h mpHandler) 
 		if err == nil {
 			resp, err = h(r, acct)
 		}
+		if s.takeLost(name) {
+			if hj, ok := w.(http.Hijacker); ok {
+				if conn, _, herr := hj.Hijack(); herr == nil {
+					_ = conn.Close()
+					return
+				}
+			}
+		}
 		s.writeMP(w, name, resp, err)
 	}
 }

@@ -190,6 +190,7 @@ type Server struct {
 	recalled map[string]time.Time // msgid -> when message/recall took it back (recall.go)
 	oauth    map[string]oauthCode
 	faults   []fault
+	lost     map[string]int // LoseAnswerNextOn: answers to drop, by API
 	httpSrv  *http.Server
 	listener net.Listener
 
@@ -343,6 +344,7 @@ func (s *Server) resetLocked() {
 	s.daily = map[string]*dayCount{}
 	s.dups = map[string]dupEntry{}
 	s.faults = nil
+	s.lost = nil
 	s.oauth = map[string]oauthCode{}
 }
 
@@ -449,6 +451,29 @@ func (s *Server) FailNextOn(api string, n int, errcode int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.faults = append(s.faults, fault{api: api, left: n, code: errcode})
+}
+
+// LoseAnswerNextOn makes the next n calls of an Official Account API (named as
+// in Stats.Calls) take effect but lose their answer: the connection is closed
+// before it, an ambiguous failure the caller cannot tell from a call never made.
+func (s *Server) LoseAnswerNextOn(api string, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lost == nil {
+		s.lost = make(map[string]int)
+	}
+	s.lost[api] += n
+}
+
+// takeLost reports whether api's answer is to be lost, counting it down.
+func (s *Server) takeLost(api string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lost[api] <= 0 {
+		return false
+	}
+	s.lost[api]--
+	return true
 }
 
 // IssueOAuthCode returns an OAuth code for userid that auth/getuserinfo accepts
