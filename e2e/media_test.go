@@ -399,7 +399,7 @@ func routedVoiceAudio(t *testing.T, ctx context.Context, e *e2e, name string) sc
 // An Official Account customer's image and voice carry data.media_url, read
 // through the account's own media/get (with the account's token) once and
 // then from the store; the voice keeps WeChat's own Recognition (the router's
-// transcriber is not asked) and says it is AMR.
+// transcriber is not asked) and says it is AMR; a voice without one is transcribed.
 func TestE2EOfficialAccountInboundMedia(t *testing.T) {
 	e := startE2E(t, withConfig(func(c *config.Config) {
 		c.Gateway.PublicURL = "http://" + c.Gateway.Listen
@@ -457,6 +457,18 @@ func TestE2EOfficialAccountInboundMedia(t *testing.T) {
 	resp := get(ev.Data.MediaURL)
 	if resp.StatusCode() != http.StatusOK || resp.Header().Get("Content-Type") != "audio/amr" || !bytes.HasPrefix(resp.Body(), []byte("#!AMR")) {
 		t.Fatalf("voice: %d %s %q", resp.StatusCode(), resp.Header().Get("Content-Type"), resp.Body())
+	}
+	// A voice WeChat did not recognise is transcribed by the router (through
+	// the sender's fetch with the account's token).
+	id = e.sim.AddMedia("service", "voice", "v.amr", []byte("#!AMR\n查 订单"))
+	if d, err = e.sim.SendMessage(ctx, "service", openid, schemas.EventData{MsgType: "voice", MediaID: id, Format: "amr"}); err != nil {
+		t.Fatal(err)
+	}
+	if ev = routedMsg(t, ctx, sub, "voice", d.MsgID); ev.Data.Recognition != "查 订单" {
+		t.Fatalf("unrecognised voice routed with recognition %q", ev.Data.Recognition)
+	}
+	if n := e.sim.Stats().Calls["audio/transcriptions"]; n != 1 {
+		t.Fatalf("transcriptions = %d, want 1", n)
 	}
 }
 
