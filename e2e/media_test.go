@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"mime"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/wxhub/wxhub/bus"
 	"github.com/wxhub/wxhub/config"
+	"github.com/wxhub/wxhub/connectors"
 	"github.com/wxhub/wxhub/gateway"
 	"github.com/wxhub/wxhub/hub"
 	"github.com/wxhub/wxhub/hub/hubtest"
@@ -441,6 +443,16 @@ func TestE2EOfficialAccountInboundMedia(t *testing.T) {
 		if n := gets() - before; n != 1 {
 			t.Fatalf("after read %d the account's media/get was called %d times, want 1", i, n)
 		}
+	}
+	// An in-process connector reads the same medium from the store.
+	rc, _, err := connectors.OpenMedia(ctx, e.bus, &ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(rc)
+	rc.Close()
+	if !bytes.Equal(got, jpeg) || gets()-before != 1 {
+		t.Fatalf("OpenMedia read %q, media/get calls %d", got, gets()-before)
 	}
 
 	d, err = e.sim.Voice(ctx, "service", openid, "", "查 快递")
