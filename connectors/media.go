@@ -53,17 +53,17 @@ func mediaObject(user, msgtype string, ref MediaRef) Reply {
 }
 
 // ErrNoMedia: the event carries no medium the hub can fetch (not a WeCom
-// image, voice, video or file message).
-var ErrNoMedia = errors.New("connectors: the event has no WeCom medium")
+// or Official Account image, voice, video or file message).
+var ErrNoMedia = errors.New("connectors: the event has no WeCom or Official Account medium")
 
 // OpenMedia opens the medium of an inbound WeCom image, voice, video or file
-// message: from the hub's media store when it was fetched before (by this or
+// message, or an Official Account's image, voice or video: from the hub's media store when it was fetched before (by this or
 // another connector, the router or the hub URL in data.media_url), else
 // downloaded from WeCom by the sender first. The caller closes the reader.
 // Connectors outside the hub read data.media_url with an API key instead.
 func OpenMedia(ctx context.Context, b *bus.Bus, ev *schemas.Event) (io.ReadCloser, MediaRef, error) {
 	d := ev.Data
-	if d.Channel != schemas.ChannelWeCom || d.MediaID == "" {
+	if (d.Channel != schemas.ChannelWeCom && d.Channel != schemas.ChannelMP) || d.MediaID == "" {
 		return nil, MediaRef{}, fmt.Errorf("%w (channel %q, msg_type %q)", ErrNoMedia, d.Channel, d.MsgType)
 	}
 	rc, ref, _, err := media.NewInbound(b, media.SenderFetch(b)).Open(ctx, d.App, d.MediaID)

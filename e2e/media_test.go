@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"mime"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/wxhub/wxhub/bus"
 	"github.com/wxhub/wxhub/config"
+	"github.com/wxhub/wxhub/connectors"
 	"github.com/wxhub/wxhub/gateway"
 	"github.com/wxhub/wxhub/hub"
 	"github.com/wxhub/wxhub/hub/hubtest"
@@ -345,6 +348,11 @@ func TestE2EMediaVoiceTranscript(t *testing.T) {
 	if n := e.sim.Stats().Calls["audio/transcriptions"]; n != 2 {
 		t.Fatalf("transcriptions = %d, want 2", n)
 	}
+	// The event says what the audio is, and the media URL serves it so.
+	ev := routedVoiceAudio(t, ctx, e, "")
+	if a := ev.Data.Audio; a == nil || a.MIMEType != "audio/amr" || a.Codec != "AMR-NB" || a.SampleRate != 8000 || a.Channels != 1 || a.Extension != ".amr" {
+		t.Fatalf("voice audio %+v", ev.Data.Audio)
+	}
 }
 
 // An Official Account push refuses a hub media id with a message saying so.
@@ -356,5 +364,137 @@ func TestE2EMediaHubIDRefusedForAccounts(t *testing.T) {
 		"image": map[string]any{"media_id": "wxhm_" + strings.Repeat("0", 64)}}).Post("/api/v1/messages")
 	if err != nil || resp.StatusCode() != http.StatusBadRequest || !strings.Contains(string(resp.Body()), "WeCom apps") {
 		t.Fatalf("%v %d %s", err, resp.StatusCode(), resp.Body())
+	}
+}
+
+// routedVoiceAudio plays a voice message of a file named name (no name: the
+// simulator's media/get names none) and checks the hub's media URL serves it
+// as AMR with a .amr filename; it returns the routed event.
+func routedVoiceAudio(t *testing.T, ctx context.Context, e *e2e, name string) schemas.Event {
+	t.Helper()
+	sub, err := e.bus.Conn().SubscribeSync("wxhub.route.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	amr := []byte("#!AMR\n\x3c\x48\xf5\x1f\x96\x66\x79\xe1")
+	id := e.sim.AddMedia("helpdesk", "voice", name, amr)
+	d, err := e.sim.Voice(ctx, "helpdesk", "zhangsan", id, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := routedVoice(t, ctx, sub, d.MsgID)
+	resp, err := resty.New().R().SetContext(ctx).SetAuthToken(hub.DemoAPIKey).Get(ev.Data.MediaURL)
+	if err != nil || resp.StatusCode() != http.StatusOK || !bytes.Equal(resp.Body(), amr) {
+		t.Fatalf("voice through the hub: %v %d %q", err, resp.StatusCode(), resp.Body())
+	}
+	if ct := resp.Header().Get("Content-Type"); ct != "audio/amr" {
+		t.Fatalf("voice served as %q, want audio/amr", ct)
+	}
+	_, params, _ := mime.ParseMediaType(resp.Header().Get("Content-Disposition"))
+	if !strings.HasSuffix(params["filename"], ".amr") {
+		t.Fatalf("voice served as file %q, want a .amr name (%s)", params["filename"], resp.Header().Get("Content-Disposition"))
+	}
+	return ev
+}
+
+// An Official Account customer's image and voice carry data.media_url, read
+// through the account's own media/get (with the account's token) once and
+// then from the store; the voice keeps WeChat's own Recognition (the router's
+// transcriber is not asked) and says it is AMR; a voice without one is transcribed.
+func TestE2EOfficialAccountInboundMedia(t *testing.T) {
+	e := startE2E(t, withConfig(func(c *config.Config) {
+		c.Gateway.PublicURL = "http://" + c.Gateway.Listen
+		c.Router.Transcriber = transcribe.Config{BaseURL: c.WeCom.APIBase, Model: "sim-whisper", Timeout: 5 * time.Second}
+	}))
+	ctx := waitCtx(t, 60*time.Second)
+	sub, err := e.bus.Conn().SubscribeSync("wxhub.route.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	openid := sim.DemoOpenIDs[0]
+	get := func(url string) *resty.Response {
+		t.Helper()
+		resp, err := resty.New().R().SetContext(ctx).SetAuthToken(hub.DemoAPIKey).Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	gets := func() int { return e.sim.Stats().Calls["media/get"] }
+
+	jpeg := append([]byte{0xFF, 0xD8, 0xFF, 0xE0}, []byte("a photo of the parcel")...)
+	id := e.sim.AddMedia("service", "image", "parcel.jpg", jpeg)
+	d, err := e.sim.SendMessage(ctx, "service", openid, schemas.EventData{MsgType: "image", MediaID: id, PicURL: "http://mmbiz.example/p.jpg"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := routedMsg(t, ctx, sub, "image", d.MsgID)
+	if want := "http://" + e.hubAddr + "/api/v1/media/service/" + id; ev.Data.MediaURL != want {
+		t.Fatalf("media_url %q, want %q", ev.Data.MediaURL, want)
+	}
+	before := gets()
+	for i := range 2 {
+		resp := get(ev.Data.MediaURL)
+		if resp.StatusCode() != http.StatusOK || !bytes.Equal(resp.Body(), jpeg) || resp.Header().Get("Content-Type") != "image/jpeg" {
+			t.Fatalf("read %d: %d %s %q", i, resp.StatusCode(), resp.Header().Get("Content-Type"), resp.Body())
+		}
+		if n := gets() - before; n != 1 {
+			t.Fatalf("after read %d the account's media/get was called %d times, want 1", i, n)
+		}
+	}
+	// An in-process connector reads the same medium from the store.
+	rc, _, err := connectors.OpenMedia(ctx, e.bus, &ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(rc)
+	rc.Close()
+	if !bytes.Equal(got, jpeg) || gets()-before != 1 {
+		t.Fatalf("OpenMedia read %q, media/get calls %d", got, gets()-before)
+	}
+
+	d, err = e.sim.Voice(ctx, "service", openid, "", "查 快递")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev = routedMsg(t, ctx, sub, "voice", d.MsgID)
+	if ev.Data.Recognition != "查 快递" || ev.Data.MediaURL == "" || ev.Data.Audio == nil || ev.Data.Audio.MIMEType != "audio/amr" {
+		t.Fatalf("routed voice: recognition %q, media_url %q, audio %+v", ev.Data.Recognition, ev.Data.MediaURL, ev.Data.Audio)
+	}
+	if n := e.sim.Stats().Calls["audio/transcriptions"]; n != 0 {
+		t.Fatalf("transcriptions = %d, want 0 (WeChat's recognition kept)", n)
+	}
+	resp := get(ev.Data.MediaURL)
+	if resp.StatusCode() != http.StatusOK || resp.Header().Get("Content-Type") != "audio/amr" || !bytes.HasPrefix(resp.Body(), []byte("#!AMR")) {
+		t.Fatalf("voice: %d %s %q", resp.StatusCode(), resp.Header().Get("Content-Type"), resp.Body())
+	}
+	// A voice WeChat did not recognise is transcribed by the router (through
+	// the sender's fetch with the account's token).
+	id = e.sim.AddMedia("service", "voice", "v.amr", []byte("#!AMR\n查 订单"))
+	if d, err = e.sim.SendMessage(ctx, "service", openid, schemas.EventData{MsgType: "voice", MediaID: id, Format: "amr"}); err != nil {
+		t.Fatal(err)
+	}
+	if ev = routedMsg(t, ctx, sub, "voice", d.MsgID); ev.Data.Recognition != "查 订单" {
+		t.Fatalf("unrecognised voice routed with recognition %q", ev.Data.Recognition)
+	}
+	if n := e.sim.Stats().Calls["audio/transcriptions"]; n != 1 {
+		t.Fatalf("transcriptions = %d, want 1", n)
+	}
+}
+
+// routedMsg waits for the message of msgType with msg_id published to WXHUB_ROUTE.
+func routedMsg(t *testing.T, ctx context.Context, sub *nats.Subscription, msgType, msgID string) schemas.Event {
+	t.Helper()
+	for {
+		m, err := sub.NextMsgWithContext(ctx)
+		if err != nil {
+			t.Fatalf("%s %s never routed: %v", msgType, msgID, err)
+		}
+		var ev schemas.Event
+		if json.Unmarshal(m.Data, &ev) == nil && ev.Data.MsgType == msgType && ev.Data.MsgID == msgID {
+			return ev
+		}
 	}
 }

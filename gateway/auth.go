@@ -447,11 +447,29 @@ func (g *Gateway) oauthUser(ctx context.Context, appName, code string) (string, 
 // appToken returns the app's access token from wxhub_tokens, or from gettoken
 // when the shared one is missing, expiring, stale or fresh is set.
 func (g *Gateway) appToken(ctx context.Context, app wecom.AppConfig, fresh bool) (string, error) {
+	return g.sharedToken(ctx, bus.TokenKey(g.cfg.WeCom.CorpOf(app), app.AgentID), app.Name, fresh,
+		func(ctx context.Context) (string, time.Duration, error) {
+			return g.wecom.GetToken(ctx, g.cfg.WeCom.CorpOf(app), app.Secret)
+		})
+}
+
+// accountToken returns an Official Account's access token from wxhub_tokens
+// (the sender's), else from WeChat: as appToken.
+func (g *Gateway) accountToken(ctx context.Context, acct wecom.AccountConfig, fresh bool) (string, error) {
+	return g.sharedToken(ctx, bus.MPTokenKey(acct.AppID), acct.Name, fresh,
+		func(ctx context.Context) (string, time.Duration, error) {
+			return g.mpClient.GetToken(ctx, acct.AppID, acct.Secret)
+		})
+}
+
+// sharedToken is the token under key in wxhub_tokens, or one from get (stored
+// there) when missing, expiring, stale or fresh is set.
+func (g *Gateway) sharedToken(ctx context.Context, key, name string, fresh bool, get func(context.Context) (string, time.Duration, error)) (string, error) {
 	kv, err := g.bus.KV(ctx, bus.BucketTokens)
 	if err != nil {
 		return "", fmt.Errorf("%w: %w", ErrTokenUnavailable, err)
 	}
-	key := bus.TokenKey(g.cfg.WeCom.CorpOf(app), app.AgentID)
+	app := struct{ Name string }{name}
 	now := g.now()
 	var rec bus.TokenRecord
 	var rev uint64
@@ -468,7 +486,7 @@ func (g *Gateway) appToken(ctx context.Context, app wecom.AppConfig, fresh bool)
 		// The sender saw the secret refused: asking again gets the IP blocked.
 		return "", fmt.Errorf("%w: %s: %s", ErrTokenUnavailable, app.Name, rec.Error)
 	}
-	tok, expiresIn, err := g.wecom.GetToken(ctx, g.cfg.WeCom.CorpOf(app), app.Secret)
+	tok, expiresIn, err := get(ctx)
 	if err != nil {
 		return "", fmt.Errorf("%w: %s: %w", ErrTokenUnavailable, app.Name, err)
 	}

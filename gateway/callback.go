@@ -216,6 +216,7 @@ func (g *Gateway) receive(w http.ResponseWriter, r *http.Request, ch *channel) (
 	data.App = ch.name
 	data.Corp = ch.corp
 	data.MediaURL = g.mediaURL(ch, data) // media.go
+	data.Audio = voiceAudio(data)
 	eventType = wecom.EventType(data)
 	tp := bus.TraceParentFrom(ctx)
 	ev := schemas.Event{

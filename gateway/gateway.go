@@ -38,6 +38,7 @@ type Gateway struct {
 	reg      prometheus.Registerer // where the gateway's metrics go (a private registry without WithRegistry)
 	signer   *signer               // login assertions (auth.go)
 	wecom    *wecom.Client         // auth/getuserinfo and gettoken for OAuth login, the pass-through
+	mpClient *wecom.MPClient       // Official Accounts' token and media/get (inbound media)
 	caps     *apiCaps              // the pass-through's per-API caps
 	dir      Directory             // expands departments and tags; nil: sent as given
 	mp       mpState               // Official Accounts: passive replies, the 48-hour window (mp_*.go)
@@ -117,6 +118,7 @@ func New(cfg Config, b *bus.Bus, log *zap.Logger, opts ...Option) (*Gateway, err
 		return nil, err
 	}
 	g.wecom = wecom.NewClient(cfg.WeCom.APIBase)
+	g.mpClient = wecom.NewMPClient(cfg.MP.APIBase)
 	g.urls = media.NewURLFetcher(mediaFetchTimeout)
 	g.inbound = media.NewInbound(b, g.fetchWeComMedia)
 	for _, o := range opts {

@@ -314,21 +314,30 @@ func (g *Gateway) dropInUploadMedia(w http.ResponseWriter, r *http.Request) {
 
 // fetchWeComMedia downloads an app's WeCom medium with the shared token (a
 // token WeCom calls expired is renewed once) into the store.
+// An Official Account's medium (a customer's image, voice or video) comes
+// from the account's own media/get with the account's token.
 func (g *Gateway) fetchWeComMedia(ctx context.Context, appName, mediaID string) (bus.MediaObject, error) {
-	app, ok := g.cfg.WeCom.App(appName)
-	if !ok {
-		return bus.MediaObject{}, fmt.Errorf("%w: no WeCom app named %q", ErrTokenUnavailable, appName)
+	var token func(fresh bool) (string, error)
+	var get func(ctx context.Context, token, mediaID string) (wecom.Media, error)
+	if app, ok := g.cfg.WeCom.App(appName); ok {
+		token = func(fresh bool) (string, error) { return g.appToken(ctx, app, fresh) }
+		get = g.wecom.GetMedia
+	} else if acct, ok := g.cfg.MP.Account(appName); ok && acct.Secret != "" {
+		token = func(fresh bool) (string, error) { return g.accountToken(ctx, acct, fresh) }
+		get = g.mpClient.GetMedia
+	} else {
+		return bus.MediaObject{}, fmt.Errorf("%w: no WeCom app or Official Account with a secret named %q", ErrTokenUnavailable, appName)
 	}
-	tok, err := g.appToken(ctx, app, false)
+	tok, err := token(false)
 	if err != nil {
 		return bus.MediaObject{}, err
 	}
-	md, err := g.wecom.GetMedia(ctx, tok, mediaID)
-	if wecom.IsTokenExpired(err) {
-		if tok, err = g.appToken(ctx, app, true); err != nil {
+	md, err := get(ctx, tok, mediaID)
+	if wecom.IsTokenExpired(err) || isMPStaleToken(err) {
+		if tok, err = token(true); err != nil {
 			return bus.MediaObject{}, err
 		}
-		md, err = g.wecom.GetMedia(ctx, tok, mediaID)
+		md, err = get(ctx, tok, mediaID)
 	}
 	var ae *wecom.APIError
 	if errors.As(err, &ae) && ae.Code == 40007 {
@@ -339,19 +348,10 @@ func (g *Gateway) fetchWeComMedia(ctx context.Context, appName, mediaID string) 
 	}
 	name := md.Filename
 	if name == "" {
-		name = mediaID + extensionOf(md.ContentType)
+		name = mediaID
 	}
+	name = media.Filename(name, md.ContentType, md.Data)
 	return g.bus.PutMedia(ctx, name, bytes.NewReader(md.Data))
-}
-
-func extensionOf(contentType string) string {
-	if strings.HasPrefix(contentType, "audio/amr") {
-		return ".amr"
-	}
-	if exts, _ := mime.ExtensionsByType(contentType); len(exts) > 0 {
-		return exts[0]
-	}
-	return ""
 }
 
 // getMedia is GET /api/v1/media/{app}/{media_id}: an inbound medium of app
@@ -365,8 +365,10 @@ func (g *Gateway) getMedia(w http.ResponseWriter, r *http.Request) {
 	}
 	app, id := r.PathValue("app"), r.PathValue("media_id")
 	if _, ok := g.cfg.WeCom.App(app); !ok {
-		writeJSON(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("no WeCom app named %q", app)})
-		return
+		if _, ok := g.cfg.MP.Account(app); !ok {
+			writeJSON(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("no WeCom app or Official Account named %q", app)})
+			return
+		}
 	}
 	if !keyAllows(key, app) {
 		writePushError(w, &pushError{status: http.StatusForbidden, field: "app", msg: fmt.Sprintf("API key %q may not use app %q", key.Name, app)})
@@ -406,9 +408,9 @@ func serveMedia(w http.ResponseWriter, rc io.Reader, obj bus.MediaObject) {
 	head, _ := br.Peek(512)
 	w.Header().Set("Content-Type", media.ContentType(obj.Filename, head))
 	w.Header().Set("Content-Length", strconv.FormatInt(obj.Size, 10))
-	if obj.Filename != "" {
-		w.Header().Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": obj.Filename}))
-	}
+	// The name always ends in the content's extension (voice.amr), so a
+	// client saving it knows the format.
+	w.Header().Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": media.Filename(obj.Filename, "", head)}))
 	w.Header().Set("X-Wxhub-Sha256", obj.SHA256)
 	_, _ = io.Copy(w, br)
 }
@@ -458,12 +460,29 @@ func (g *Gateway) dropInGetMedia(w http.ResponseWriter, r *http.Request) {
 }
 
 // mediaMsgTypes are the WeCom messages whose MediaId the hub serves.
-var mediaMsgTypes = map[string]bool{"image": true, "voice": true, "video": true, "file": true}
+var mediaMsgTypes = map[string]bool{"image": true, "voice": true, "video": true, "file": true, "shortvideo": true}
 
-// mediaURL is the hub URL of a WeCom message's medium, or "".
+// voiceAudio is what a voice message's audio is (from its Format), or nil.
+func voiceAudio(d schemas.EventData) *schemas.Audio {
+	if d.MsgType != "voice" {
+		return nil
+	}
+	if a, ok := media.VoiceAudio(d.Format); ok {
+		return &a
+	}
+	return nil
+}
+
+// mediaURL is the hub URL of a WeCom or Official Account message's medium, or
+// "" (an account without a secret cannot fetch it).
 func (g *Gateway) mediaURL(ch *channel, d schemas.EventData) string {
-	if ch.kind != schemas.ChannelWeCom || d.MediaID == "" || !mediaMsgTypes[d.MsgType] {
+	if d.MediaID == "" || !mediaMsgTypes[d.MsgType] {
 		return ""
+	}
+	if ch.kind != schemas.ChannelWeCom {
+		if acct, ok := g.cfg.MP.Account(ch.name); !ok || acct.Secret == "" {
+			return ""
+		}
 	}
 	base := g.cfg.PublicURL
 	if base == "" {
@@ -487,4 +506,11 @@ func mpMediaOnly(msgtype string, raw json.RawMessage) error {
 		return badField(msgtype, "an Official Account sends media by its own media_id (WeChat's media/upload); hub media ids and urls are for WeCom apps")
 	}
 	return nil
+}
+
+// isMPStaleToken: an Official Account's 40001 on a call is a token no longer
+// the latest (another process took a new one); a fresh one from the store helps.
+func isMPStaleToken(err error) bool {
+	var ae *wecom.APIError
+	return errors.As(err, &ae) && ae.Code == 40001
 }

@@ -66,6 +66,10 @@ func (g *Gateway) enqueueMP(ctx context.Context, key *APIKey, fields map[string]
 	if openid == "@all" || strings.ContainsAny(openid, "|, ") {
 		return pushAccepted{}, name, badField("touser", "an Official Account message goes to one openid, got %q", openid)
 	}
+	var dedupKey string
+	if raw, ok := fields["dedup_key"]; ok {
+		json.Unmarshal(raw, &dedupKey)
+	}
 	kind := schemas.KindMessage
 	if _, ok := fields["template_id"]; ok {
 		kind = schemas.KindMPTemplate
@@ -93,6 +97,11 @@ func (g *Gateway) enqueueMP(ctx context.Context, key *APIKey, fields map[string]
 				return pushAccepted{}, name, badField("news.articles", "a customer-service news message carries exactly 1 article")
 			}
 		}
+		// A repeated dedup key answers the first message's id and status, even
+		// when the window has closed since (checked before the window).
+		if acc, ok := g.repeatedDedup(ctx, key, dedupKey); ok {
+			return acc, name, nil
+		}
 		if err := g.checkWindow(ctx, name, openid); err != nil {
 			return pushAccepted{}, name, err
 		}
@@ -100,10 +109,6 @@ func (g *Gateway) enqueueMP(ctx context.Context, key *APIKey, fields map[string]
 	priority := schemas.PriorityNormal
 	if raw, ok := fields["priority"]; ok {
 		json.Unmarshal(raw, &priority)
-	}
-	var dedupKey string
-	if raw, ok := fields["dedup_key"]; ok {
-		json.Unmarshal(raw, &dedupKey)
 	}
 	for _, f := range []string{"account", "priority", "dedup_key"} {
 		delete(fields, f)

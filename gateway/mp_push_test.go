@@ -169,3 +169,30 @@ func TestOfficialAccountDropIn(t *testing.T) {
 		t.Fatalf("interaction record: %v", err)
 	}
 }
+
+// A repeated dedup_key answers the first message's id and status even after
+// the 48-hour window has closed, as for WeCom apps; a new key gets the 409.
+func TestOfficialAccountDedupAfterWindow(t *testing.T) {
+	e := startEnv(t, mpConfig())
+	const crm = "crm-key-123456"
+	withKey := func(k string) string {
+		return `{"account":"service","touser":"oLate","msgtype":"text","text":{"content":"发货"},"dedup_key":"` + k + `"}`
+	}
+	e.interact(t, "oLate", fixedNow)
+	status, first := e.push(t, crm, withKey("ship-1001"))
+	if status != http.StatusAccepted || first["id"] == nil {
+		t.Fatalf("inside the window: %d %v", status, first)
+	}
+	e.now.Store(fixedNow.Add(48*time.Hour + time.Second).UnixNano())
+	t.Cleanup(func() { e.now.Store(fixedNow.UnixNano()) })
+	status, again := e.push(t, crm, withKey("ship-1001"))
+	if status != http.StatusAccepted || again["id"] != first["id"] || again["status"] != first["status"] {
+		t.Fatalf("repeat after the window: %d %v, want 202 %v", status, again, first)
+	}
+	if status, body := e.push(t, crm, withKey("ship-1002")); status != http.StatusConflict {
+		t.Fatalf("a new key after the window: %d %v, want 409", status, body)
+	}
+	if n := e.streamMsgs(t, bus.StreamOut); n != 1 {
+		t.Fatalf("WXHUB_OUT has %d, want 1", n)
+	}
+}

@@ -307,6 +307,23 @@ func dedupRecordKey(client, dedupKey string) string {
 	return "dedup_" + hex.EncodeToString(sum[:16])
 }
 
+// repeatedDedup is the first message of key's dedupKey when one was pushed
+// (ok false: none, or no dedup key).
+func (g *Gateway) repeatedDedup(ctx context.Context, key *APIKey, dedupKey string) (pushAccepted, bool) {
+	if dedupKey == "" {
+		return pushAccepted{}, false
+	}
+	status, err := g.bus.KV(ctx, bus.BucketStatus)
+	if err != nil {
+		return pushAccepted{}, false // queue answers the error
+	}
+	rec := dedupRecordKey(key.Name, dedupKey)
+	if _, err := status.Get(ctx, rec); err != nil {
+		return pushAccepted{}, false
+	}
+	return g.firstOf(ctx, status, rec), true
+}
+
 // firstOf answers a repeated dedup key with the first message's id and status.
 func (g *Gateway) firstOf(ctx context.Context, status jetstream.KeyValue, dedupRec string) pushAccepted {
 	var ref dedupRef

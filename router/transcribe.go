@@ -29,9 +29,11 @@ func newTranscriber(c transcribe.Config) (transcribe.Transcriber, error) {
 	return tr, nil
 }
 
-// needsTranscript reports a WeCom voice message without a transcript.
+// needsTranscript reports a voice message without a transcript: WeCom's
+// never have one, an Official Account's keep WeChat's own when present.
 func needsTranscript(d *schemas.EventData) bool {
-	return d.MsgType == "voice" && d.MediaID != "" && d.Recognition == "" && d.Channel == schemas.ChannelWeCom
+	return d.MsgType == "voice" && d.MediaID != "" && d.Recognition == "" &&
+		(d.Channel == schemas.ChannelWeCom || d.Channel == schemas.ChannelMP)
 }
 
 // transcribe sets a voice event's data.recognition from the transcriber,

@@ -63,10 +63,14 @@ type EventData struct {
 	Recognition  string `json:"recognition,omitempty"`
 	ThumbMediaID string `json:"thumb_media_id,omitempty"` // video
 	// MediaURL is where a connector or webhook reads the medium of a WeCom
-	// image, voice, video or file message through the hub
+	// image, voice, video or file message, or an Official Account's image,
+	// voice, video or shortvideo message, through the hub
 	// (GET /api/v1/media/{app}/{media_id}, with an API key for the app):
 	// absolute when gateway.public_url is set.
-	MediaURL    string  `json:"media_url,omitempty"`
+	MediaURL string `json:"media_url,omitempty"`
+	// Audio says what a voice message's audio is (from Format) so a connector
+	// knows how to play or convert it; the hub media URL serves it as MIMEType.
+	Audio       *Audio  `json:"audio,omitempty"`
 	LocationX   float64 `json:"location_x,omitempty"` // location message: latitude
 	LocationY   float64 `json:"location_y,omitempty"` // location message: longitude
 	Scale       int     `json:"scale,omitempty"`
@@ -175,4 +179,14 @@ type DeadLetterData struct {
 	// Encoding is "base64" when the original body was not JSON: Original is then
 	// a JSON string holding its base64, so even unparsable poison is kept intact.
 	Encoding string `json:"encoding,omitempty"`
+}
+
+// Audio describes the audio of a voice message: AMR-NB at 8 kHz mono for
+// WeCom and Official Accounts, Speex at 16 kHz mono for WeChat's HD voice.
+type Audio struct {
+	MIMEType   string `json:"mime_type"`   // audio/amr, audio/ogg; codecs=speex
+	Extension  string `json:"extension"`   // .amr, .spx: the media URL's filename ends so
+	Codec      string `json:"codec"`       // AMR-NB, Speex
+	SampleRate int    `json:"sample_rate"` // Hz
+	Channels   int    `json:"channels"`
 }

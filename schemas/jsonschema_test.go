@@ -23,7 +23,9 @@ func full() map[string]any {
 			Data: schemas.EventData{
 				Channel: schemas.ChannelWeCom, App: "helpdesk", ToUser: "ww1", User: "zhangsan", AgentID: 1000002, CreateTime: 1714552200,
 				MsgType: "event", MsgID: "123", Content: "c", PicURL: "http://p", MediaID: "m", Format: "amr", Recognition: "r",
-				ThumbMediaID: "t", MediaURL: "https://hub.example.com/api/v1/media/helpdesk/m", LocationX: 1.5, LocationY: 2.5, Scale: 15, Label: "l", Title: "t", Description: "d", URL: "http://u",
+				ThumbMediaID: "t", MediaURL: "https://hub.example.com/api/v1/media/helpdesk/m",
+				Audio:     &schemas.Audio{MIMEType: "audio/amr", Extension: ".amr", Codec: "AMR-NB", SampleRate: 8000, Channels: 1},
+				LocationX: 1.5, LocationY: 2.5, Scale: 15, Label: "l", Title: "t", Description: "d", URL: "http://u",
 				Event: "template_card_event", EventKey: "k", Latitude: 1, Longitude: 2, Precision: 3, ScanType: "qrcode", ScanResult: "s",
 				TaskID: "task", CardType: "button_interaction", ResponseCode: "rc",
 				SelectedItems: []schemas.SelectedItem{{QuestionKey: "q", OptionIDs: []string{"a"}}},
@@ -163,6 +165,9 @@ func TestSchemasRejectBadMessages(t *testing.T) {
 	}{
 		{"event without id", "event.v1", func(m map[string]any) { delete(m, "id") }, "id"},
 		{"event with unknown channel", "event.v1", func(m map[string]any) { m["data"].(map[string]any)["channel"] = "sms" }, "data.channel"},
+		{"event voice audio without rate", "event.v1", func(m map[string]any) {
+			delete(m["data"].(map[string]any)["audio"].(map[string]any), "sample_rate")
+		}, "data.audio"},
 		{"event with wrong specversion", "event.v1", func(m map[string]any) { m["specversion"] = "0.3" }, "specversion"},
 		{"outbound with unknown kind", "outbound.v1", func(m map[string]any) { m["data"].(map[string]any)["kind"] = "fax" }, "data.kind"},
 		{"outbound message without recipient", "outbound.v1", func(m map[string]any) {

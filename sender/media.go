@@ -173,8 +173,18 @@ func (s *Sender) fetch(ctx context.Context, data []byte) bus.MediaFetchReply {
 		return bus.MediaFetchReply{Error: "want {\"app\": ..., \"media_id\": ...}"}
 	}
 	app, ok := s.cfg.app(req.App)
-	if !ok || app.mp() {
-		return bus.MediaFetchReply{Error: fmt.Sprintf("app %q is not a WeCom app of this sender", req.App)}
+	if !ok {
+		return bus.MediaFetchReply{Error: fmt.Sprintf("app %q is not a WeCom app or Official Account of this sender", req.App)}
+	}
+	// An Official Account's media (a customer's image, voice, video) come from
+	// its own media/get, with the account's token.
+	get := s.media.client.GetMedia
+	if app.mp() {
+		mc, ok := s.mpapi.(mpClient)
+		if !ok {
+			return bus.MediaFetchReply{Error: fmt.Sprintf("Official Account %q: no Official Account API client", req.App)}
+		}
+		get = mc.c.GetMedia
 	}
 	var md wecom.Media
 	for attempt := 0; ; attempt++ {
@@ -182,8 +192,8 @@ func (s *Sender) fetch(ctx context.Context, data []byte) bus.MediaFetchReply {
 		if err != nil {
 			return bus.MediaFetchReply{Error: "token: " + err.Error()}
 		}
-		md, err = s.media.client.GetMedia(ctx, tok, req.MediaID)
-		if wecom.IsTokenExpired(err) && attempt == 0 {
+		md, err = get(ctx, tok, req.MediaID)
+		if (wecom.IsTokenExpired(err) || (app.mp() && isMPStaleToken(err))) && attempt == 0 {
 			_ = s.tokens.Invalidate(ctx, app, tok)
 			continue
 		}
@@ -201,6 +211,13 @@ func (s *Sender) fetch(ctx context.Context, data []byte) bus.MediaFetchReply {
 		return bus.MediaFetchReply{Error: err.Error()}
 	}
 	return bus.MediaFetchReply{Object: obj.SHA256, Filename: obj.Filename, Size: obj.Size}
+}
+
+// isMPStaleToken: an Official Account's 40001 on a call is a token no longer
+// the latest.
+func isMPStaleToken(err error) bool {
+	var ae *wecom.APIError
+	return errors.As(err, &ae) && ae.Code == 40001
 }
 
 // errRetryMedia: WeCom rejected a cached media id (40007) before its time; the

@@ -209,3 +209,31 @@ func TestMPBadInput(t *testing.T) {
 		t.Errorf("%d calls made for bad input", n)
 	}
 }
+
+// A template send whose answer is lost (WeChat took it) is retried with the
+// same client_msg_id, the hub's message id: WeChat drops the repeat, so the
+// customer sees one message and the status carries the first send's msgid.
+func TestMPTemplateRetryAfterLostAnswer(t *testing.T) {
+	h := newMPHarness(t)
+	h.sim.LoseAnswerNextOn("message/template/send", 1)
+	h.publishTo("tpl-lost", mpAccount, schemas.KindMPTemplate, map[string]any{"touser": quietID, "template_id": "TPL-1",
+		"data": map[string]any{"first": map[string]string{"value": "设计师已接单"}}})
+	var st schemas.MessageStatus
+	waitFor(t, 20*time.Second, "the retry after the lost answer", func() bool {
+		h.clock.(*sender.ManualClock).Advance(200 * time.Millisecond) // the retry's backoff
+		st = h.status("tpl-lost")
+		return st.Status == schemas.StatusSent
+	})
+	var sent []sim.SentMessage
+	for _, m := range h.sim.SentTo(quietID) {
+		if m.API == "message/template/send" {
+			sent = append(sent, m)
+		}
+	}
+	if len(sent) != 1 || !strings.Contains(string(sent[0].Body), `"client_msg_id":"tpl-lost"`) {
+		t.Fatalf("shown %d template messages %+v, want 1 with client_msg_id tpl-lost", len(sent), sent)
+	}
+	if n := h.sim.Stats().Calls["message/template/send"]; n != 2 || st.WeComMsgID != sent[0].MsgID {
+		t.Fatalf("template/send called %d times, status %+v: want 2 calls and msgid %s", n, st, sent[0].MsgID)
+	}
+}

@@ -208,3 +208,12 @@ func mpError(err error) error {
 	}
 	return err
 }
+
+// MPOpMedia is GET /cgi-bin/media/get of an Official Account (temporary media).
+const MPOpMedia = "media/get"
+
+// GetMedia downloads an account's temporary medium (a customer's image, voice
+// or video): the same API shape as WeCom's media/get, with the account's token.
+func (m *MPClient) GetMedia(ctx context.Context, token, mediaID string) (Media, error) {
+	return m.c.GetMedia(ctx, token, mediaID)
+}

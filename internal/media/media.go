@@ -146,32 +146,21 @@ func Stat(ctx context.Context, b *bus.Bus, sha string) (Stored, error) {
 }
 
 func extension(typ string, data []byte) string {
-	switch {
-	case typ == "voice":
+	if _, ext := Sniff(data); ext != "" {
+		return ext
+	}
+	switch typ {
+	case "voice":
 		return ".amr"
-	case typ == "video":
+	case "video":
 		return ".mp4"
-	case bytes.HasPrefix(data, []byte("\x89PNG")):
-		return ".png"
-	case typ == "image":
+	case "image":
 		return ".jpg"
 	}
 	return ""
 }
 
-// ContentType is the type to serve a medium with: from its name, else sniffed.
-func ContentType(filename string, head []byte) string {
-	if strings.HasSuffix(strings.ToLower(filename), ".amr") {
-		return "audio/amr"
-	}
-	if ct := mime.TypeByExtension(path.Ext(filename)); ct != "" {
-		return ct
-	}
-	if bytes.HasPrefix(head, []byte("#!AMR")) {
-		return "audio/amr"
-	}
-	return http.DetectContentType(head)
-}
+func httpDetect(head []byte) string { return http.DetectContentType(head) }
 
 // URLFetcher downloads media a client names by URL (http and https only),
 // bounded by a timeout and by the type's size limit.

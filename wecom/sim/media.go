@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -64,7 +65,7 @@ func (s *Server) mediaUpload(r *http.Request, app *App) (map[string]any, error) 
 		}
 		ct := part.Header.Get("Content-Type")
 		if ct == "" || ct == "application/octet-stream" {
-			ct = http.DetectContentType(data)
+			ct = contentType(data)
 		}
 		s.mu.Lock()
 		now := s.clock.Now()
@@ -81,9 +82,14 @@ func (s *Server) mediaGet(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.stats.Calls["media/get"]++
 	s.mu.Unlock()
-	if _, err := s.checkToken(r.URL.Query().Get("access_token")); err != nil {
-		s.writeJSON(w, "media/get", nil, err)
-		return
+	// An Official Account's token is good too: the account's own media/get
+	// (api.weixin.qq.com) has the same shape.
+	tok := r.URL.Query().Get("access_token")
+	if _, err := s.checkToken(tok); err != nil {
+		if _, mpErr := s.mpCheckToken(tok); mpErr != nil {
+			s.writeJSON(w, "media/get", nil, err)
+			return
+		}
 	}
 	id := r.URL.Query().Get("media_id")
 	m, ok := s.MediaByID(id)
@@ -173,4 +179,13 @@ func (s *Server) transcribe(w http.ResponseWriter, r *http.Request) {
 
 func jsonErrorOpenAI(w http.ResponseWriter, status int, msg string) {
 	writeJSON(w, status, map[string]any{"error": map[string]string{"message": msg, "type": "invalid_request_error"}})
+}
+
+// contentType is the type media/get answers for data: audio/amr for AMR (as
+// WeCom does; Go's sniffer does not know it), else sniffed.
+func contentType(data []byte) string {
+	if bytes.HasPrefix(data, []byte("#!AMR")) {
+		return "audio/amr"
+	}
+	return http.DetectContentType(data)
 }

@@ -165,6 +165,14 @@ func (s *Server) mpAPI(name string, needToken bool, method string, h mpHandler) 
 		if err == nil {
 			resp, err = h(r, acct)
 		}
+		if s.takeLost(name) {
+			if hj, ok := w.(http.Hijacker); ok {
+				if conn, _, herr := hj.Hijack(); herr == nil {
+					_ = conn.Close()
+					return
+				}
+			}
+		}
 		s.writeMP(w, name, resp, err)
 	}
 }
@@ -377,6 +385,16 @@ func (s *Server) mpValidateLocked(msgtype string, raw json.RawMessage) (string, 
 	return msgtype, nil // music, mpnewsarticle, wxcard: accepted as they are
 }
 
+// mpClientMsgIDWindow is how long WeChat de-duplicates a template send's
+// client_msg_id ("10 minutes; longer is not guaranteed").
+const mpClientMsgIDWindow = 10 * time.Minute
+
+// mpClientMsg is the first template send of a client_msg_id.
+type mpClientMsg struct {
+	msgID int64
+	at    time.Time
+}
+
 func (s *Server) mpTemplateSend(r *http.Request, acct *Account) (map[string]any, error) {
 	m, body, err := readJSON(r)
 	if err != nil {
@@ -414,12 +432,25 @@ func (s *Server) mpTemplateSend(r *http.Request, acct *Account) (map[string]any,
 	if f.unfollowed {
 		return nil, apiErr(CodeMPRequireSubscribe, "%s unfollowed the account", openid)
 	}
+	// WeChat sends one message per openid and client_msg_id (within 10
+	// minutes): a repeat answers the first send's msgid and is not shown again.
+	cmid, _ := str(m, "client_msg_id")
+	cmKey := acct.Name + "|" + openid + "|" + cmid
+	if prev, ok := s.mpClientMsgs[cmKey]; ok && cmid != "" && s.clock.Now().Sub(prev.at) < mpClientMsgIDWindow {
+		return map[string]any{"msgid": prev.msgID}, nil
+	}
 	summary := tid
 	if v, ok := data["first"]; ok && v.Value != "" {
 		summary = v.Value
 	}
 	s.mpMsgSeq++
 	id := s.mpMsgSeq
+	if cmid != "" {
+		if s.mpClientMsgs == nil {
+			s.mpClientMsgs = make(map[string]mpClientMsg)
+		}
+		s.mpClientMsgs[cmKey] = mpClientMsg{msgID: id, at: s.clock.Now()}
+	}
 	s.recordMPLocked(SentMessage{MsgID: strconv.FormatInt(id, 10), API: "message/template/send", App: acct.Name,
 		User: openid, MsgType: "template", Content: summary, Body: json.RawMessage(body), Time: s.clock.Now()})
 	return map[string]any{"msgid": id}, nil

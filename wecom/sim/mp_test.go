@@ -275,3 +275,48 @@ func TestMPConfigFollowers(t *testing.T) {
 		t.Fatalf("err = %v, want it to name accounts[0].followers[0]", err)
 	}
 }
+
+// WeChat sends one template message per openid and client_msg_id: a repeat
+// within 10 minutes answers the first msgid and is not shown again.
+func TestMPTemplateClientMsgID(t *testing.T) {
+	e := newMPEnv(t)
+	tok := e.mpToken()
+	follower := sim.DemoOpenIDs[0]
+	send := func(openid, cmid string) map[string]any {
+		b := map[string]any{"touser": openid, "template_id": sim.DemoTemplateShipped, "data": map[string]any{
+			"first": map[string]any{"value": "订单已发货"}, "keyword1": map[string]any{"value": "1001"},
+			"keyword2": map[string]any{"value": "顺丰"}, "remark": map[string]any{"value": "谢谢"}}}
+		if cmid != "" {
+			b["client_msg_id"] = cmid
+		}
+		out := e.call("POST", "/cgi-bin/message/template/send?access_token="+tok, b)
+		if code(out) != 0 {
+			t.Fatalf("template %s: %v", cmid, out)
+		}
+		return out
+	}
+	templates := func() int {
+		n := 0
+		for _, m := range e.s.Sent() {
+			if m.API == "message/template/send" {
+				n++
+			}
+		}
+		return n
+	}
+	first := send(follower, "m-1")
+	if again := send(follower, "m-1"); again["msgid"] != first["msgid"] || templates() != 1 {
+		t.Fatalf("repeat: msgid %v (first %v), %d shown", again["msgid"], first["msgid"], templates())
+	}
+	send(follower, "m-2")           // another id
+	send(sim.DemoOpenIDs[1], "m-1") // another follower
+	send(follower, "")              // no id: never de-duplicated
+	send(follower, "")
+	if n := templates(); n != 5 {
+		t.Fatalf("%d template messages shown, want 5", n)
+	}
+	e.clock.Advance(10*time.Minute + time.Second)
+	if again := send(follower, "m-1"); again["msgid"] == first["msgid"] || templates() != 6 {
+		t.Fatalf("after 10 minutes: msgid %v, %d shown, want a new message", again["msgid"], templates())
+	}
+}

@@ -190,6 +190,7 @@ type Server struct {
 	recalled map[string]time.Time // msgid -> when message/recall took it back (recall.go)
 	oauth    map[string]oauthCode
 	faults   []fault
+	lost     map[string]int // LoseAnswerNextOn: answers to drop, by API
 	httpSrv  *http.Server
 	listener net.Listener
 
@@ -197,6 +198,9 @@ type Server struct {
 	mpTokens    map[string]*token
 	mpFollowers map[string]*mpFollower
 	mpMsgSeq    int64
+	// mpClientMsgs: template sends by account|openid|client_msg_id, for
+	// WeChat's de-duplication of a repeated client_msg_id.
+	mpClientMsgs map[string]mpClientMsg
 }
 
 // New validates cfg (after WithDefaults) and returns a Server.
@@ -340,6 +344,7 @@ func (s *Server) resetLocked() {
 	s.daily = map[string]*dayCount{}
 	s.dups = map[string]dupEntry{}
 	s.faults = nil
+	s.lost = nil
 	s.oauth = map[string]oauthCode{}
 }
 
@@ -448,6 +453,29 @@ func (s *Server) FailNextOn(api string, n int, errcode int) {
 	s.faults = append(s.faults, fault{api: api, left: n, code: errcode})
 }
 
+// LoseAnswerNextOn makes the next n calls of an Official Account API (named as
+// in Stats.Calls) take effect but lose their answer: the connection is closed
+// before it, an ambiguous failure the caller cannot tell from a call never made.
+func (s *Server) LoseAnswerNextOn(api string, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lost == nil {
+		s.lost = make(map[string]int)
+	}
+	s.lost[api] += n
+}
+
+// takeLost reports whether api's answer is to be lost, counting it down.
+func (s *Server) takeLost(api string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lost[api] <= 0 {
+		return false
+	}
+	s.lost[api]--
+	return true
+}
+
 // IssueOAuthCode returns an OAuth code for userid that auth/getuserinfo accepts
 // once within 5 minutes, as if the member had opened an OAuth link in WeCom.
 func (s *Server) IssueOAuthCode(userid string) (string, error) {
@@ -480,7 +508,7 @@ func (s *Server) AddMedia(app, mediaType, filename string, data []byte) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	m := &Media{ID: "3" + randomString(40), Type: mediaType, App: app, Filename: filename,
-		ContentType: http.DetectContentType(data), Data: append([]byte(nil), data...), CreatedAt: s.clock.Now()}
+		ContentType: contentType(data), Data: append([]byte(nil), data...), CreatedAt: s.clock.Now()}
 	s.media[m.ID] = m
 	return m.ID
 }
