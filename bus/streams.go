@@ -85,10 +85,14 @@ func (b *Bus) KVConfigs() []jetstream.KeyValueConfig {
 // (another process starting, a CLI attaching).
 func (b *Bus) Declare(ctx context.Context) error {
 	for _, sc := range b.StreamConfigs() {
-		if s, err := b.js.Stream(ctx, sc.Name); err == nil && sameStream(s.CachedInfo().Config, sc) {
-			continue
-		}
-		if _, err := b.js.CreateOrUpdateStream(ctx, sc); err != nil {
+		err := withCallTimeout(ctx, func(ctx context.Context) error {
+			if s, err := b.js.Stream(ctx, sc.Name); err == nil && sameStream(s.CachedInfo().Config, sc) {
+				return nil
+			}
+			_, err := b.js.CreateOrUpdateStream(ctx, sc)
+			return err
+		})
+		if err != nil {
 			return fmt.Errorf("bus: declare stream %s: %w", sc.Name, err)
 		}
 	}
@@ -96,16 +100,31 @@ func (b *Bus) Declare(ctx context.Context) error {
 		if kc.Bucket == BucketTokens && !b.readsTokens() {
 			continue // not this login's to see; the hub login declares it
 		}
-		if kv, err := b.js.KeyValue(ctx, kc.Bucket); err == nil {
-			if st, err := kv.Status(ctx); err == nil && sameBucket(st, kc) {
-				continue
+		err := withCallTimeout(ctx, func(ctx context.Context) error {
+			if kv, err := b.js.KeyValue(ctx, kc.Bucket); err == nil {
+				if st, err := kv.Status(ctx); err == nil && sameBucket(st, kc) {
+					return nil
+				}
 			}
-		}
-		if _, err := b.js.CreateOrUpdateKeyValue(ctx, kc); err != nil {
+			_, err := b.js.CreateOrUpdateKeyValue(ctx, kc)
+			return err
+		})
+		if err != nil {
 			return fmt.Errorf("bus: declare bucket %s: %w", kc.Bucket, err)
 		}
 	}
 	return nil
+}
+
+// declareCallTimeout bounds one declaration: a JetStream API request lost
+// while a cluster elects a leader is given up after it, and the start-up wait
+// tries again soon, instead of waiting out the whole attempt.
+const declareCallTimeout = 3 * time.Second
+
+func withCallTimeout(ctx context.Context, f func(context.Context) error) error {
+	cctx, cancel := context.WithTimeout(ctx, declareCallTimeout)
+	defer cancel()
+	return f(cctx)
 }
 
 // sameStream compares the settings Declare sets; the server fills the rest.

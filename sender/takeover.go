@@ -291,11 +291,15 @@ func (s *Sender) awaitPrevious(c jetstream.Consumer, gen uint64) {
 		s.barrier.on = false
 		return true
 	}
-	logged := false
+	logged, infoFailed := false, false
 	for time.Now().Before(until) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		info, err := c.Info(ctx)
 		cancel()
+		if err != nil && !infoFailed {
+			infoFailed = true
+			s.log.Warn("sender pinned; reading the consumer's pending count failed, dispatch waits", zap.Error(err))
+		}
 		if err == nil {
 			s.mu.Lock()
 			stale := s.barrierGen != gen
