@@ -167,14 +167,15 @@ const historyLink = "## Before and after\n\nWhat each change to the hot paths mo
 // gcFloorNote says which GC heap floor the child hub ran with: the binary's
 // default, where the comparison behind it is.
 func gcFloorNote() string {
-	return fmt.Sprintf(`- **GC heap floor.** `+"`wxhub run`"+` runs with its default: the collector waits until
-  the heap has grown by %d MiB (`+"`runtime.gc_heap_floor_mib`"+`, `+"`hub.DefaultGCHeapFloorMiB`"+`) in
+	return fmt.Sprintf(`- **GC heap floor and memory limit.** `+"`wxhub run`"+` runs with its defaults: the collector waits until
+  the heap has grown by %d MiB (`+"`runtime.gc_heap_floor_mib`"+`, `+"`hub.DefaultGCHeapFloorMiB`"+`) and works
+  harder near a soft limit of %d MiB (`+"`runtime.memory_limit_mib`"+`, `+"`hub.DefaultMemoryLimitMiB`"+`) in
   a process with the embedded NATS server, and keeps Go's own pacing on an external
   cluster; GOGC or GOMEMLIMIT set by the operator win. `+"`--gc-floor N`"+` and
   `+"`--external-nats`"+` run the child with another floor or on a NATS server of its
-  own; the comparison behind the default (RSS and p99 at 300 and 1,000 msg/s) is
+  own; the comparison behind the defaults (RSS and p99 at 300 and 1,000 msg/s) is
   in [%s](%s).
-`, hub.DefaultGCHeapFloorMiB, HistoryFile, HistoryFile)
+`, hub.DefaultGCHeapFloorMiB, hub.DefaultMemoryLimitMiB, HistoryFile, HistoryFile)
 }
 
 func ms(d time.Duration) string {

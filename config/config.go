@@ -8,13 +8,14 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
-	"github.com/wxhub/wxhub/internal/opsserver"
 	"os"
 	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/wxhub/wxhub/internal/opsserver"
 
 	"go.yaml.in/yaml/v3"
 
@@ -90,6 +91,12 @@ type Runtime struct {
 	// deployment (see internal/gcfloor); 0 turns the floor off. Ignored when
 	// the GOGC or GOMEMLIMIT environment variable is set.
 	GCHeapFloorMiB *int `yaml:"gc_heap_floor_mib"`
+	// MemoryLimitMiB is the Go runtime's soft memory limit (as GOMEMLIMIT): the
+	// collector works harder as the process nears it. Unset: the default of
+	// the deployment (hub.DefaultMemoryLimitMiB with the embedded NATS server,
+	// none on an external cluster); 0 turns it off. Ignored when the GOGC or
+	// GOMEMLIMIT environment variable is set.
+	MemoryLimitMiB *int `yaml:"memory_limit_mib"`
 }
 
 // Log configures zap.
@@ -175,6 +182,9 @@ func (c *Config) Validate() error {
 	}
 	if f := c.Runtime.GCHeapFloorMiB; f != nil && (*f < 0 || *f > 1<<20) {
 		return invalid("runtime.gc_heap_floor_mib", "must be 0 (off) to 1048576, got %d", *f)
+	}
+	if l := c.Runtime.MemoryLimitMiB; l != nil && *l != 0 && (*l < 64 || *l > 1<<20) {
+		return invalid("runtime.memory_limit_mib", "must be 0 (off) or 64 to 1048576, got %d", *l)
 	}
 	if err := c.Metrics.Validate(); err != nil {
 		return fmt.Errorf("config: %w", err)

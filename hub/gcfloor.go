@@ -1,7 +1,9 @@
 package hub
 
 import (
+	"math"
 	"os"
+	"runtime/debug"
 
 	"go.uber.org/zap"
 
@@ -14,6 +16,11 @@ import (
 // cluster keeps Go's own pacing. The measurements behind the figure are in
 // docs/benchmarks-history.md (2026-12-02).
 const DefaultGCHeapFloorMiB = 64
+
+// DefaultMemoryLimitMiB is runtime.memory_limit_mib when unset, for a process
+// that runs the embedded NATS server: with the floor it holds `wxhub run` at
+// 1,000 msg/s under 200 MiB resident (docs/benchmarks-history.md, 2026-12-03).
+const DefaultMemoryLimitMiB = 160
 
 // GCHeapFloor decides the floor, in MiB (0: off), and says why. lookupEnv is
 // os.LookupEnv outside tests. The operator's GOGC or GOMEMLIMIT wins over
@@ -35,14 +42,41 @@ func GCHeapFloor(cfg *config.Config, lookupEnv func(string) (string, bool)) (flo
 	}
 }
 
-// KeepGCHeapFloor applies GCHeapFloor to this process (see internal/gcfloor)
-// and returns what restores the previous setting.
+// MemoryLimit decides the soft memory limit, in MiB (0: none), and says why,
+// by the same precedence as GCHeapFloor.
+func MemoryLimit(cfg *config.Config, lookupEnv func(string) (string, bool)) (limitMiB uint64, why string) {
+	for _, v := range []string{"GOGC", "GOMEMLIMIT"} {
+		if val, _ := lookupEnv(v); val != "" {
+			return 0, v + " is set"
+		}
+	}
+	switch {
+	case cfg.Runtime.MemoryLimitMiB != nil:
+		return uint64(*cfg.Runtime.MemoryLimitMiB), "runtime.memory_limit_mib"
+	case cfg.NATS.URL == "":
+		return DefaultMemoryLimitMiB, "default with the embedded NATS server"
+	default:
+		return 0, "external NATS: no limit"
+	}
+}
+
+// KeepGCHeapFloor applies GCHeapFloor and MemoryLimit to this process (see
+// internal/gcfloor) and returns what restores the previous settings.
 func KeepGCHeapFloor(cfg *config.Config, log *zap.Logger) (stop func()) {
+	restoreLimit := func() {}
+	if limit, why := MemoryLimit(cfg, os.LookupEnv); limit > 0 {
+		prev := debug.SetMemoryLimit(int64(limit) << 20)
+		restoreLimit = func() { debug.SetMemoryLimit(prev) }
+		log.Info("Go memory limit", zap.Uint64("limit_mib", limit), zap.String("why", why))
+	} else if prev := debug.SetMemoryLimit(-1); prev == math.MaxInt64 {
+		log.Info("Go memory limit off", zap.String("why", why))
+	}
 	floor, why := GCHeapFloor(cfg, os.LookupEnv)
 	if floor == 0 {
 		log.Info("GC heap floor off", zap.String("why", why))
-		return func() {}
+		return restoreLimit
 	}
 	log.Info("GC heap floor", zap.Uint64("floor_mib", floor), zap.String("why", why))
-	return gcfloor.Keep(floor << 20)
+	stopFloor := gcfloor.Keep(floor << 20)
+	return func() { stopFloor(); restoreLimit() }
 }
