@@ -74,17 +74,22 @@ func (s *Sender) afterSend(ctx context.Context, j *job, st schemas.MessageStatus
 }
 
 // markRecalled sets the status of outbound id to "recalled" (compare-and-set:
-// clicks may be appended at the same time).
-func (s *Sender) markRecalled(ctx context.Context, id string) {
+// clicks may be appended at the same time), through the status queue so that
+// it lands after the "sent" record still queued for id.
+func (s *Sender) markRecalled(_ context.Context, id string) {
 	if id == "" {
 		return
 	}
-	if err := s.updateStatus(context.WithoutCancel(ctx), id, func(st *schemas.MessageStatus) {
-		st.Status, st.Reason = schemas.StatusRecalled, ""
-		st.UpdatedAt = s.clock.Now().UTC()
-	}); err != nil {
-		s.log.Warn("recalled status not written", zap.String("id", id), zap.Error(err))
-	}
+	s.stq.update(id, func(ctx context.Context) error {
+		err := s.updateStatus(ctx, id, func(st *schemas.MessageStatus) {
+			st.Status, st.Reason = schemas.StatusRecalled, ""
+			st.UpdatedAt = s.clock.Now().UTC()
+		})
+		if err != nil {
+			return fmt.Errorf("recalled status not written: %w", err)
+		}
+		return nil
+	})
 }
 
 // updateStatus applies f to the status of id with compare-and-set.

@@ -94,8 +94,15 @@ func ParseDNDCommand(text string) (dnd.Command, dnd.Window, error) { return dnd.
 type statusQueue struct {
 	store  *StatusStore
 	log    *zap.Logger
-	shards []chan schemas.MessageStatus
+	shards []chan statusWrite
 	wg     sync.WaitGroup
+}
+
+// statusWrite is a record to put, or an update (read, change, compare-and-set)
+// of one message's record; either way in order with the others of its id.
+type statusWrite struct {
+	st     schemas.MessageStatus
+	update func(ctx context.Context) error
 }
 
 // statusShards writers in parallel; statusShardDepth records each may queue.
@@ -106,19 +113,25 @@ const (
 )
 
 func newStatusQueue(store *StatusStore, log *zap.Logger) *statusQueue {
-	q := &statusQueue{store: store, log: log, shards: make([]chan schemas.MessageStatus, statusShards)}
+	q := &statusQueue{store: store, log: log, shards: make([]chan statusWrite, statusShards)}
 	for i := range q.shards {
-		ch := make(chan schemas.MessageStatus, statusShardDepth)
+		ch := make(chan statusWrite, statusShardDepth)
 		q.shards[i] = ch
 		q.wg.Add(1)
 		go func() {
 			defer q.wg.Done()
-			for st := range ch {
+			for w := range ch {
 				// Not the caller's context: a status accepted here is written
 				// even while the sender shuts down.
 				ctx, cancel := context.WithTimeout(context.Background(), statusPutTimeout)
-				if err := q.store.Put(ctx, st); err != nil {
-					q.log.Warn("status put", zap.String("id", st.ID), zap.Error(err))
+				var err error
+				if w.update != nil {
+					err = w.update(ctx)
+				} else {
+					err = q.store.Put(ctx, w.st)
+				}
+				if err != nil {
+					q.log.Warn("status put", zap.String("id", w.st.ID), zap.Error(err))
 				}
 				cancel()
 			}
@@ -128,9 +141,19 @@ func newStatusQueue(store *StatusStore, log *zap.Logger) *statusQueue {
 }
 
 func (q *statusQueue) put(st schemas.MessageStatus) {
+	q.shard(st.ID) <- statusWrite{st: st}
+}
+
+// update runs f after every write of id queued before it (a "recalled" mark
+// must land after the "sent" record it changes).
+func (q *statusQueue) update(id string, f func(ctx context.Context) error) {
+	q.shard(id) <- statusWrite{st: schemas.MessageStatus{ID: id}, update: f}
+}
+
+func (q *statusQueue) shard(id string) chan statusWrite {
 	h := fnv.New32a()
-	_, _ = h.Write([]byte(st.ID))
-	q.shards[h.Sum32()%uint32(len(q.shards))] <- st
+	_, _ = h.Write([]byte(id))
+	return q.shards[h.Sum32()%uint32(len(q.shards))]
 }
 
 // close writes what is queued and stops the writers.
