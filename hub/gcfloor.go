@@ -27,36 +27,31 @@ const DefaultMemoryLimitMiB = 160
 // everything; then an explicit runtime.gc_heap_floor_mib; then the default,
 // for the embedded NATS server only.
 func GCHeapFloor(cfg *config.Config, lookupEnv func(string) (string, bool)) (floorMiB uint64, why string) {
+	return runtimeSetting(cfg, lookupEnv, cfg.Runtime.GCHeapFloorMiB, "runtime.gc_heap_floor_mib", DefaultGCHeapFloorMiB, "external NATS: Go's own pacing")
+}
+
+// MemoryLimit decides the soft memory limit, in MiB (0: none), and says why,
+// by the same precedence as GCHeapFloor.
+func MemoryLimit(cfg *config.Config, lookupEnv func(string) (string, bool)) (limitMiB uint64, why string) {
+	return runtimeSetting(cfg, lookupEnv, cfg.Runtime.MemoryLimitMiB, "runtime.memory_limit_mib", DefaultMemoryLimitMiB, "external NATS: no limit")
+}
+
+// runtimeSetting is the precedence both settings follow: the operator's GOGC
+// or GOMEMLIMIT (the setting off), then the config key, then the default for
+// a process with the embedded NATS server (none on an external cluster).
+func runtimeSetting(cfg *config.Config, lookupEnv func(string) (string, bool), set *int, key string, def uint64, externalWhy string) (uint64, string) {
 	for _, v := range []string{"GOGC", "GOMEMLIMIT"} {
 		if val, _ := lookupEnv(v); val != "" { // empty is the runtime's default, as unset
 			return 0, v + " is set"
 		}
 	}
 	switch {
-	case cfg.Runtime.GCHeapFloorMiB != nil:
-		return uint64(*cfg.Runtime.GCHeapFloorMiB), "runtime.gc_heap_floor_mib"
+	case set != nil:
+		return uint64(*set), key
 	case cfg.NATS.URL == "":
-		return DefaultGCHeapFloorMiB, "default with the embedded NATS server"
+		return def, "default with the embedded NATS server"
 	default:
-		return 0, "external NATS: Go's own pacing"
-	}
-}
-
-// MemoryLimit decides the soft memory limit, in MiB (0: none), and says why,
-// by the same precedence as GCHeapFloor.
-func MemoryLimit(cfg *config.Config, lookupEnv func(string) (string, bool)) (limitMiB uint64, why string) {
-	for _, v := range []string{"GOGC", "GOMEMLIMIT"} {
-		if val, _ := lookupEnv(v); val != "" {
-			return 0, v + " is set"
-		}
-	}
-	switch {
-	case cfg.Runtime.MemoryLimitMiB != nil:
-		return uint64(*cfg.Runtime.MemoryLimitMiB), "runtime.memory_limit_mib"
-	case cfg.NATS.URL == "":
-		return DefaultMemoryLimitMiB, "default with the embedded NATS server"
-	default:
-		return 0, "external NATS: no limit"
+		return 0, externalWhy
 	}
 }
 

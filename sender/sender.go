@@ -304,28 +304,7 @@ func (s *Sender) watchDND(ctx context.Context) error {
 			s.dndCache[e.Key()] = st
 		}
 	}
-	for e := range w.Updates() { // initial values, then a nil marker
-		if e == nil {
-			break
-		}
-		apply(e)
-	}
-	go func() {
-		defer func() { _ = w.Stop() }()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case e, ok := <-w.Updates():
-				if !ok {
-					return
-				}
-				if e != nil {
-					apply(e)
-				}
-			}
-		}
-	}()
+	followWatch(ctx, w, apply)
 	return nil
 }
 
@@ -1046,4 +1025,31 @@ func seqOf(m jetstream.Msg) uint64 {
 		return md.Sequence.Stream
 	}
 	return 0
+}
+
+// followWatch applies a KV watch's initial values before it returns, then
+// its updates in the background until ctx ends (then it stops the watch).
+func followWatch(ctx context.Context, w jetstream.KeyWatcher, apply func(jetstream.KeyValueEntry)) {
+	for e := range w.Updates() { // initial values, then a nil marker
+		if e == nil {
+			break
+		}
+		apply(e)
+	}
+	go func() {
+		defer func() { _ = w.Stop() }()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case e, ok := <-w.Updates():
+				if !ok {
+					return
+				}
+				if e != nil {
+					apply(e)
+				}
+			}
+		}
+	}()
 }

@@ -103,28 +103,7 @@ func (s *Sender) watchParked(ctx context.Context) error {
 			s.pruneParked(time.Now())
 		}
 	}
-	for e := range w.Updates() { // initial values, then a nil marker
-		if e == nil {
-			break
-		}
-		apply(e)
-	}
-	go func() {
-		defer func() { _ = w.Stop() }()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case e, ok := <-w.Updates():
-				if !ok {
-					return
-				}
-				if e != nil {
-					apply(e)
-				}
-			}
-		}
-	}()
+	followWatch(ctx, w, apply)
 	return nil
 }
 
